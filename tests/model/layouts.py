@@ -38,7 +38,9 @@ def write_hf_cat(sd, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     n_cat = sd["c_embedding.weight"].shape[0]
     (folder / "config.json").write_text(json.dumps(_hf_config(sd, n_categories=n_cat)))
-    save_file({f"model.{k}": v.contiguous() for k, v in sd.items()}, str(folder / "model.safetensors"))
+    save_file(
+        {f"model.{k}": v.contiguous() for k, v in sd.items()}, str(folder / "model.safetensors")
+    )
     return folder
 
 

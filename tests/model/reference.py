@@ -18,7 +18,7 @@ def _ln(x, w, b, eps=1e-5):
 
 
 def _attention(x, sd, p, heads):
-    n, width = x.shape
+    _, width = x.shape
     hd = width // heads
     wq, wk, wv = sd[p + "in_proj_weight"].chunk(3, dim=0)
     bq, bk, bv = sd[p + "in_proj_bias"].chunk(3, dim=0)
@@ -59,7 +59,9 @@ def reference_forward(sd, image, cond_token=None, heads=None):
     n_layers = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("transformer.resblocks."))
     for i in range(n_layers):
         p = f"transformer.resblocks.{i}."
-        h = h + _attention(_ln(h, sd[p + "ln_1.weight"], sd[p + "ln_1.bias"]), sd, p + "attn.", heads)
+        h = h + _attention(
+            _ln(h, sd[p + "ln_1.weight"], sd[p + "ln_1.bias"]), sd, p + "attn.", heads
+        )
         m = _ln(h, sd[p + "ln_2.weight"], sd[p + "ln_2.bias"])
         m = m @ sd[p + "mlp.c_fc.weight"].T + sd[p + "mlp.c_fc.bias"]
         m = m * (1.0 / (1.0 + torch.exp(-1.702 * m)))

@@ -43,7 +43,7 @@ def test_corrupt_files(tmp_path):
     torch.save(sd, tmp_path / "ok.pth")
     data = (tmp_path / "ok.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.pth: not a readable torch state dict"):
+    with pytest.raises(CheckpointError, match=r"cut\.pth: not a readable torch state dict"):
         referred.load_model(tmp_path / "cut.pth")
 
 
@@ -105,7 +105,11 @@ def test_hub_download_skips_sentence_encoder_shards(tmp_path, monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
     model = referred.load_model("Slep/CondViT-B16-txt")
-    assert fetched == ["config.json", "model.safetensors.index.json", "model-00002-of-00002.safetensors"]
+    assert fetched == [
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00002-of-00002.safetensors",
+    ]
     assert model.config.cond_dim == 128
     assert hub_mod.looks_like_hub_id("Slep/CondViT-B16-cat")
     assert not hub_mod.looks_like_hub_id("./relative/path/x.pth")
