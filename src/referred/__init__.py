@@ -7,20 +7,37 @@ product in a catalog. The few names most users need::
     model = referred.load_model("Slep/CondViT-B16-cat")          # or a local file/folder
     q = model.encode_queries(["scene.jpg"], ["Bags"])           # (1, 512), L2-normalised
     t = model.encode_targets(["product.jpg"])                   # (1, 512)
+
+Names are imported on first use, so ``import referred.data`` (or the CLI) does not pay for torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from referred.categories import LRVSF_CATEGORIES
-from referred.model import CondViT, ModelConfig, create_model, load_model
-from referred.preprocess import PreprocessConfig
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LRVSF_CATEGORIES",
-    "CondViT",
-    "ModelConfig",
-    "PreprocessConfig",
-    "__version__",
-    "create_model",
-    "load_model",
-]
+_LAZY = {
+    "CondViT": "referred.model",
+    "ModelConfig": "referred.model",
+    "create_model": "referred.model",
+    "load_model": "referred.model",
+    "PreprocessConfig": "referred.preprocess",
+}
+
+__all__ = ["LRVSF_CATEGORIES", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'referred' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -41,6 +41,31 @@ class EmbedReport:
         return self.embedded + self.already_done
 
 
+def catalog_items(source: str | os.PathLike) -> tuple[Iterator[Item], int | None]:
+    """``(id, image)`` pairs of a catalog folder or table, and their count when cheap to know.
+
+    A folder yields every image file (id = its path relative to the folder, without suffix);
+    a parquet/CSV table yields its id and image (bytes or path) columns, as
+    :class:`referred.data.catalog.CatalogDataset` reads them.
+    """
+    from referred.data.catalog import CatalogDataset
+
+    root = Path(source)
+    if not root.exists():
+        raise FileNotFoundError(f"no such folder or catalog file: {root}")
+    ds = CatalogDataset(root)
+
+    def items() -> Iterator[Item]:
+        for product in ds.products("catalog"):
+            image = product.simple[0]
+            yield product.product_id, image.data if image.data is not None else image.path
+
+    total = None
+    if root.suffix.lower() == ".parquet":
+        total = pq.ParquetFile(root).metadata.num_rows
+    return items(), total
+
+
 def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 

@@ -30,15 +30,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from referred.cli import UserError
-    from referred.data.catalog import iter_catalog_images
-    from referred.embed import embed_items
+    from referred.embed import catalog_items, embed_items
     from referred.model import load_model
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     torch.set_num_threads(max(1, args.threads))
     model = load_model(args.model)
-    items, total = iter_catalog_images(args.input)
+    if args.text is not None and model.config.cond_dim is None:
+        raise UserError(
+            "this model is conditioned on categories only; free text is not accepted. "
+            f"Use --category with one of: {', '.join(model.config.categories) or '(none)'}"
+        )
+    items, total = catalog_items(args.input)
     report = embed_items(
         model,
         items,
