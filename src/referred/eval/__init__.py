@@ -3,7 +3,8 @@
 Layers, lowest first: ``metrics`` (pure numpy) and ``sources`` (distractor block readers);
 ``ranking`` (one streamed pass for a whole distractor sweep); ``bootstrap`` (subsets as
 weights); ``benchmark.evaluate`` (embeddings -> report dict); ``report`` / ``plot`` (files).
-``embeddings`` reads precomputed parquet embeddings; ``encode`` is the model seam. matplotlib
+``embeddings`` reads precomputed parquet embeddings; ``encode`` is the model seam;
+``runner.run_benchmark`` goes from a model and a dataset to the report files. matplotlib
 and torch are imported only by the functions that need them.
 """
 
@@ -13,9 +14,11 @@ from referred.eval.embeddings import MissingEmbeddingsError, ParquetEmbeddings, 
 from referred.eval.encode import Benchmarkable, embed_in_batches
 from referred.eval.ranking import SweepResult, WeightSpec, sweep_ranks
 from referred.eval.report import load_report, markdown_table, model_card_yaml, write_report
+from referred.eval.runner import BenchmarkResult, run_benchmark
 from referred.eval.sources import Multiplicity, array_blocks, npy_blocks
 
 __all__ = [
+    "BenchmarkResult",
     "Benchmarkable",
     "EvalConfig",
     "MissingEmbeddingsError",
@@ -34,6 +37,7 @@ __all__ = [
     "npy_blocks",
     "paper_subsamples",
     "read_embeddings",
+    "run_benchmark",
     "sweep_ranks",
     "write_report",
 ]

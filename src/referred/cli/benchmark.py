@@ -1,0 +1,127 @@
+"""``referred benchmark``: the LRVS-F benchmark of a model (or of precomputed embeddings).
+
+``referred benchmark --data ROOT --model PATH [--out DIR] ...`` writes ``report.json``,
+``table.md``, ``model_card.yaml`` and ``r1.png``; ``referred benchmark plot a.json b.json
+--out plot.png`` draws several reports on one figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_COUNTS = "0,10000,100000,1000000,2000000"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark",
+        help="LRVS-F benchmark: R@K, Cat@K, filtered R@K against up to 2M distractors",
+        description="Embed the test queries, targets and distractors of a dataset (resumable: "
+        "re-running reuses DIR/embeddings/), rank them exactly, and write report.json, "
+        "table.md, model_card.yaml and r1.png to DIR. `referred benchmark plot A.json B.json "
+        "--out P.png` compares reports.",
+    )
+    p.add_argument("--data", help="dataset folder (training layout, Zenodo, Hugging Face)")
+    p.add_argument("--model", help="weights file, folder or hub id")
+    p.add_argument(
+        "--embeddings",
+        help="folder of paper-era embeddings (products_embs.parquet, dist*.parquet) "
+        "used instead of --model",
+    )
+    p.add_argument(
+        "--conditioning",
+        choices=("category", "text", "none"),
+        help="query condition (default: the model's own)",
+    )
+    p.add_argument(
+        "--distractors",
+        default=DEFAULT_COUNTS,
+        help=f"comma-separated distractor counts (default {DEFAULT_COUNTS})",
+    )
+    p.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed of the LRVSF-Benchmark folds")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also report the unconditional queries, and those with a category filter",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    plot = actions.add_parser("plot", help="draw several report.json files on one figure")
+    plot.add_argument("reports", nargs="+", help="report.json files")
+    plot.add_argument("--out", dest="plot_out", required=True, help="image file (.png, .svg)")
+    plot.add_argument("--metric", default="R@1", help="R@1, R@10, Cat@1, filtered_R@1, ...")
+    plot.set_defaults(func=run_plot)
+
+
+def parse_counts(text: str) -> list[int]:
+    """``"0,10K,1M"`` → ``[0, 10000, 1000000]``."""
+    from referred.cli import UserError
+
+    counts = []
+    for part in text.split(","):
+        token = part.strip().upper().replace("_", "")
+        scale = {"K": 1_000, "M": 1_000_000}.get(token[-1:], 1)
+        digits = token[:-1] if scale > 1 else token
+        if not digits.isdigit():
+            raise UserError(f"--distractors: {part!r} is not a count (e.g. 0,10000,100K,2M)")
+        counts.append(int(digits) * scale)
+    return counts
+
+
+def run(args: argparse.Namespace) -> int:
+    from referred.cli import UserError
+
+    if args.data is None:
+        raise UserError("--data is required (the dataset folder)")
+    if (args.model is None) == (args.embeddings is None):
+        raise UserError("give exactly one of --model and --embeddings")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    counts = parse_counts(args.distractors)
+    model = name = None
+    if args.model is not None:
+        import torch
+
+        from referred.model import load_model
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model = load_model(args.model)
+        name = str(args.model).rstrip("/").split("/")[-1]
+    from referred.eval.embeddings import MissingEmbeddingsError
+    from referred.eval.runner import run_benchmark
+
+    try:
+        result = run_benchmark(
+            model,
+            args.data,
+            out_dir=args.out,
+            distractor_counts=counts,
+            conditioning=args.conditioning,
+            embeddings=args.embeddings,
+            baselines=args.baselines,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            model_name=name,
+            progress=not args.no_progress,
+        )
+    except MissingEmbeddingsError as exc:
+        raise UserError(str(exc)) from None
+    print(result.table)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}", file=sys.stderr)
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from referred.eval.plot import plot_reports
+
+    out = plot_reports(args.reports, args.plot_out, metric=args.metric)
+    print(out)
+    return 0

@@ -1,0 +1,280 @@
+"""Benchmark inputs: test products and distractors of a dataset, embedded or read back.
+
+From a model, queries, targets and distractors are embedded into resumable shards
+(:mod:`referred.eval.shards`) under ``out_dir/embeddings/`` (one folder per kind: queries per
+conditioning, targets, distractors); from a folder of paper-era parquet embeddings, rows are
+matched to the metadata by URL (:class:`referred.eval.embeddings.ParquetEmbeddings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from referred.categories import category_index
+from referred.eval.encode import Benchmarkable, to_numpy
+from referred.eval.shards import EmbedItem, ShardCache, ShardSet
+
+
+@dataclass(frozen=True)
+class _Products:
+    keys: np.ndarray  # (n,) PRODUCT_ID as str
+    categories: np.ndarray  # (n,) int
+
+
+def open_dataset_like(data: Any) -> Any:
+    from referred.data import Dataset, open_dataset
+
+    return data if isinstance(data, Dataset) else open_dataset(Path(data))
+
+
+def _category(name: str | None) -> int:
+    if name is None:
+        return -1
+    try:
+        return category_index(name)
+    except ValueError:
+        return -1
+
+
+def _query_image(product: Any) -> Any:
+    full = [im for im in product.complex if im.type.value == "COMPLEX"]
+    return (full or list(product.complex))[0]
+
+
+def product_items(ds: Any, kind: str, conditioning: str, notes: list[str]) -> Iterator[EmbedItem]:
+    """Test products as :class:`EmbedItem`: ``kind`` ``"query"`` (complex image + condition)
+    or ``"target"`` (simple image). Products without a query image, a target image or a known
+    category are skipped (counted once in ``notes``, by the query pass)."""
+    skipped = 0
+    no_caption = 0
+    for p in ds.products("test"):
+        cat = _category(p.category)
+        if not p.simple or not p.complex or cat < 0:
+            skipped += 1
+            continue
+        if kind == "target":
+            yield EmbedItem(p.product_id, p.simple[0], cat)
+            continue
+        cond: Any = None
+        if conditioning == "category":
+            cond = p.category
+        elif conditioning == "text":
+            cond = p.captions[0] if p.captions else p.category
+            no_caption += not p.captions
+        yield EmbedItem(p.product_id, _query_image(p), cat, cond)
+    if kind == "query" and skipped:
+        notes.append(f"{skipped} test products skipped (no simple/complex image or no category)")
+    if no_caption:
+        notes.append(f"{no_caption} products have no caption: conditioned on the category name")
+
+
+def distractor_items(ds: Any) -> Iterator[EmbedItem]:
+    """Test distractors in metadata order; key = metadata row label, category -1 if unknown."""
+    if "test" not in ds.distractor_splits:
+        return
+    for d in ds.distractors("test"):
+        yield EmbedItem(str(d.distractor_id), d.image, _category(d.category))
+
+
+def model_digest(model: Any) -> str:
+    """A short digest of a torch module's weights (names, shapes, sums); the class name
+    otherwise. Keeps a cache made by one model from being reused by another."""
+    state = getattr(model, "state_dict", None)
+    if not callable(state):
+        return f"{type(model).__module__}.{type(model).__qualname__}"
+    h = hashlib.sha1()
+    for name, value in state().items():
+        h.update(f"{name}{tuple(value.shape)}{float(value.double().sum()):.9g}".encode())
+    return h.hexdigest()[:16]
+
+
+def _encoder(model: Benchmarkable, query: bool, batch_size: int) -> Callable:
+    """Items -> ``(n, d)`` float32, decoding ``batch_size`` images at a time."""
+
+    def encode(items: Sequence[EmbedItem]) -> np.ndarray:
+        out = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            images = [it.image.open() if hasattr(it.image, "open") else it.image for it in chunk]
+            if query:
+                conds = [it.cond for it in chunk]
+                emb = model.encode_queries(images, None if conds[0] is None else conds)
+            else:
+                emb = model.encode_targets(images)
+            out.append(_checked(to_numpy(emb), len(chunk)))
+        return np.concatenate(out)
+
+    return encode
+
+
+def _checked(emb: np.ndarray, n: int, tol: float = 1e-3) -> np.ndarray:
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ValueError(f"the model returned shape {emb.shape} for {n} images")
+    norms = np.linalg.norm(emb, axis=1)
+    if np.any(np.abs(norms - 1) > tol):
+        raise ValueError(
+            f"the model's embeddings are not L2-normalised (norms {norms.min():.4g}.."
+            f"{norms.max():.4g}); normalise in encode_*"
+        )
+    return emb
+
+
+class Progress:
+    def __init__(self, enabled: bool, desc: str, total: int | None, unit: str = "img"):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=True)
+
+    def add(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def to(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _embed(
+    cache_dir: Path,
+    name: str,
+    fingerprint: dict[str, Any],
+    items: Iterator[EmbedItem],
+    encode: Callable,
+    limit: int | None,
+    shard_size: int,
+    progress: bool,
+) -> ShardSet:
+    cache = ShardCache(cache_dir / name, fingerprint, shard_size)
+    bar = Progress(progress, f"embed {name}", limit)
+    try:
+        return cache.ensure(items, encode, limit, on_rows=bar.add)
+    finally:
+        bar.close()
+
+
+def _normalised_blocks(source: Iterator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for emb, cats in source:
+        yield emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12), cats
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Inputs:
+    queries: np.ndarray
+    targets: np.ndarray
+    products: _Products
+    labels: np.ndarray  # distractor labels of the stream, in order
+    distractors: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]  # limit -> blocks
+    available: int
+    exhausted: bool
+    baseline_queries: Callable[[], np.ndarray] | None = None
+
+
+def model_inputs(
+    model: Benchmarkable,
+    ds: Any,
+    cond: str,
+    want: int,
+    out: Path,
+    batch_size: int,
+    shard_size: int,
+    progress: bool,
+    notes: list[str],
+) -> Inputs:
+    """Embed (or reuse) queries under ``cond``, targets and the first ``want`` distractors."""
+    digest = model_digest(model)
+    base = {"model": digest, "data": str(Path(ds.root).resolve()), "layout": ds.layout}
+    cache = out / "embeddings"
+
+    def queries(c: str, sink: list[str]) -> ShardSet:
+        items = product_items(ds, "query", c, sink)
+        fp = {**base, "kind": "query", "conditioning": c}
+        enc = _encoder(model, True, batch_size)
+        return _embed(cache, f"queries-{c}", fp, items, enc, None, shard_size, progress)
+
+    q = queries(cond, notes)
+    t = _embed(
+        cache,
+        "targets",
+        {**base, "kind": "target"},
+        product_items(ds, "target", cond, []),
+        _encoder(model, False, batch_size),
+        None,
+        shard_size,
+        progress,
+    )
+    if not np.array_equal(q.keys, t.keys):
+        raise ValueError(f"query and target caches list different products; delete {cache}")
+    d = _embed(
+        cache,
+        "distractors",
+        {**base, "kind": "target"},
+        distractor_items(ds),
+        _encoder(model, False, batch_size),
+        want,
+        shard_size,
+        progress,
+    )
+    return Inputs(
+        q.load(),
+        t.load(),
+        _Products(t.keys, t.categories),
+        d.keys,
+        lambda limit: d.blocks(limit),
+        len(d),
+        d.exhausted,
+        lambda: queries("none", []).load(),
+    )
+
+
+def parquet_inputs(store: Path, ds: Any, want: int) -> Inputs:
+    """Read queries, targets and the first ``want`` distractors from paper-era parquet files
+    (rows matched by URL; re-normalised, as the paper's protocol does)."""
+    from itertools import islice
+
+    from referred.eval.embeddings import ParquetEmbeddings
+
+    rows = [(it.key, it.category, it.image.url) for it in product_items(ds, "query", "none", [])]
+    turls = [it.image.url for it in product_items(ds, "target", "none", [])]
+    if not rows:
+        raise ValueError(f"no usable test products in {ds.root}")
+    products = ParquetEmbeddings([store / "products_embs.parquet"])
+    queries, targets = products.read([r[2] for r in rows]), products.read(turls)
+    dist = [(it.key, it.category, it.image.url) for it in islice(distractor_items(ds), want)]
+    labels = np.array([d[0] for d in dist], dtype=str)
+    dcats = np.array([d[1] for d in dist], dtype=np.int64)
+    files = sorted(store.glob("dist*.parquet"))
+    if dist and not files:
+        raise FileNotFoundError(f"no dist*.parquet in {store} for {len(dist)} distractors")
+    source = ParquetEmbeddings(files) if dist else None
+    blocks = source.blocks([d[2] for d in dist], dcats) if source is not None else iter(())
+
+    def stream(limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return _normalised_blocks(blocks)
+
+    pids = np.array([r[0] for r in rows], dtype=str)
+    cats = np.array([r[1] for r in rows], dtype=np.int64)
+    return Inputs(
+        _unit(queries),
+        _unit(targets),
+        _Products(pids, cats),
+        labels,
+        stream,
+        len(dist),
+        len(dist) < want,
+    )
