@@ -4,6 +4,7 @@
     python scripts/bench_index.py                  # 1,000,000 × 512 (30–40 min: HNSW builds)
     python scripts/bench_index.py --n 100000       # the figures in docs/index.md
     python scripts/bench_index.py --only flat,hnsw --json out/bench.json
+    python scripts/bench_index.py --searcher B-32,B-16   # Searcher end to end (docs/search.md)
 
 Data: real embeddings are clustered on a low-dimensional manifold, and uniform random vectors
 would make every ANN index look bad (no neighbour structure). So each vector is
@@ -20,7 +21,12 @@ build (train + add) seconds; memory per vector: the searchable structure (flat f
 the faiss index), the saved directory (including float vectors kept for rerank, ids and
 metadata) and ``estimate_memory``; single-query latency median / p99 over the queries; batch
 QPS for all queries in one call (best of 3); p50 single-query latency under the 1% filter;
-recall@10.
+recall@10; speed-up = exact (flat) single-query p50 / this p50, both measured in this run (flat
+is always measured first).
+
+``--searcher ARCHS`` instead times ``referred.service.Searcher`` end to end (decode, one
+forward, a 10K flat index search, metadata) with randomly initialised models of those
+architectures (timing does not depend on the weights), 1 torch thread, a 640×480 JPEG query.
 """
 
 from __future__ import annotations
@@ -151,6 +157,57 @@ def measure(index, queries: np.ndarray, truth: np.ndarray, k: int) -> dict:
     }
 
 
+def searcher_latency(archs: list[str], repeats: int = 10) -> None:
+    """Median ms of Searcher calls per architecture (see the module docstring)."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    import referred
+    from referred.service import Searcher
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
+
+    print(
+        "| model | decode + preprocess ms | search ms | search_many(8) ms/query "
+        "| shop_the_look(10) ms | attention ms |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for arch in archs:
+        model = referred.create_model(arch, seed=0)
+        x = rng.standard_normal((10_000, model.config.output_dim), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        index = create_index("flat", x.shape[1])
+        cats = referred.LRVSF_CATEGORIES
+        meta = [{"category": cats[i % 10]} for i in range(len(x))]
+        index.add([f"p{i}" for i in range(len(x))], x, meta)
+        row = _time_searcher(Searcher(model, index), jpeg, repeats)
+        print(f"| {arch} | " + " | ".join(f"{v:.0f}" for v in row) + " |")
+
+
+def _time_searcher(s, jpeg: bytes, repeats: int) -> list[float]:
+    def ms(fn, n: int) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 1e3 * float(np.median(times))
+
+    s.search(jpeg, category="Bags")  # warm-up
+    return [
+        ms(lambda: s._pixels([jpeg]), repeats),
+        ms(lambda: s.search(jpeg, category="Bags"), repeats),
+        ms(lambda: s.search_many([jpeg] * 8, ["Bags"] * 8), 3) / 8,
+        ms(lambda: s.shop_the_look(jpeg), 3),
+        ms(lambda: s.attention(jpeg, category="Bags"), 3),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=1_000_000, help="catalogue vectors")
@@ -163,9 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="", help="comma-separated groups: " + ",".join(configs(1)))
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--searcher", help="time the Searcher end to end for these architectures")
     args = p.parse_args(argv)
+    if args.searcher:
+        searcher_latency([a for a in args.searcher.split(",") if a])
+        return 0
     groups = configs(args.n)
     chosen = [g for g in args.only.split(",") if g] or list(groups)
+    chosen = ["flat", *(g for g in chosen if g != "flat")]  # the reference for speed-ups
     unknown = sorted(set(chosen) - set(groups))
     if unknown:
         p.error(f"unknown group(s) {unknown}; choose from {list(groups)}")
@@ -205,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
             del index
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    exact_p50 = rows[0]["p50_ms"]
+    for r in rows:
+        r["speedup"] = exact_p50 / r["p50_ms"]
     print(table(rows, args))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -216,8 +281,8 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
         f"N = {args.n:,} × {args.dim}, {args.queries} held-out queries, k = 10, 1 thread, "
         f"faiss {__import__('faiss').__version__}, {os.cpu_count()} vCPU\n\n"
         "| spec | setting | build s | struct B/vec | saved B/vec | est. B/vec "
-        "| p50 ms | p99 ms | batch QPS | 1% filter p50 ms | recall@10 |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| p50 ms | p99 ms | speed-up | batch QPS | 1% filter p50 ms | recall@10 |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
@@ -225,7 +290,8 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| `{r['spec']}` | {setting} | {r['build_s']:.1f} | {r['struct_B_per_vec']:.0f} "
             f"| {r['saved_B_per_vec']:.0f} | {r['estimate_B_per_vec']:.0f} | {r['p50_ms']:.2f} "
-            f"| {r['p99_ms']:.2f} | {r['qps']:.0f} | {r['filtered_p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {r['speedup']:.1f}× | {r['qps']:.0f} "
+            f"| {r['filtered_p50_ms']:.2f} "
             f"| {r['recall_at_10']:.3f} |"
         )
     return "\n".join(lines)

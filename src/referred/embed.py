@@ -96,7 +96,7 @@ def read_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     return ids, values.reshape(-1, dim) if ids else np.empty((0, dim), np.float32)
 
 
-def _done_ids(out: Path) -> set[str]:
+def done_ids(out: Path) -> set[str]:
     done: set[str] = set()
     files = [out] if out.is_file() else []
     if _parts_dir(out).is_dir():
@@ -136,7 +136,7 @@ def _batches(items: Iterable[Item], skip: set[str], size: int, report: EmbedRepo
         yield batch
 
 
-class _PartWriter:
+class PartWriter:
     """Buffers embedded rows and writes them as atomic part files; merges them at the end."""
 
     def __init__(self, out: Path, dim: int, meta: dict[str, str], rows_per_part: int) -> None:
@@ -199,8 +199,8 @@ def embed_items(
     report = EmbedReport(output=out)
     cond = None if condition is None else model.encode_conditions([condition])
     meta = {"model": model.config.name, "condition": "" if condition is None else str(condition)}
-    writer = _PartWriter(out, model.config.output_dim, meta, rows_per_part)
-    bar = _progress(progress, total)
+    writer = PartWriter(out, model.config.output_dim, meta, rows_per_part)
+    bar = progress_bar(progress, total)
     cfg = model.config.preprocess
 
     def forward(decoded: tuple[list[str], list[np.ndarray], list[tuple[str, str]]]) -> None:
@@ -217,7 +217,7 @@ def embed_items(
 
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         future = None
-        for batch in _batches(items, _done_ids(out), batch_size, report):
+        for batch in _batches(items, done_ids(out), batch_size, report):
             nxt = pool.submit(_decode, batch, cfg)  # decode batch i+1 while batch i runs
             if future is not None:
                 forward(future.result())
@@ -227,11 +227,11 @@ def embed_items(
     if bar is not None:
         bar.close()
     writer.finish()
-    _write_failures(out, report.failures)
+    write_failures(out, report.failures)
     return report
 
 
-def _progress(enabled: bool, total: int | None) -> Any:
+def progress_bar(enabled: bool, total: int | None) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
@@ -239,7 +239,7 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return tqdm(total=total, unit="img", desc="embed", dynamic_ncols=True)
 
 
-def _write_failures(out: Path, failures: list[tuple[str, str]]) -> None:
+def write_failures(out: Path, failures: list[tuple[str, str]]) -> None:
     path = out.with_name(out.name + ".failures.tsv")
     if failures:
         lines = [f"{i}\t{reason}" for i, reason in failures]

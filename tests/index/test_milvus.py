@@ -85,3 +85,36 @@ def test_milvus_lite_end_to_end(lite, tmp_path, vectors, products, queries):
     lite.save(tmp_path / "manifest-only")
     again = load_index(tmp_path / "manifest-only")
     assert len(again) == 499 and again.get([ids[0]]).metadata[0]["category"] == "Feet"
+
+
+def test_milvus_lite_replaces_metadata_on_upsert_and_keeps_info(lite, tmp_path, vectors, products):
+    ids, meta = products
+    assert lite.get([ids[2]]).metadata[0]["title"] == meta[2]["title"]
+    lite.upsert([ids[2]], vectors[2], [{"category": "Head"}])
+    # Milvus Lite's own upsert would merge the old title in: the backend deletes, then inserts
+    assert lite.get([ids[2]], vectors=False).metadata == [{"id": ids[2], "category": "Head"}]
+    lite.upsert([ids[2], "new"], vectors[2:4], [{"category": "Feet"}, {"category": "Bags"}])
+    assert len(lite) == 501 and "new" in lite
+    np.testing.assert_allclose(lite.get(["new", ids[2]]).vectors, vectors[[3, 2]], atol=1e-6)
+    lite.info = {"model": {"path": "m/"}, "recall_at_10": 0.99}
+    lite.save(tmp_path / "saved")
+    again = load_index(tmp_path / "saved")
+    assert again.info == lite.info and "title" in again.fields
+    assert type(again).thread_safe_search is False
+
+
+def test_milvus_lite_filters_and_limits(lite, vectors, products, queries):
+    from referred.index import EmptyIndexError, SearchArgumentError
+
+    ids, meta = products
+    feet = {i for i, m in zip(ids[:500], meta[:500]) if m["category"] in ("Feet", "Head")}
+    got = lite.search(queries[:4], 20, filter={"category": ["Feet", "Head"]}).ids
+    assert set(got.ravel()) <= feet and (got != "").all()
+    got = lite.search(queries[:2], 5, filter={"category": "Bags", "rare": False}).ids
+    assert all(meta[ids.index(i)]["category"] == "Bags" for i in got.ravel())
+    assert (lite.search(queries[:1], 3, filter={"category": []}).ids == "").all()
+    with pytest.raises(SearchArgumentError, match="at most 16384"):
+        lite.search(queries[:1], 20000)
+    empty = create_index(f"milvus:{lite.uri}", vectors.shape[1], collection="empty")
+    with pytest.raises(EmptyIndexError):
+        empty.search(queries[:1], 3)

@@ -62,6 +62,8 @@ class VectorIndex(Protocol):
 
     spec: str
     dim: int
+    #: Free JSON-serialisable notes kept in the saved manifest (e.g. the model that built it).
+    info: dict[str, Any]
 
     def __len__(self) -> int: ...
     def __contains__(self, id_: object) -> bool: ...

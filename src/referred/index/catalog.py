@@ -6,6 +6,7 @@ Deleting marks a row dead (a tombstone); ``compact`` drops dead rows and renumbe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +38,9 @@ class Catalog:
         self._row: dict[str, int] = {}  # live id -> row
         self.meta = MetadataTable()
         self._masks: dict[tuple, np.ndarray] = {}
+        # Searches run from several threads (the service); only the mask cache is shared
+        # state they write, so only it is guarded. Writers need the caller's lock anyway.
+        self._masks_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ queries
 
@@ -100,9 +104,12 @@ class Catalog:
         if mask is None:
             mask = self.meta.mask(filter) & self.alive if filter else self.alive.copy()
             mask.flags.writeable = False
-            if len(self._masks) >= _MASK_CACHE_SIZE:
-                self._masks.pop(next(iter(self._masks)))
-            self._masks[key] = mask
+            with self._masks_lock:
+                if key in self._masks:  # another thread got there first: share its object
+                    return self._masks[key]
+                if len(self._masks) >= _MASK_CACHE_SIZE:
+                    self._masks.pop(next(iter(self._masks)))
+                self._masks[key] = mask
         return mask
 
     def records(self, rows: np.ndarray) -> list[dict]:

@@ -366,6 +366,7 @@ class FaissIndex(CatalogIndex):
         factory = opts.pop("factory")
         index = cls(manifest["dim"], factory, spec=manifest["spec"], **opts)
         index._catalog = load_catalog(directory, manifest)
+        index.info = dict(manifest.get("info") or {})
         try:
             index._index = faiss.read_index(str(directory / INDEX_FILE))
         except RuntimeError as exc:

@@ -65,6 +65,7 @@ class FlatIndex(CatalogIndex):
         cls._runtime_overrides(manifest.get("options", {}), options)
         index = cls(manifest["dim"], spec=manifest["spec"])
         index._catalog = load_catalog(directory, manifest)
+        index.info = dict(manifest.get("info") or {})
         index._store = VectorStore.load(
             directory / VECTORS_FILE, index.dim, index._catalog.n_rows, mmap=mmap
         )

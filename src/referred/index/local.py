@@ -30,7 +30,7 @@ from referred.index.base import (
 from referred.index.catalog import Catalog
 from referred.index.errors import CorruptIndexError, EmptyIndexError, SpecError
 from referred.index.metadata import to_arrow
-from referred.index.storage import save_atomically
+from referred.index.storage import checked_info, save_atomically
 
 ROWS_FILE = "rows.parquet"
 
@@ -41,6 +41,8 @@ class CatalogIndex:
     backend: ClassVar[str]
     #: Options that ``load_index(path, **options)`` may change on a saved index.
     RUNTIME_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    #: Concurrent ``search`` / ``get`` calls from several threads are safe (no writes meanwhile).
+    thread_safe_search: ClassVar[bool] = True
 
     def __init__(self, spec: str, dim: int) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
@@ -49,6 +51,8 @@ class CatalogIndex:
         self.dim = int(dim)
         self._catalog = Catalog()
         self._checked_norms = False
+        #: Free JSON-serialisable notes saved in the manifest (e.g. which model built it).
+        self.info: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- hooks for backends
 
@@ -179,6 +183,7 @@ class CatalogIndex:
             "count": len(self),
             "rows": table.num_rows,
             "options": self.options(),
+            "info": checked_info(self.info),
         }
 
         def write(directory: Path) -> None:

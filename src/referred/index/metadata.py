@@ -127,7 +127,10 @@ class MetadataTable:
 
     def take(self, rows: np.ndarray) -> list[dict[str, Any]]:
         """Non-null fields of each row in ``rows`` (m,) as m dicts."""
-        records = self.table().take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+        table = self.table()
+        if table.num_columns == 0:  # to_pylist() of a column-less table is [], not m dicts
+            return [{} for _ in range(len(rows))]
+        records = table.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
         return [{k: v for k, v in rec.items() if v is not None} for rec in records]
 
     def compact(self, keep: np.ndarray) -> None:

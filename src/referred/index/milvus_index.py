@@ -8,11 +8,15 @@ inner product) and the metadata as dynamic fields; filters become Milvus boolean
 Milvus persists by itself: ``save(dir)`` flushes and writes a manifest that ``load_index(dir)``
 reconnects from. Unknown-field errors are best effort: known fields are those added through this
 object plus those seen in a sample of rows when an existing collection is opened.
+
+``upsert`` deletes the present ids, then inserts: Milvus Lite merges the dynamic (metadata)
+fields of an upserted row with the old ones, which would keep stale metadata.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,16 +42,19 @@ from referred.index.errors import (
     FilterError,
     MetadataError,
     MissingDependencyError,
+    SearchArgumentError,
     SpecError,
     UnknownFieldError,
     UnknownIdError,
 )
 from referred.index.metadata import to_arrow
-from referred.index.storage import save_atomically
+from referred.index.storage import checked_info, save_atomically
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = ("id", "vector")
 _BATCH = 1000
+#: Milvus refuses a search ``limit`` above this.
+MAX_K = 16384
 
 
 def filter_expression(filter: Filter, known: Sequence[str] | None = None) -> str:
@@ -79,10 +86,26 @@ def _literal(field: str, value: Any) -> str:
     raise FilterError(f"filter value {value!r} for field {field!r} must be a str, number or bool")
 
 
+class _DropUnimplemented(logging.Filter):
+    """Milvus Lite's in-process gRPC server logs a traceback for each RPC it does not
+    implement (pymilvus probes ``AllocTimestamp`` on connect); the client copes, so drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage()
+
+
+def _quiet_lite_server() -> None:
+    logger = logging.getLogger("grpc._server")
+    if not any(isinstance(f, _DropUnimplemented) for f in logger.filters):
+        logger.addFilter(_DropUnimplemented())
+
+
 class MilvusIndex:
     """A collection in Milvus Lite or a Milvus server; see :class:`~referred.index.VectorIndex`."""
 
     backend: ClassVar[str] = "milvus"
+    #: The Searcher serialises calls into the client (Milvus Lite's thread safety is unknown).
+    thread_safe_search: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -110,10 +133,14 @@ class MilvusIndex:
                 "milvus spec needs a uri: milvus:./catalog.db or milvus:http://host:19530"
             )
         local = not re.match(r"^[a-z]+://", uri)
+        if local:
+            _quiet_lite_server()
         self.uri = str(Path(uri).absolute()) if local else uri
         self.spec = spec or f"milvus:{uri}"
         self.dim = int(dim)
         self.collection = collection
+        #: Free JSON-serialisable notes saved in the manifest (e.g. which model built it).
+        self.info: dict[str, Any] = {}
         self._opts = {
             "collection": collection,
             "index_type": index_type,
@@ -198,8 +225,12 @@ class MilvusIndex:
         self, ids: Sequence[str], vectors: np.ndarray, metadata: Metadata | None = None
     ) -> None:
         rows = self._rows(ids, vectors, metadata)
+        present = self._present([r["id"] for r in rows])
+        # delete + insert, not client.upsert: Milvus Lite would merge old metadata fields in
+        for start in range(0, len(present), _BATCH):
+            self._client.delete(self.collection, ids=present[start : start + _BATCH])
         for start in range(0, len(rows), _BATCH):
-            self._client.upsert(self.collection, data=rows[start : start + _BATCH])
+            self._client.insert(self.collection, data=rows[start : start + _BATCH])
 
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(dict.fromkeys(check_ids(ids, unique=False)))
@@ -213,9 +244,9 @@ class MilvusIndex:
     def search(self, queries: np.ndarray, k: int, filter: Filter | None = None) -> SearchResult:
         queries = check_vectors(queries, self.dim, what="queries")
         k = check_k(k)
+        if k > MAX_K:
+            raise SearchArgumentError(f"Milvus returns at most {MAX_K} results; got k={k}")
         expr = filter_expression(filter, self.fields) if filter else ""
-        if len(self) == 0:
-            raise EmptyIndexError(f"search on an empty index ({self.spec}); add vectors first")
         hits = self._client.search(
             self.collection,
             data=queries.tolist(),
@@ -229,6 +260,8 @@ class MilvusIndex:
             for j, hit in enumerate(list(row)[:k]):
                 scores[q, j] = hit["distance"]
                 ids[q, j] = hit["id"]
+        if not (ids != "").any() and len(self) == 0:  # count only when nothing came back
+            raise EmptyIndexError(f"search on an empty index ({self.spec}); add vectors first")
         return SearchResult(scores, ids)
 
     def get(self, ids: Sequence[str], *, vectors: bool = True) -> Records:
@@ -252,13 +285,15 @@ class MilvusIndex:
     def save(self, path: PathLike) -> None:
         """Flush Milvus and write a manifest that ``load_index`` reconnects from."""
         self._client.flush(self.collection)
+        count = len(self)
         manifest = {
             "backend": self.backend,
             "spec": self.spec,
             "dim": self.dim,
-            "count": len(self),
-            "rows": len(self),
-            "options": {"uri": self.uri, **self._opts},
+            "count": count,
+            "rows": count,
+            "options": {"uri": self.uri, **self._opts},  # never the token
+            "info": checked_info(self.info),
         }
         save_atomically(path, lambda directory: None, manifest)
 
@@ -269,7 +304,9 @@ class MilvusIndex:
         opts = {**manifest.get("options", {}), **options}
         if "uri" not in opts:
             raise CorruptIndexError(f"{directory} manifest lacks the Milvus uri")
-        return cls(manifest["dim"], opts.pop("uri"), spec=manifest["spec"], **opts)
+        index = cls(manifest["dim"], opts.pop("uri"), spec=manifest["spec"], **opts)
+        index.info = dict(manifest.get("info") or {})
+        return index
 
     # -------------------------------------------------------------------------- helpers
 

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from referred.index.base import PathLike
-from referred.index.errors import CorruptIndexError, IndexNotFoundError, TargetExistsError
+from referred.index.errors import (
+    CorruptIndexError,
+    IndexNotFoundError,
+    MetadataError,
+    TargetExistsError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,16 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _REQUIRED = ("format", "version", "backend", "spec", "dim", "count", "files")
 _rename = os.rename  # module attribute so tests can simulate a crash between the renames
+
+
+def checked_info(info: Any) -> dict[str, Any]:
+    """``index.info`` as a JSON-ready dict; raises MetadataError when it cannot be saved."""
+    if not isinstance(info, dict):
+        raise MetadataError(f"index.info must be a dict, got {type(info).__name__}")
+    try:
+        return json.loads(json.dumps(info))
+    except (TypeError, ValueError) as exc:
+        raise MetadataError(f"index.info must be JSON-serialisable: {exc}") from None
 
 
 def save_atomically(

@@ -1,0 +1,132 @@
+"""``referred search``: query a built index with a photo (and a category or a text)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="find the product a photo shows",
+        description="Search a catalog index built by `referred index build`: IMAGE with "
+        "--category or --text (neither: the image alone), every category at once with "
+        "--shop-the-look, or products like a catalog product with --like ID.",
+    )
+    p.add_argument("image", nargs="?", help="query photo (not needed with --like)")
+    p.add_argument("--index", required=True, help="index directory")
+    p.add_argument("--model", help="weights (default: the model recorded in the index)")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--category", help="the item the shopper means, e.g. Bags")
+    cond.add_argument("--text", help="the item the shopper means, in words (text models)")
+    p.add_argument("-k", type=int, default=10, help="results (default 10)")
+    p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": "Bags"}\'')
+    p.add_argument("--shop-the-look", action="store_true", help="search every category")
+    p.add_argument("--categories", help="with --shop-the-look: comma-separated categories")
+    p.add_argument("--like", metavar="PRODUCT_ID", help="products like this catalog product")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> dict[str, Any] | None:
+    from referred.cli import UserError
+
+    if args.like is not None:
+        if args.image or args.category or args.text or args.shop_the_look:
+            raise UserError("--like takes no IMAGE, --category, --text or --shop-the-look")
+    elif not args.image:
+        raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
+    if args.shop_the_look and (args.category or args.text):
+        raise UserError("--shop-the-look searches every category: drop --category / --text")
+    if args.categories and not args.shop_the_look:
+        raise UserError("--categories goes with --shop-the-look")
+    if args.filter is None:
+        return None
+    try:
+        flt = json.loads(args.filter)
+    except ValueError as exc:
+        raise UserError(f"--filter is not valid JSON ({exc}): {args.filter}") from None
+    if not isinstance(flt, dict):
+        raise UserError(
+            f'--filter must be a JSON object such as {{"category": "Bags"}}, got {flt!r}'
+        )
+    return flt
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from referred.cli import UserError
+    from referred.cli.index import quiet_backends
+
+    flt = _check(args)
+    quiet_backends()
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        searcher = _open(args)
+        if args.like is not None:
+            results: Any = searcher.more_like_this(args.like, k=args.k, filter=flt)
+        elif args.shop_the_look:
+            cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+            results = searcher.shop_the_look(args.image, categories=cats, k=args.k, filter=flt)
+        else:
+            results = searcher.search(
+                args.image, category=args.category, text=args.text, k=args.k, filter=flt
+            )
+    except (KeyError, ImportError) as exc:  # unknown product / field; missing optional deps
+        msg = exc.args[0] if type(exc) is KeyError else str(exc)
+        raise UserError(str(msg)) from None
+    if args.json:
+        print(json.dumps(_as_json(results), indent=2, default=str))
+    elif isinstance(results, dict):
+        for category, hits in results.items():
+            print(f"## {category}")
+            print(table(hits))
+            print()
+    else:
+        print(table(results))
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from referred.cli import UserError
+    from referred.index import load_index
+    from referred.model import load_model
+    from referred.service.searcher import Searcher
+
+    index = load_index(args.index)
+    path = args.model or ((index.info or {}).get("model") or {}).get("path")
+    if not path:
+        raise UserError(f"{args.index} records no model; pass --model")
+    return Searcher(load_model(path), index)
+
+
+def _as_json(results: Any) -> Any:
+    if isinstance(results, dict):
+        return {c: _as_json(hits) for c, hits in results.items()}
+    return [
+        {"rank": r, "id": h.id, "score": round(h.score, 6), "metadata": h.metadata}
+        for r, h in enumerate(results, 1)
+    ]
+
+
+def table(hits: list[Any]) -> str:
+    """rank, id, score, category, title as an aligned text table."""
+    if not hits:
+        return "(no results)"
+    rows = [("rank", "id", "score", "category", "title")]
+    for r, h in enumerate(hits, 1):
+        meta = h.metadata
+        title = str(meta.get("title") or "")
+        title = title if len(title) <= 60 else title[:59] + "…"
+        rows.append((str(r), h.id, f"{h.score:.4f}", str(meta.get("category") or ""), title))
+    widths = [max(len(row[c]) for row in rows) for c in range(5)]
+    lines = []
+    for row in rows:
+        cells = [row[0].rjust(widths[0]), *(v.ljust(w) for v, w in zip(row[1:], widths[1:]))]
+        cells[2] = row[2].rjust(widths[2])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

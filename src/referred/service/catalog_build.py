@@ -1,0 +1,334 @@
+"""Build a searchable catalog index: embed products unconditioned, store metadata, save.
+
+Stages: read the catalog (a folder of images or a parquet/CSV table) → embed every product
+image without condition into a resumable parquet (``referred.embed.embed_items``, or a Ray Data
+job) → add vectors and metadata to an index of the chosen spec → for an approximate spec,
+measure its recall@10 against exact search → record the model in ``index.info`` → save
+atomically. Embeddings live in a work directory (default ``<out>.work/``) so that a re-run
+resumes where it stopped and a rebuild with another spec re-embeds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from referred.embed import EmbedReport, embed_items, read_embeddings
+from referred.index import create_index
+from referred.index.vectors import VectorStore, exact_search
+from referred.service.provenance import model_record
+
+log = logging.getLogger(__name__)
+
+#: Vectors added per ``index.add`` call.
+ADD_BATCH = 100_000
+#: Metadata keys that hold the catalog's own columns under these names.
+_CORE = ("category", "title", "image")
+#: Metadata field names the backends reserve.
+_RESERVED = ("id", "vector")
+
+
+@dataclass
+class BuildReport:
+    """What a build did. ``recall_at_10`` is None for exact specs."""
+
+    index_dir: Path
+    spec: str
+    count: int
+    embeddings: Path
+    embedded: int = 0
+    already_done: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    embed_seconds: float = 0.0
+    index_seconds: float = 0.0
+    recall_at_10: float | None = None
+    recall_queries: int = 0
+
+
+def build_catalog_index(
+    model: Any,
+    out: str | Path,
+    *,
+    source: str | Path | None = None,
+    embeddings: str | Path | None = None,
+    spec: str = "flat",
+    index_options: dict[str, Any] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    work_dir: str | Path | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    model_ref: str | None = None,
+    recall_queries: int = 1000,
+    seed: int = 0,
+) -> BuildReport:
+    """Embed the catalog ``source`` (folder or table) with ``model`` and save an index at ``out``.
+
+    ``embeddings``: use this (id, vector) parquet instead of embedding; with ``source`` too,
+    the catalog supplies the metadata. ``engine``: ``"local"`` or ``"ray"`` (a Ray Data job on
+    ``ray_address``, or a local Ray with 2 CPUs). ``model_ref`` (the model's path or hub id) is
+    recorded so that ``Searcher.open`` and ``referred search`` can reload the model.
+    """
+    if source is None and embeddings is None:
+        raise ValueError("give a catalog source (folder or table) or an embeddings parquet")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
+    out = Path(out)
+    record = model_record(model, model_ref)
+    meta: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    if embeddings is None:
+        emb = _work(out, work_dir)
+        _claim_work_dir(emb.parent, record)
+        run = _Run(engine, ray_address, workers, batch_size, progress)
+        report = _embed(model, Path(source), emb, meta, run)
+    else:
+        report = EmbedReport(output=Path(embeddings))
+        if source is not None:
+            for _ in catalog_records(Path(source), meta):
+                pass
+    embed_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ids, vectors = _vectors(report.output, model.config.output_dim, meta if source else None)
+    index = _fill(spec, index_options or {}, ids, vectors, [meta.get(i, {}) for i in ids], seed)
+    index_seconds = time.perf_counter() - t0
+    recall, n_queries = None, 0
+    if _approximate(spec) and len(ids) > 1 and recall_queries > 0:
+        recall, n_queries = recall_against_exact(index, ids, vectors, recall_queries, seed=seed)
+    index.info = {
+        "model": record,
+        "embedding_dim": int(vectors.shape[1]),
+        "source": None if source is None else str(Path(source).absolute()),
+        "embeddings": str(report.output.absolute()),
+        "count": len(ids),
+        "recall_at_10": recall,
+        "recall_queries": n_queries,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    index.save(out)
+    return BuildReport(
+        out,
+        spec,
+        len(ids),
+        report.output,
+        report.embedded,
+        report.already_done,
+        report.failures,
+        embed_seconds,
+        index_seconds,
+        recall,
+        n_queries,
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How to embed: engine, Ray address and actors, batch size, progress bar."""
+
+    engine: str
+    ray_address: str | None
+    workers: int | None
+    batch_size: int
+    progress: bool
+
+
+def _vectors(path: Path, dim: int, catalog: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:
+    """(ids, (n, dim) vectors) of an embeddings parquet, restricted to ``catalog``'s ids."""
+    ids, vectors = read_embeddings(path)
+    if vectors.shape[1] != dim:
+        raise ValueError(
+            f"{path} holds {vectors.shape[1]}-d vectors but the model outputs {dim}-d ones: "
+            "embeddings of another model?"
+        )
+    if catalog is not None:  # drop products no longer in the catalog
+        keep = np.asarray([i in catalog for i in ids], dtype=bool)
+        ids, vectors = [i for i, k in zip(ids, keep) if k], vectors[keep]
+    return ids, vectors
+
+
+def _work(out: Path, work_dir: str | Path | None) -> Path:
+    work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".work")
+    return work / "embeddings.parquet"
+
+
+def _embed(
+    model: Any, source: Path, emb: Path, meta: dict[str, dict[str, Any]], run: _Run
+) -> EmbedReport:
+    """Embed ``source`` into ``emb`` (resuming), filling ``meta`` on the way."""
+    if not source.exists():
+        raise FileNotFoundError(f"no such catalog folder or file: {source}")
+    items = ((pid, image) for pid, image, _ in catalog_records(source, meta))
+    total = _count(source)
+    if run.engine == "ray":
+        from referred.service.ray_embed import embed_with_ray
+
+        return embed_with_ray(
+            model,
+            items,
+            emb,
+            address=run.ray_address,
+            workers=run.workers,
+            batch_size=run.batch_size,
+            progress=run.progress,
+            total=total,
+        )
+    return embed_items(
+        model, items, emb, batch_size=run.batch_size, progress=run.progress, total=total
+    )
+
+
+def _claim_work_dir(work: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume embeddings that another model wrote into ``work``."""
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = work / "model.json"
+    if stamp.is_file():
+        old = json.loads(stamp.read_text()).get("fingerprint")
+        if old != record["fingerprint"]:
+            raise ValueError(
+                f"{work} holds embeddings of another model (fingerprint {old}, this one "
+                f"{record['fingerprint']}); delete it or choose another work directory"
+            )
+        return
+    stamp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _count(source: Path) -> int | None:
+    """Products in ``source`` when cheap to know (parquet row count, image files of a folder)."""
+    if source.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source).metadata.num_rows
+    if source.is_dir():
+        from referred.data.catalog import IMAGE_SUFFIXES
+
+        return sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return None
+
+
+def catalog_records(
+    source: Path, meta: dict[str, dict[str, Any]]
+) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """``(id, image bytes or path, metadata)`` of every catalog product; also fills ``meta``.
+
+    Metadata: ``category`` (canonical LRVS-F name or None), ``title``, ``image`` (absolute
+    path, or a URL column's value when the table stores image bytes) and every other scalar
+    column of the table under a name Milvus also accepts (``Unit Price`` → ``unit_price``).
+    """
+    from referred.data.catalog import CatalogDataset
+
+    for product in CatalogDataset(source).products("catalog"):
+        image = product.simple[0]
+        record = {
+            "category": product.category,
+            "title": product.captions[0] if product.captions else None,
+            "image": str(image.path.absolute()) if image.path is not None else None,
+            **_extras(image.meta),
+        }
+        if record["image"] is None:
+            record["image"] = record.get("url") or record.get("image_url")
+        record = {k: v for k, v in record.items() if v is not None}
+        meta[product.product_id] = record
+        yield product.product_id, (image.data if image.data is not None else image.path), record
+
+
+def _extras(row: dict[str, Any]) -> dict[str, Any]:
+    """The table's other scalar columns (id, image, category and title columns dropped)."""
+    from referred.data import catalog as cat
+    from referred.data.assemble import is_missing
+    from referred.data.files import find_column
+
+    names = list(row)
+    skip = {
+        find_column(names, aliases)
+        for aliases in (
+            cat.ID_ALIASES,
+            cat.IMAGE_BYTES_ALIASES,
+            cat.IMAGE_PATH_ALIASES,
+            cat.CATEGORY_ALIASES,
+            cat.TITLE_ALIASES,
+        )
+    }
+    out = {}
+    for name, value in row.items():
+        key = re.sub(r"\W+", "_", str(name)).strip("_").lower()
+        if name in skip or not key or key in _CORE or key in _RESERVED:
+            continue
+        if key[0].isdigit():
+            key = f"f_{key}"
+        if isinstance(value, (str, bool, int, float)) and not is_missing(value):
+            out[key] = value
+    return out
+
+
+def _fill(
+    spec: str,
+    options: dict[str, Any],
+    ids: list[str],
+    vectors: np.ndarray,
+    metadata: list[dict[str, Any]],
+    seed: int,
+) -> Any:
+    """A new index of ``spec`` holding ``vectors``; trained first on a seeded sample if needed."""
+    if not ids:
+        raise ValueError("the catalog produced no embeddings: nothing to index")
+    index = create_index(spec, vectors.shape[1], **options)
+    if len(index):  # an existing Milvus collection: never mix two builds
+        raise ValueError(
+            f"{spec} already holds {len(index)} products; build into a new collection "
+            "(--option collection=NAME) or drop this one first"
+        )
+    if not index.is_trained:
+        hard_min = getattr(index, "hard_min", 1)
+        n_train = min(len(ids), max(39 * hard_min, 10_000))
+        sample = np.random.default_rng(seed).choice(len(ids), n_train, replace=False)
+        log.info("training %s on %d vectors", spec, n_train)
+        index.train(vectors[np.sort(sample)])
+    for start in range(0, len(ids), ADD_BATCH):
+        stop = start + ADD_BATCH
+        index.add(ids[start:stop], vectors[start:stop], metadata[start:stop])
+    return index
+
+
+def _approximate(spec: str) -> bool:
+    norm = spec.strip().lower().replace(" ", "")
+    return norm not in ("flat", "faiss:flat")
+
+
+def recall_against_exact(
+    index: Any,
+    ids: list[str],
+    vectors: np.ndarray,
+    n_queries: int = 1000,
+    k: int = 10,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """Recall@k of ``index`` against exact search, with catalog products as queries.
+
+    ``n_queries`` products (seeded sample) query the index; each query's own product is
+    excluded from both its exact and its approximate top-k (it would be a free hit), so the
+    figure is the share of each product's k true nearest *other* products that the index
+    returns. Exact top-k is a streamed brute force over ``vectors``. Returns (recall, queries).
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(ids), min(n_queries, len(ids)), replace=False))
+    queries = vectors[rows]  # (q, D)
+    _, exact_rows = exact_search(VectorStore(vectors.shape[1], base=vectors), queries, k + 1, None)
+    found = index.search(queries, k + 1).ids  # (q, k + 1)
+    id_arr = np.asarray(ids, dtype=object)
+    hits = []
+    for q, row in enumerate(rows):
+        truth = [i for i in id_arr[exact_rows[q][exact_rows[q] >= 0]] if i != ids[row]][:k]
+        got = [i for i in found[q] if i and i != ids[row]][:k]
+        if truth:
+            hits.append(len(set(truth) & set(got)) / len(truth))
+    return float(np.mean(hits)) if hits else 1.0, len(rows)

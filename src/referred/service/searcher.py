@@ -1,0 +1,345 @@
+"""The Searcher: a model and an index answering referred queries. No web framework here.
+
+A query is a photo plus what the shopper points at (a category, a free text, or nothing); the
+model embeds it conditioned, the index returns the nearest catalog products (embedded
+unconditioned), and each hit carries the product's metadata.
+
+Threads: every method may be called from several threads at once. Image decoding and
+preprocessing run unlocked; model forwards (and text encoding) take one lock, since parallel
+forwards on a few cores only thrash (torch inference itself is thread-safe). Index calls go
+through a readers-writer lock: searches share it (backends declaring ``thread_safe_search``:
+flat, faiss) or take it alone (Milvus), and the catalog writes offered here
+(:meth:`Searcher.upsert_product`, :meth:`Searcher.delete_product`) take it alone. While it
+serves, write through the Searcher, not through the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from referred.categories import LRVSF_CATEGORIES
+from referred.imageio import ImageDecodeError
+from referred.index import UnknownIdError
+from referred.index.base import PAD_ID, SearchResult
+from referred.preprocess import preprocess_image
+from referred.service import conditions as cond_mod
+from referred.service.conditions import Condition
+from referred.service.errors import QueryError, UnknownProductError, UnsupportedConditionError
+from referred.service.locks import ReadWriteLock
+from referred.service.provenance import check_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the product id, its score (cosine similarity) and its metadata.
+
+    ``metadata`` holds what the index stores (category, title, image path or URL, extra
+    catalog fields), without ``id``.
+    """
+
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class Searcher:
+    """Referred visual search over a catalog index with a CondViT model.
+
+    ``batch_size`` caps the images per forward in :meth:`search_many`; ``max_k`` caps k;
+    ``threads``, when given, sets ``torch.set_num_threads`` (process-wide; 1 is fastest on
+    small CPU machines).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        index: Any,
+        *,
+        batch_size: int = 32,
+        max_k: int = 1000,
+        threads: int | None = None,
+    ) -> None:
+        if batch_size < 1 or max_k < 1:
+            raise ValueError(f"batch_size and max_k must be >= 1, got {batch_size}, {max_k}")
+        self.model = model.eval()
+        self.index = index
+        self.batch_size = int(batch_size)
+        self.max_k = int(max_k)
+        self.model_matches_index = check_model(model, index)
+        self._config = model.config
+        self.categories: tuple[str, ...] = tuple(self._config.categories)
+        self.accepts_text: bool = self._config.cond_dim is not None
+        self._model_lock = threading.Lock()
+        self._rw = ReadWriteLock()
+        self._shared_reads = bool(getattr(index, "thread_safe_search", False))
+        if threads is not None:
+            torch.set_num_threads(max(1, int(threads)))
+
+    @classmethod
+    def open(cls, index_dir: str | Path, model: Any = None, **kwargs: Any) -> Searcher:
+        """Load a saved index and, unless ``model`` is given, the model recorded at build time."""
+        from referred.index import load_index
+
+        index = load_index(index_dir)
+        if model is None:
+            path = ((index.info or {}).get("model") or {}).get("path")
+            if not path:
+                raise QueryError(f"{index_dir} records no model path; pass the model explicitly")
+            from referred.model import load_model
+
+            model = load_model(path)
+        return cls(model, index, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the index recorded at build time (model, source, recall, …)."""
+        return dict(getattr(self.index, "info", None) or {})
+
+    # ------------------------------------------------------------------------- queries
+
+    def search(
+        self,
+        image: Any,
+        *,
+        category: str | None = None,
+        text: str | None = None,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
+        (neither: the image alone), best first, among those matching ``filter``."""
+        cond = cond_mod.parse(self._config, category, text)
+        k = self._check_k(k)
+        vectors = self._embed([image], [cond])  # (1, D)
+        return self._search_vectors(vectors, k, [filter])[0]
+
+    def search_many(
+        self,
+        images: Sequence[Any],
+        conditions: Sequence[Any] | None = None,
+        *,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]:
+        """A batch of queries; ``conditions[i]`` goes with ``images[i]``.
+
+        Each condition is None, a category or text str (a category when the model knows it),
+        or ``{"category": …}`` / ``{"text": …}``. Queries of one kind share one forward (up to
+        ``batch_size`` images); unconditioned, category and text queries need separate ones.
+        """
+        images = list(images)
+        conds = [None] * len(images) if conditions is None else list(conditions)
+        if len(conds) != len(images):
+            raise QueryError(f"{len(images)} images but {len(conds)} conditions")
+        parsed = [cond_mod.coerce(self._config, c) for c in conds]
+        k = self._check_k(k)
+        if not images:
+            return []
+        vectors = self._embed(images, parsed)
+        return self._search_vectors(vectors, k, [filter] * len(images))
+
+    def shop_the_look(
+        self,
+        image: Any,
+        *,
+        categories: Sequence[str] | None = None,
+        k: int = 10,
+        filter_by_category: bool = True,
+        filter: Mapping[str, Any] | None = None,
+    ) -> dict[str, list[Hit]]:
+        """The products of every category in one photo: one forward for all categories.
+
+        ``categories`` default to the model's (LRVS-F's names, as texts, for a text model).
+        With ``filter_by_category`` each category's results are restricted to products of that
+        category (when the index has a ``category`` field); ``filter`` applies to all.
+        """
+        if not self._config.conditional:
+            raise UnsupportedConditionError("shop the look needs a conditioned model")
+        names = categories if categories is not None else self.categories or LRVSF_CATEGORIES
+        if isinstance(names, str):
+            raise QueryError(f"categories must be a list of names, got the str {names!r}")
+        parsed = list(dict.fromkeys(cond_mod.parse(self._config, category=c) for c in names))
+        if not parsed:
+            raise QueryError("shop the look needs at least one category")
+        k = self._check_k(k)
+        pixels = self._pixels([image])  # (1, 3, R, R), decoded once
+        vectors = self._forward(pixels.expand(len(parsed), -1, -1, -1), parsed)  # (C, D)
+        by_category = filter_by_category and self._has_field("category")
+        if filter_by_category and not by_category:
+            log.warning("the index has no 'category' field; shop-the-look results are unfiltered")
+        filters = [
+            {**(filter or {}), "category": c.value} if by_category else filter for c in parsed
+        ]
+        hits = self._search_vectors(vectors, k, filters)
+        return {c.value: h for c, h in zip(parsed, hits)}
+
+    def more_like_this(
+        self, product_id: str, *, k: int = 10, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """Products nearest to a catalog product (its stored vector), the product excluded."""
+        k = self._check_k(k)
+        try:
+            with self._reading():
+                vector = self.index.get([product_id]).vectors  # (1, D)
+        except UnknownIdError:
+            raise UnknownProductError(product_id) from None
+        hits = self._search_vectors(vector, k + 1, [filter])[0]
+        return [h for h in hits if h.id != product_id][:k]
+
+    def attention(
+        self, image: Any, *, category: str | None = None, text: str | None = None
+    ) -> np.ndarray:
+        """Where the model looked: the class token's attention over the patches in the last
+        block, (g, g) float32 summing to 1, for the same condition as :meth:`search`."""
+        cond = cond_mod.parse(self._config, category, text)
+        pixels = self._pixels([image])
+        with self._model_lock, torch.inference_mode():
+            c = cond_mod.to_tensor(self._config, self._encode_text, [cond])
+            amap = self.model.attention_map(pixels.to(self.model.device), c)  # (1, g, g)
+        out = amap[0].float().cpu().numpy().astype(np.float64)
+        return (out / out.sum()).astype(np.float32)
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        """The stored metadata of a product (with its ``id``); UnknownProductError if absent."""
+        try:
+            with self._reading():
+                return dict(self.index.get([product_id], vectors=False).metadata[0])
+        except UnknownIdError:
+            raise UnknownProductError(product_id) from None
+
+    def embed(self, image: Any, *, category: str | None = None, text: str | None = None) -> Any:
+        """The L2-normalised query embedding, (D,) float32."""
+        cond = cond_mod.parse(self._config, category, text)
+        return self._embed([image], [cond])[0]
+
+    # ------------------------------------------------------------------- catalog writes
+
+    def upsert_product(
+        self, product_id: str, image: Any, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Embed a product photo unconditioned and add it (or replace it: vector and metadata)."""
+        pixels = self._pixels([image])
+        vector = self._forward(pixels, [cond_mod.NONE])  # (1, D)
+        meta = None if metadata is None else [dict(metadata)]
+        with self._rw.write():
+            self.index.upsert([product_id], vector, meta)
+
+    def delete_product(self, product_id: str) -> None:
+        """Remove a product; UnknownProductError if it is not in the index."""
+        try:
+            with self._rw.write():
+                self.index.delete([product_id])
+        except UnknownIdError:
+            raise UnknownProductError(product_id) from None
+
+    def save_index(self, path: str | Path) -> None:
+        """Save the index atomically (searches go on meanwhile; writes wait)."""
+        with self._rw.read():
+            self.index.save(path)
+
+    # ------------------------------------------------------------------------- helpers
+
+    def _reading(self) -> Any:
+        """Shared access for thread-safe backends, exclusive for the others."""
+        return self._rw.read() if self._shared_reads else self._rw.write()
+
+    def _check_k(self, k: Any) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.max_k:
+            raise QueryError(f"k must be an int from 1 to {self.max_k}, got {k!r}")
+        return int(k)
+
+    def _has_field(self, name: str) -> bool:
+        with self._reading():
+            return name in self.index.fields
+
+    def _pixels(self, images: Sequence[Any]) -> torch.Tensor:
+        """Decode and preprocess (no lock: PIL releases the GIL) → (B, 3, R, R) float32."""
+        arrays = []
+        for image in images:
+            try:
+                arrays.append(preprocess_image(image, self._config.preprocess))
+            except TypeError as exc:
+                raise ImageDecodeError(str(exc)) from None
+        return torch.from_numpy(np.stack(arrays))
+
+    def _encode_text(self, texts: list[str]) -> torch.Tensor:
+        from referred.model.encoding import text_encoder
+
+        return text_encoder(self.model)(texts)  # called under the model lock
+
+    def _forward(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> np.ndarray:
+        """One forward of (B, 3, R, R) pixels with B conditions of one kind → (B, D) unit rows."""
+        with self._model_lock, torch.inference_mode():
+            c = cond_mod.to_tensor(self._config, self._encode_text, conds)
+            device = self.model.device
+            emb = self.model(pixels.to(device), None if c is None else c.to(device))
+            emb = F.normalize(emb.float(), dim=-1)  # (B, D)
+        return emb.cpu().numpy()
+
+    def _embed(self, images: Sequence[Any], conds: Sequence[Condition]) -> np.ndarray:
+        """Embed images with their conditions: one forward per kind and per ``batch_size``."""
+        out = np.empty((len(images), self._config.output_dim), dtype=np.float32)
+        for kind in ("none", "category", "text"):
+            rows = [i for i, c in enumerate(conds) if c.kind == kind]
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                pixels = self._pixels([images[i] for i in chunk])
+                out[chunk] = self._forward(pixels, [conds[i] for i in chunk])
+        return out
+
+    def _search_vectors(
+        self, vectors: np.ndarray, k: int, filters: Sequence[Mapping[str, Any] | None]
+    ) -> list[list[Hit]]:
+        """Index search for (n, D) vectors, one filter per row; identical filters share a call.
+
+        Search and metadata lookup happen under one read lock, so a concurrent write can
+        never leave a hit without its metadata.
+        """
+        groups: dict[int, list[int]] = {}
+        keyed: dict[int, Mapping[str, Any] | None] = {}
+        for i, flt in enumerate(filters):
+            key = next((g for g, f in keyed.items() if f == flt), len(keyed))
+            keyed.setdefault(key, flt)
+            groups.setdefault(key, []).append(i)
+        scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(vectors), k), PAD_ID, dtype=object)
+        with self._reading():
+            for key, rows in groups.items():
+                res: SearchResult = self.index.search(vectors[rows], k, filter=keyed[key] or None)
+                scores[rows], ids[rows] = res.scores, res.ids
+            meta = self._metadata(list(dict.fromkeys(i for i in ids.ravel() if i != PAD_ID)))
+        return [
+            [
+                Hit(i, float(s), {k: v for k, v in meta[i].items() if k != "id"})
+                for s, i in zip(row_s.tolist(), row_i.tolist())
+                if i in meta
+            ]
+            for row_s, row_i in zip(scores, ids)
+        ]
+
+    def _metadata(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """id → metadata (call under the read lock). Ids that another client of a shared
+        Milvus collection deleted since the search are left out."""
+        while ids:
+            try:
+                records = self.index.get(ids, vectors=False)
+            except UnknownIdError as exc:
+                gone = set(exc.missing)
+                ids = [i for i in ids if i not in gone]
+                continue
+            return dict(zip(records.ids, records.metadata))
+        return {}

@@ -1,0 +1,174 @@
+"""`referred index build` and `referred search`, in-process through `referred.cli.main`."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import referred
+import referred.cli as cli
+import referred.model.encoding as encoding
+
+CATS = ("Bags", "Feet", "Head")
+
+
+@pytest.fixture(autouse=True)
+def verbs(monkeypatch):
+    """Register the verbs even before `referred.cli._VERBS` lists them."""
+    monkeypatch.setattr(cli, "_VERBS", tuple(dict.fromkeys((*cli._VERBS, "index", "search"))))
+
+
+def photos(root, per_category: int = 3):
+    """Random product photos in category folders, plus one corrupt file."""
+    rng = np.random.default_rng(0)
+    for cat in CATS:
+        (root / cat).mkdir(parents=True)
+        for i in range(per_category):
+            img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+            Image.fromarray(img).save(root / cat / f"{cat.lower()}{i}.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def fake_text_encoder(texts):
+    out = []
+    for t in texts:
+        v = np.random.default_rng(sum(map(ord, t))).standard_normal(384).astype(np.float32)
+        out.append(v / np.linalg.norm(v))
+    return torch.from_numpy(np.stack(out))
+
+
+def build(root, *extra):
+    argv = ["index", "build", "--model", str(root / "model"), "--images", str(root / "photos")]
+    return cli.main([*argv, "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A category model, a photo folder and a flat index ``idx`` built from it (read-only);
+    the build's exit code, stdout and stderr are kept in ``root.build``."""
+    root = tmp_path_factory.mktemp("shop")
+    referred.create_model("tiny", categories=CATS, seed=0).save_pretrained(root / "model")
+    photos(root / "photos")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
+        mp.setattr(cli, "_VERBS", tuple(dict.fromkeys((*cli._VERBS, "index", "search"))))
+        code = build(root, "--out", str(root / "idx"))
+    (root / "build.txt").write_text(json.dumps([code, out.getvalue(), err.getvalue()]))
+    return root
+
+
+def test_build_skips_the_corrupt_image_then_every_kind_of_search(built, capsys):
+    code, out, err = json.loads((built / "build.txt").read_text())
+    assert code == 0
+    assert "embedded 9 images (9 new, 0 already done)" in out and "1 skipped" in out
+    assert "broken: " in err and "not a readable image" in err
+    assert "index flat: 9 products, 64-d" in out and "recall@10" not in out
+    assert (built / "idx.work" / "embeddings.parquet").is_file()
+
+    query = str(built / "photos" / "Feet" / "feet1.png")
+    base = ["search", query, "--index", str(built / "idx")]  # model found in the index
+    assert cli.main([*base, "--category", "feet", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["rank", "id", "score", "category", "title"]
+    assert lines[1].split()[:2] == ["1", "Feet/feet1"] and len(lines) == 4
+
+    assert cli.main([*base, "-k", "2", "--json", "--filter", '{"category": "Head"}']) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert all(h["metadata"]["category"] == "Head" for h in hits)
+    assert hits[0]["metadata"]["image"].endswith(".png")
+
+    assert cli.main([*base, "--shop-the-look", "--categories", "Bags,Head", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Bags\n") and "\n## Head\n" in out and "Feet/" not in out
+
+    assert cli.main(["search", "--like", "Bags/bags0", "--index", str(built / "idx")]) == 0
+    out = capsys.readouterr().out
+    assert "Bags/bags0" not in out and len(out.strip().splitlines()) == 1 + 8
+
+
+def test_approximate_spec_prints_its_recall_and_info(built, capsys):
+    pytest.importorskip("faiss")
+    assert (
+        build(
+            built,
+            "--out",
+            str(built / "hnsw"),
+            "--spec",
+            "faiss:HNSW32",
+            "--work-dir",
+            str(built / "idx.work"),
+            "--option",
+            "ef_search=16",
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "(0 new, 9 already done)" in out  # the shared work dir: nothing re-embedded
+    assert "recall@10 of faiss:HNSW32 against exact search: 1.000 (9 catalog products" in out
+    assert cli.main(["index", "info", str(built / "hnsw")]) == 0
+    out = capsys.readouterr().out
+    assert "faiss:HNSW32 (9 products, 64-d)" in out and "recall@10: 1.000" in out
+    assert str(built / "model") in out
+
+
+def test_text_model_search(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(encoding, "load_text_encoder", lambda name: fake_text_encoder)
+    referred.create_model("tiny", conditioning="text", seed=0).save_pretrained(tmp_path / "model")
+    photos(tmp_path / "photos", per_category=2)
+    assert build(tmp_path, "--out", str(tmp_path / "idx")) == 0
+    assert "index flat: 6 products" in capsys.readouterr().out
+    query = str(tmp_path / "photos" / "Bags" / "bags0.png")
+    base = ["search", query, "--index", str(tmp_path / "idx"), "--model", str(tmp_path / "model")]
+    assert cli.main([*base, "--text", "a small red bag", "-k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert cli.main([*base, "--shop-the-look", "-k", "1", "--json"]) == 0
+    looks = json.loads(capsys.readouterr().out)
+    assert list(looks) == list(referred.LRVSF_CATEGORIES) and looks["Feet"][0]["id"].startswith(
+        "Feet/"
+    )
+
+
+def test_user_errors_exit_2_with_a_message(built, capsys):
+    query = str(built / "photos" / "Bags" / "bags0.png")
+    base = ["search", query, "--index", str(built / "idx")]
+    cases = [
+        ([*base, "--text", "red bag"], "conditioned on categories only"),
+        ([*base, "--category", "Shoes"], "unknown category 'Shoes'; this model accepts: Bags"),
+        ([*base, "-k", "0"], "k must be an int from 1 to 1000"),
+        ([*base, "--filter", "{oops"], "--filter is not valid JSON"),
+        ([*base, "--filter", '{"colour": "red"}'], "filter on unknown field 'colour'"),
+        ([*base, "--categories", "Bags"], "--categories goes with --shop-the-look"),
+        (["search", "--like", "nope", "--index", str(built / "idx")], "unknown product id 'nope'"),
+        (["search", "--index", str(built / "idx")], "give a query IMAGE"),
+        (
+            ["search", str(built / "photos" / "broken.jpg"), "--index", str(built / "idx")],
+            "not a readable image",
+        ),
+        (["search", query, "--index", str(built / "nowhere")], "no saved index"),
+        (["index", "build", "--model", str(built / "model"), "--out", "x"], "give the catalog"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+@pytest.mark.slow
+def test_ray_engine_embeds_like_the_local_one(built, tmp_path, capsys):
+    """A local Ray (2 CPUs) runs the embedding job; ~25 s, mostly Ray's start-up."""
+    pytest.importorskip("ray")
+    from referred.embed import read_embeddings
+
+    assert build(built, "--out", str(tmp_path / "ray"), "--engine", "ray") == 0
+    assert "embedded 9 images (9 new" in capsys.readouterr().out
+    ids, vectors = read_embeddings(tmp_path / "ray.work" / "embeddings.parquet")
+    want_ids, want = read_embeddings(built / "idx.work" / "embeddings.parquet")
+    order = [ids.index(i) for i in want_ids]
+    np.testing.assert_allclose(vectors[order], want, atol=1e-5)
