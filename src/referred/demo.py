@@ -1,46 +1,66 @@
-"""The interim demo: a synthetic catalog, a small model, exact search, printed results.
+"""The demo: a synthetic catalog, the demo model, an exact index and the web page.
 
-Builds (or reuses) a synthetic LRVS-F-style dataset, loads the bundled demo model when there
-is one (else a randomly initialised tiny model, said plainly), embeds the test gallery and
-distractors unconditioned, and answers a few referred queries (scene + category), printing the
-top results and the test set's R@1. The web page replaces this printout in a later release.
+``referred demo`` (what ``make demo`` runs) builds or reuses, under ``.cache/demo``:
+
+1. a synthetic LRVS-F-style dataset (``referred.data.synth``), written once;
+2. the catalog: the test products and test distractors exported as image files, with
+   metadata (category, title = first caption, image), and a few test scenes as samples;
+3. a flat index of the catalog embedded unconditioned by the demo model (cached per model
+   fingerprint, so a restart re-embeds nothing);
+
+then serves the page at http://127.0.0.1:8000. The model is the bundled trained demo model
+(``referred/assets/demo-model``) when present, else an untrained tiny CondViT, said loudly:
+its results are near chance.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
-
-from referred.categories import LRVSF_CATEGORIES
 
 log = logging.getLogger(__name__)
 
 DEMO_MODEL_DIR = Path(__file__).parent / "assets" / "demo-model"
+#: Synthetic dataset size: 1000 products → 100 test products (the queries' targets) and 1000
+#: test distractors, so the catalog holds 1,100 products; writing it takes ~5 s on 2 cores.
+DEMO_PRODUCTS, DEMO_DISTRACTORS, DEMO_SAMPLES = 1000, 1000, 12
+UNTRAINED_NOTE = (
+    "no trained demo model is bundled (referred/assets/demo-model); using an untrained tiny "
+    "CondViT, so results are near chance. Train one with `referred train`."
+)
 
 
 @dataclass(frozen=True)
-class DemoResult:
-    recall_at_1: float
-    queries: int
-    gallery: int
-    trained_model: bool
+class DemoCatalog:
+    """Everything the demo serves. ``records``: (id, image path, metadata) per product."""
+
+    root: Path
+    images: Path
+    samples: Path
+    records: list[tuple[str, Path, dict[str, Any]]]
 
 
-def ensure_demo_data(root: Path, products: int = 400, distractors: int = 400) -> Path:
-    """The cached synthetic dataset under ``root`` (written on first use)."""
+def ensure_demo_data(
+    root: Path, products: int = DEMO_PRODUCTS, distractors: int = DEMO_DISTRACTORS
+) -> Path:
+    """The cached synthetic dataset under ``root`` (written on first use or when sizes change)."""
     from referred.data.synth import SynthConfig, write_synthetic_dataset
 
     marker = root / ".complete"
-    if not marker.is_file():
+    wanted = json.dumps({"products": products, "distractors": distractors})
+    if not marker.is_file() or marker.read_text().strip() != wanted:
         log.info("writing a synthetic catalog to %s", root)
         write_synthetic_dataset(
             root, SynthConfig(products=products, distractors=distractors), overwrite=True
         )
-        marker.write_text("ok\n")
+        marker.write_text(wanted + "\n")
     return root
 
 
@@ -53,44 +73,210 @@ def load_demo_model() -> tuple[torch.nn.Module, bool]:
     return create_model("tiny", conditioning="category", seed=0), False
 
 
-def run_demo(cache: Path, show: int = 3, k: int = 5) -> DemoResult:
-    """Embed the demo catalog, answer referred queries, print what was found."""
+def _title(caption: str | None, fallback: str) -> str:
+    if not caption:
+        return fallback
+    text = caption.removeprefix("a ").removeprefix("an ")
+    return text[:1].upper() + text[1:]
+
+
+def export_catalog(data: Path, out: Path, samples: int = DEMO_SAMPLES) -> DemoCatalog:
+    """Write the test products + test distractors as image files, and sample scenes."""
+    import pyarrow.parquet as pq
+
     from referred.data import open_dataset
 
-    torch.set_num_threads(1)
-    ds = open_dataset(ensure_demo_data(cache))
-    model, trained = load_demo_model()
-    if not trained:
-        print("note: no trained demo model is bundled; using an untrained tiny CondViT, so the")
-        print("      results below are near chance. Train one with `referred train`.")
-    products = list(ds.products("test"))
-    gallery_ids = [p.product_id for p in products]
-    gallery_cats = [p.category for p in products]
-    images = [p.simple[0].read_bytes() for p in products]
-    for d in ds.distractors("test"):
-        gallery_ids.append(f"distractor/{d.distractor_id}")
-        gallery_cats.append(d.category)
-        images.append(d.image.read_bytes())
-    gallery = model.encode_targets(images, batch_size=64).numpy()  # (G, D)
-    queries = model.encode_queries(
-        [p.complex[0].read_bytes() for p in products], [p.category for p in products], 64
-    ).numpy()  # (Q, D)
-    scores = queries @ gallery.T  # (Q, G): exact inner product on normalised vectors
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    hits = top[:, 0] == np.arange(len(products))
-    for qi in range(min(show, len(products))):
-        p = products[qi]
-        print(f"\nquery: scene of product {p.product_id}, condition {p.category!r}")
-        for rank, gi in enumerate(top[qi], 1):
-            mark = "  <- target" if gi == qi else ""
-            print(
-                f"  {rank}. {gallery_ids[gi]:<24} {gallery_cats[gi]!s:<12} "
-                f"{scores[qi, gi]:.3f}{mark}"
+    images, sample_dir = out / "images", out / "samples"
+    manifest = out / "catalog.json"
+    marker = data / ".complete"
+    source = marker.read_text().strip() if marker.is_file() else str(data)
+    if manifest.is_file():
+        saved = json.loads(manifest.read_text())
+        if saved.get("source") == source:
+            return DemoCatalog(
+                out,
+                images,
+                sample_dir,
+                [(r["id"], images / r["file"], r["metadata"]) for r in saved["rows"]],
             )
-    r1 = float(hits.mean()) if len(hits) else 0.0
-    print(
-        f"\nR@1 over {len(products)} test queries against {len(gallery_ids)} catalog images: "
-        f"{r1:.1%} (chance: {1 / max(len(gallery_ids), 1):.1%}); categories: "
-        f"{', '.join(LRVSF_CATEGORIES)}"
+    for d in (images, sample_dir):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    ds = open_dataset(data)
+    rows, scenes = [], {}
+    for p in ds.products("test"):
+        name = f"{p.product_id}.jpg"
+        (images / name).write_bytes(p.simple[0].read_bytes())
+        title = _title(p.captions[0] if p.captions else None, f"Product {p.product_id}")
+        rows.append(
+            {
+                "id": p.product_id,
+                "file": name,
+                "metadata": {
+                    "category": p.category,
+                    "title": title,
+                    "image": name,
+                    "kind": "product",
+                },
+            }
+        )
+        for scene in p.complex:  # one full scene per outfit: ".../scene/<outfit>-<n>.jpg"
+            outfit = (scene.url or "").rsplit("/", 1)[-1].split("-")[0]
+            if scene.url and scene.type.value == "COMPLEX" and outfit not in scenes:
+                scenes[outfit] = scene
+    captions = _distractor_captions(data, pq)
+    for d in ds.distractors("test"):
+        pid, name = f"d{d.distractor_id}", f"d{d.distractor_id}.jpg"
+        (images / name).write_bytes(d.image.read_bytes())
+        title = _title(captions.get(d.image.url or ""), f"Distractor {d.distractor_id}")
+        rows.append(
+            {
+                "id": pid,
+                "file": name,
+                "metadata": {
+                    "category": d.category,
+                    "title": title,
+                    "image": name,
+                    "kind": "distractor",
+                },
+            }
+        )
+    _write_samples(data, list(scenes.values())[:samples], sample_dir, pq)
+    manifest.write_text(json.dumps({"source": source, "rows": rows}))
+    return DemoCatalog(
+        out, images, sample_dir, [(r["id"], images / r["file"], r["metadata"]) for r in rows]
     )
-    return DemoResult(r1, len(products), len(gallery_ids), trained)
+
+
+def _distractor_captions(data: Path, pq: Any) -> dict[str, str]:
+    path = data / "distractors_test_metadata.parquet"
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path, columns=["URL", "blip2_caption1"]).to_pydict()
+    return dict(zip(table["URL"], table["blip2_caption1"]))
+
+
+def _write_samples(data: Path, scenes: list[Any], out: Path, pq: Any) -> None:
+    """Scenes as ``scene-NN.jpg`` plus ``samples.json``: caption and worn categories."""
+    from referred.data.synth import OUTFITS_FILE
+
+    worn: dict[str, list[str]] = {}
+    if (data / OUTFITS_FILE).is_file():
+        t = pq.read_table(data / OUTFITS_FILE, columns=["URL", "CATEGORIES"]).to_pydict()
+        worn = dict(zip(t["URL"], t["CATEGORIES"]))
+    meta = {}
+    for i, scene in enumerate(scenes, 1):
+        name = f"scene-{i:02d}.jpg"
+        (out / name).write_bytes(scene.read_bytes())
+        caption = str(scene.meta.get("blip2_caption1") or f"scene {i}")
+        meta[name] = {"caption": caption, "categories": list(worn.get(scene.url, []))}
+    (out / "samples.json").write_text(json.dumps(meta, indent=1))
+
+
+def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: int = 64) -> Any:
+    """A flat index of the catalog embedded unconditioned, cached per model fingerprint."""
+    from referred.index import create_index, load_index
+    from referred.service.provenance import fingerprint, model_record
+
+    cache = catalog.root / f"index-{fingerprint(model)}"
+    if (cache / "manifest.json").is_file():
+        try:
+            index = load_index(cache, mmap=False)
+            if len(index) == len(catalog.records):
+                return index
+        except (ValueError, OSError) as exc:
+            log.warning("rebuilding the demo index (%s)", exc)
+    ids = [r[0] for r in catalog.records]
+    vectors = model.encode_targets([r[1] for r in catalog.records], batch_size=batch_size)
+    index = create_index("flat", dim=vectors.shape[1])
+    index.add(ids, vectors.numpy(), [r[2] for r in catalog.records])  # (N, D)
+    ref = str(DEMO_MODEL_DIR) if (DEMO_MODEL_DIR / "config.json").is_file() else None
+    index.info = {"model": model_record(model, ref), "source": str(catalog.images)}
+    for old in catalog.root.glob("index-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    index.save(cache)
+    return index
+
+
+def build_demo_app(
+    cache: Path,
+    settings: Any = None,
+    *,
+    products: int = DEMO_PRODUCTS,
+    distractors: int = DEMO_DISTRACTORS,
+    quiet: bool = False,
+) -> Any:
+    """The FastAPI app serving the demo catalog (built or reused under ``cache``)."""
+    from referred.service.app import create_app
+    from referred.service.searcher import Searcher
+    from referred.service.settings import Settings
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    data = ensure_demo_data(cache / "data", products, distractors)
+    catalog = export_catalog(data, cache / "catalog")
+    model, trained = load_demo_model()
+    if not trained and not quiet:
+        print(f"note: {UNTRAINED_NOTE}", flush=True)
+    index = build_demo_index(model, catalog)
+    settings = (settings or Settings.from_env()).with_(
+        image_root=catalog.images, samples_dir=catalog.samples
+    )
+    searcher = Searcher(model, index, max_k=settings.max_k, threads=settings.threads)
+    info = {
+        "model": "demo-model" if trained else "untrained tiny CondViT",
+        "trained": trained,
+        "note": None if trained else UNTRAINED_NOTE,
+    }
+    log.info("demo catalog of %d products ready in %.1f s", len(index), time.perf_counter() - t0)
+    return create_app(settings, searcher=searcher, model=model, index=index, info=info)
+
+
+def run_demo(
+    cache: Path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True
+) -> None:
+    """Build the demo and serve it until interrupted; prints the URL once it answers."""
+    import os
+    import socket
+    import sys
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from referred.service.settings import Settings
+
+    start = time.perf_counter()
+    with socket.socket() as probe:  # fail early, before minutes of work, on a busy port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port"
+            ) from None
+    print("preparing the demo (a first run builds a synthetic catalog: ~10 s) …", flush=True)
+    app = build_demo_app(Path(cache), Settings.from_env(host=host, port=port))
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        print(
+            f"referred demo ready in {time.perf_counter() - start:.1f} s: {url}  (Ctrl+C to stop)",
+            flush=True,
+        )
+        gui = (
+            sys.platform in ("darwin", "win32")
+            or os.environ.get("DISPLAY")
+            or os.environ.get("WAYLAND_DISPLAY")
+        )
+        if open_browser and gui:
+            webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()

@@ -1,0 +1,152 @@
+"""Load test for a running referred service: N concurrent clients for a fixed time.
+
+Each client loops: pick a sample scene (``GET /samples``) and a category (``GET /categories``)
+at random (seeded), ``POST /search`` with ``k=10``, record the latency and the status. The test
+stops itself after ``--duration`` seconds (in-flight requests get ``--timeout`` more) and
+prints requests, errors, QPS and latency percentiles; ``--json`` writes them to a file.
+
+Only loopback addresses are accepted: this never sends traffic anywhere else.
+
+    referred demo --no-browser &                     # or: referred serve --index ... --model ...
+    python scripts/load_test.py --clients 32 --duration 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import random
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def check_loopback(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as exc:
+        raise SystemExit(f"cannot resolve {host!r}: {exc}") from None
+    if not addresses or not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        raise SystemExit(f"refusing to load-test {host!r}: only loopback addresses are allowed")
+
+
+async def fetch_inputs(client: httpx.AsyncClient) -> tuple[list[tuple[str, bytes]], list[str]]:
+    cats = (await client.get("/categories")).json()["categories"]
+    samples = (await client.get("/samples")).json()["samples"]
+    if not samples:
+        raise SystemExit("the service lists no sample scenes (GET /samples); nothing to send")
+    images = []
+    for s in samples:
+        r = await client.get(s["image_url"])
+        r.raise_for_status()
+        images.append((s["name"], r.content))
+    return images, cats
+
+
+async def worker(
+    client: httpx.AsyncClient,
+    rng: random.Random,
+    images: list[tuple[str, bytes]],
+    cats: list[str],
+    k: int,
+    deadline: float,
+    tally: Tally,
+) -> None:
+    while time.monotonic() < deadline:
+        name, data = rng.choice(images)
+        category = rng.choice(cats)
+        start = time.perf_counter()
+        try:
+            r = await client.post(
+                "/search",
+                files={"image": (name, data, "image/jpeg")},
+                data={"category": category, "k": str(k)},
+            )
+        except httpx.HTTPError as exc:
+            tally.error(type(exc).__name__)
+            continue
+        elapsed = time.perf_counter() - start
+        if r.status_code != 200:
+            tally.error(f"HTTP {r.status_code}")
+            continue
+        tally.latencies.append(elapsed)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, limits=limits) as client:
+        images, cats = await fetch_inputs(client)
+        if args.warmup:
+            for name, data in images[:4]:
+                await client.post(
+                    "/search", files={"image": (name, data)}, data={"category": cats[0]}
+                )
+        tally = Tally()
+        start = time.monotonic()
+        deadline = start + args.duration
+        tasks = [
+            worker(client, random.Random(args.seed + i), images, cats, args.k, deadline, tally)
+            for i in range(args.clients)
+        ]
+        await asyncio.wait_for(asyncio.gather(*tasks), args.duration + args.timeout + 5)
+        wall = time.monotonic() - start
+    lat = np.array(tally.latencies) * 1000.0
+    pct = (lambda q: round(float(np.percentile(lat, q)), 1)) if len(lat) else (lambda q: None)
+    return {
+        "url": args.url,
+        "clients": args.clients,
+        "duration_s": round(wall, 1),
+        "k": args.k,
+        "requests": len(lat) + sum(tally.errors.values()),
+        "ok": len(lat),
+        "errors": sum(tally.errors.values()),
+        "error_kinds": tally.errors,
+        "qps": round(len(lat) / wall, 1),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": round(float(lat.max()), 1) if len(lat) else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--duration", type=float, default=120.0, help="seconds")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-warmup", dest="warmup", action="store_false")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args(argv)
+    if args.clients < 1 or args.duration <= 0:
+        p.error("--clients must be >= 1 and --duration > 0")
+    check_loopback(args.url)
+    report = asyncio.run(run(args))
+    print(json.dumps(report, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0 if report["errors"] == 0 and report["ok"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Informational endpoints: ``/categories``, ``/healthz`` and the sample scenes the page offers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from referred.service import schemas
+from referred.service.routes import IMAGE_SUFFIXES
+from referred.service.routes_deps import SearcherDep, SettingsDep
+from referred.service.schemas import ApiError
+from referred.service.settings import Settings
+
+router = APIRouter()
+
+
+@router.get("/categories", response_model=schemas.CategoriesResponse, tags=["catalog"])
+def categories(searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
+    return {
+        "categories": list(searcher.categories),
+        "accepts_text": bool(searcher.accepts_text),
+        "max_text_chars": settings.max_text_chars,
+        "default_k": settings.default_k,
+        "max_k": settings.max_k,
+    }
+
+
+@router.get("/healthz", response_model=schemas.Health, tags=["service"])
+def healthz(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    state = request.app.state
+    searcher = getattr(state, "searcher", None)
+    catalog = getattr(state, "catalog", None)
+    info = getattr(state, "info", {}) or {}
+    return {
+        "status": "ok" if searcher is not None else "no_model",
+        "products": len(catalog.searcher.index) if catalog is not None else None,
+        "model": info.get("model"),
+        "trained_model": info.get("trained"),
+        "writes_enabled": settings.writes_enabled,
+    }
+
+
+def list_samples(settings: Settings) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """name → (file, {caption, categories}) for the images directly inside ``samples_dir``.
+
+    An optional ``samples.json`` maps a file name to a caption, or to
+    ``{"caption": str, "categories": [names of the items worn]}``.
+    """
+    root = settings.samples_dir
+    if root is None or not root.is_dir():
+        return {}
+    described: dict[str, Any] = {}
+    meta = root / "samples.json"
+    if meta.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            described = dict(json.loads(meta.read_text()))
+    out = {}
+    for p in sorted(root.iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            d = described.get(p.name)
+            d = d if isinstance(d, dict) else {"caption": d}
+            cats = d.get("categories")
+            out[p.name] = (
+                p,
+                {
+                    "caption": None if d.get("caption") is None else str(d["caption"]),
+                    "categories": [str(c) for c in cats] if cats else None,
+                },
+            )
+    return out
+
+
+@router.get("/samples", response_model=schemas.SamplesResponse, tags=["catalog"])
+def samples(settings: SettingsDep) -> dict[str, Any]:
+    return {
+        "samples": [
+            {"name": n, "image_url": f"/samples/{quote(n)}", **d}
+            for n, (_, d) in list_samples(settings).items()
+        ]
+    }
+
+
+@router.get("/samples/{name}", tags=["catalog"], response_class=FileResponse)
+def sample_image(name: str, settings: SettingsDep) -> FileResponse:
+    found = list_samples(settings).get(name)  # looked up, never joined onto a path
+    if found is None:
+        raise ApiError(404, "unknown_sample", f"no sample scene named {name[:80]!r}")
+    path = found[0]
+    return FileResponse(
+        path,
+        media_type=IMAGE_SUFFIXES[path.suffix.lower()],
+        headers={"Cache-Control": "public, max-age=3600"},
+    )

@@ -1,0 +1,112 @@
+"""Response shapes of the HTTP API, and the one error type routes raise.
+
+Every error leaves the service as ``{"error": {"status", "code", "message", "request_id"}}``
+(see :class:`ErrorBody`), whatever raised it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiError(Exception):
+    """A problem the client can fix: an HTTP status, a stable code and a message naming it."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="the HTTP status, repeated")
+    code: str = Field(description="stable machine-readable code, e.g. 'unknown_category'")
+    message: str = Field(description="what was wrong and what is accepted")
+    request_id: str = Field(description="also in the X-Request-ID response header")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Result(BaseModel):
+    """One product found; fields beyond these come from the catalog's metadata."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    score: float = Field(description="cosine similarity to the query, higher is closer")
+    category: str | None = None
+    title: str | None = None
+    image_url: str | None = Field(None, description="GET this for the product image")
+
+
+class Attention(BaseModel):
+    grid: list[list[float]] = Field(description="(g, g) class-token attention, sums to 1")
+    size: int = Field(description="g, the patch grid side")
+
+
+class Condition(BaseModel):
+    category: str | None = None
+    text: str | None = None
+
+
+class SearchResponse(BaseModel):
+    results: list[Result]
+    condition: Condition
+    k: int
+    took_ms: float
+    attention: Attention | None = None
+
+
+class ShopTheLookResponse(BaseModel):
+    results: dict[str, list[Result]] = Field(description="category → results, in category order")
+    k: int
+    took_ms: float
+
+
+class AttentionResponse(Attention):
+    condition: Condition
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    category: str | None = None
+    title: str | None = None
+    image_url: str | None = None
+
+
+class CategoriesResponse(BaseModel):
+    categories: list[str]
+    accepts_text: bool
+    max_text_chars: int
+    default_k: int
+    max_k: int
+
+
+class Health(BaseModel):
+    status: str
+    products: int | None = None
+    model: str | None = None
+    trained_model: bool | None = None
+    writes_enabled: bool
+
+
+class Sample(BaseModel):
+    name: str
+    image_url: str
+    caption: str | None = None
+    categories: list[str] | None = Field(None, description="items worn in the scene, if known")
+
+
+class SamplesResponse(BaseModel):
+    samples: list[Sample]
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool = True
+    products: int

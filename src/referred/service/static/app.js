@@ -1,0 +1,415 @@
+// referred — the search page. Plain JS; talks to the service over HTTP only.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  blob: null,          // the query photo, as sent to the API
+  image: null,         // the decoded <img> of it, for drawing
+  sample: null,        // the chosen sample scene (name, categories) or null
+  category: null,      // chosen category, or null
+  text: "",            // free-text condition (text models only)
+  mode: "search",      // "search" | "look"
+  categories: [],
+  acceptsText: false,
+  seq: 0,              // answers to older requests are dropped
+};
+
+// -- helpers ---------------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v);
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    throw new Error("the service cannot be reached (" + err.message + ")");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
+    throw new Error(message);
+  }
+  return body;
+}
+
+function setStatus(message, kind = "") {
+  const s = $("#status");
+  s.textContent = message || "";
+  s.className = "status" + (kind ? " " + kind : "");
+}
+
+function busy(on) {
+  $("#busy").hidden = !on;
+}
+
+// -- the photo and the attention overlay ------------------------------------------------------
+// The model pads a photo to a white square before resizing, so the attention grid covers that
+// square: draw the photo centred in a square canvas and the grid over the whole canvas.
+function drawPhoto() {
+  const canvas = $("#photo");
+  const ctx = canvas.getContext("2d");
+  const size = canvas.width;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, size, size);
+  const img = state.image;
+  if (!img) return;
+  const scale = size / Math.max(img.naturalWidth, img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  ctx.imageSmoothingEnabled = scale < 3;  // tiny images look better as crisp pixels
+  ctx.drawImage(img, (size - w) / 2, (size - h) / 2, w, h);
+}
+
+const RAMP = [[255, 209, 102], [243, 114, 44], [201, 24, 74], [90, 24, 154]];
+function rampColor(t) {
+  const x = Math.min(Math.max(t, 0), 1) * (RAMP.length - 1);
+  const i = Math.min(Math.floor(x), RAMP.length - 2), f = x - i;
+  return RAMP[i].map((a, j) => Math.round(a + (RAMP[i + 1][j] - a) * f));
+}
+
+function drawHeat(att) {
+  const canvas = $("#heat");
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!att || !att.grid || !att.grid.length) return;
+  const g = att.size;
+  const values = att.grid.flat();
+  // Attention relative to a uniform gaze (1 = every patch equal). Only above-average patches
+  // are coloured, and a nearly flat map (an untrained model) stays faint: the overlay never
+  // shows more focus than the model has.
+  const ratio = values.map((v) => v * g * g);
+  const peak = Math.max(...ratio);
+  const strength = Math.min(1, Math.max(0, (peak - 1) / 1.5));
+  const small = document.createElement("canvas");
+  small.width = g; small.height = g;
+  const sctx = small.getContext("2d");
+  const data = sctx.createImageData(g, g);
+  ratio.forEach((r, i) => {
+    const t = peak > 1 ? Math.max(0, (r - 1) / (peak - 1)) : 0;
+    const [red, green, blue] = rampColor(t);
+    data.data.set([red, green, blue, Math.round(255 * 0.85 * strength * Math.pow(t, 1.2))], i * 4);
+  });
+  sctx.putImageData(data, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+async function setPhoto(blob, sample = null) {
+  const url = URL.createObjectURL(blob);
+  const img = new Image();
+  img.decoding = "async";
+  const loaded = new Promise((resolve) => {
+    img.onload = () => resolve(true);
+    img.onerror = () => resolve(false);
+  });
+  img.src = url;
+  state.blob = blob;
+  state.sample = sample;
+  state.image = (await loaded) ? img : null;
+  $("#drop").classList.add("has-photo");
+  drawPhoto();
+  drawHeat(null);
+  markWorn(sample ? sample.categories : null);
+  for (const b of document.querySelectorAll(".sample")) {
+    b.classList.toggle("active", !!sample && b.dataset.name === sample.name);
+  }
+  if (!state.image) {
+    setStatus("The browser cannot preview this file; the service will still try to read it.");
+  }
+  run();
+}
+
+function wireDrop() {
+  const drop = $("#drop"), file = $("#file");
+  drop.addEventListener("click", (e) => { if (e.target !== file) file.click(); });
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); file.click(); }
+  });
+  file.addEventListener("change", () => {
+    if (file.files && file.files[0]) setPhoto(file.files[0]);
+    file.value = "";
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+  }
+  drop.addEventListener("drop", (e) => {
+    const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (f) setPhoto(f);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData ? e.clipboardData.items : [])]
+      .find((i) => i.type.startsWith("image/"));
+    if (item) setPhoto(item.getAsFile());
+  });
+  $("#show-heat").addEventListener("change", (e) => {
+    $("#heat").classList.toggle("off", !e.target.checked);
+  });
+}
+
+// -- conditions --------------------------------------------------------------------------------
+function renderChips() {
+  const chips = $("#chips");
+  chips.replaceChildren();
+  for (const name of state.categories) {
+    chips.append(el("button", {
+      class: "chip", type: "button", "aria-pressed": "false", "data-category": name,
+      text: name, onclick: () => chooseCategory(name),
+    }));
+  }
+}
+
+function markWorn(worn) {
+  const set = new Set(worn || []);
+  $("#chip-hint").hidden = set.size === 0;
+  for (const chip of document.querySelectorAll(".chip")) {
+    chip.classList.toggle("worn", set.has(chip.dataset.category));
+    chip.title = set.has(chip.dataset.category) ? "worn in this scene" : "";
+  }
+}
+
+function chooseCategory(name) {
+  state.category = name;
+  state.text = "";
+  state.mode = "search";
+  $("#text").value = "";
+  syncControls();
+  run();
+}
+
+function syncControls() {
+  for (const chip of document.querySelectorAll(".chip")) {
+    const on = state.mode === "search" && !state.text && chip.dataset.category === state.category;
+    chip.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  $("#look").setAttribute("aria-pressed", state.mode === "look" ? "true" : "false");
+}
+
+// -- searching ----------------------------------------------------------------------------------
+function queryForm(extra) {
+  const form = new FormData();
+  const name = state.blob && state.blob.name ? state.blob.name : "photo";
+  form.append("image", state.blob, name);
+  for (const [k, v] of Object.entries(extra)) {
+    if (Array.isArray(v)) v.forEach((x) => form.append(k, x));
+    else if (v !== null && v !== undefined) form.append(k, v);
+  }
+  return form;
+}
+
+async function run() {
+  if (!state.blob) {
+    setStatus("Add a photo first: drop one, paste one, or pick a sample scene.");
+    return;
+  }
+  if (state.mode === "look") return runLook();
+  if (!state.category && !state.text) {
+    showEmpty("Now say which item you mean", "Pick a category on the left — the same photo "
+      + "gives different results for different items.");
+    return;
+  }
+  const seq = ++state.seq;
+  const condition = state.text ? { text: state.text } : { category: state.category };
+  busy(true);
+  setStatus("");
+  try {
+    const body = await api("/search", {
+      method: "POST", body: queryForm({ ...condition, k: 12, attention: "true" }),
+    });
+    if (seq !== state.seq) return;
+    drawHeat(body.attention);
+    const what = state.text ? `“${state.text}”` : state.category;
+    $("#results-title").textContent = `Results for ${what}`;
+    $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
+    renderResults(body.results);
+  } catch (err) {
+    if (seq === state.seq) setStatus(err.message, "error");
+  } finally {
+    if (seq === state.seq) busy(false);
+  }
+}
+
+async function runLook() {
+  const seq = ++state.seq;
+  const worn = state.sample && state.sample.categories && state.sample.categories.length
+    ? state.sample.categories : null;
+  busy(true);
+  setStatus("");
+  try {
+    const body = await api("/shop-the-look", {
+      method: "POST", body: queryForm({ k: 6, categories: worn ? worn.join(",") : null }),
+    });
+    if (seq !== state.seq) return;
+    $("#results-title").textContent = "Shop the look";
+    const n = Object.keys(body.results).length;
+    $("#timing").textContent = `${n} categories · ${Math.round(body.took_ms)} ms`;
+    renderLooks(body.results);
+    const first = state.category && body.results[state.category] ? state.category
+      : Object.keys(body.results)[0];
+    if (first) showAttention(first, seq);
+  } catch (err) {
+    if (seq === state.seq) setStatus(err.message, "error");
+  } finally {
+    if (seq === state.seq) busy(false);
+  }
+}
+
+async function showAttention(category, seq) {
+  try {
+    const att = await api("/attention", { method: "POST", body: queryForm({ category }) });
+    if (seq === state.seq) drawHeat(att);
+    for (const row of document.querySelectorAll(".look-row")) {
+      row.classList.toggle("focus", row.dataset.category === category);
+    }
+  } catch (err) {
+    /* the overlay is a bonus: results are already shown */
+  }
+}
+
+// -- rendering ----------------------------------------------------------------------------------
+function card(hit, rank) {
+  const score = Number(hit.score);
+  const bar = el("span");
+  bar.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
+  const img = hit.image_url
+    ? el("img", { src: hit.image_url, alt: hit.title || hit.id, loading: "lazy" })
+    : el("span", { class: "small", text: "no image" });
+  return el("article", { class: "card" + (rank === 1 ? " top" : ""), title: hit.id },
+    el("div", { class: "thumb" }, img),
+    el("span", { class: "rank", text: String(rank) }),
+    el("div", { class: "body" },
+      el("div", { class: "title", text: hit.title || hit.id }),
+      el("div", { class: "meta" },
+        hit.category ? el("span", { class: "tag", text: hit.category }) : el("span"),
+        el("span", { class: "score", text: score.toFixed(3), title: "cosine similarity" })),
+      el("div", { class: "bar" }, bar),
+      el("div", { class: "pid", text: `id ${hit.id}` })));
+}
+
+function renderResults(results) {
+  $("#looks").hidden = true;
+  const grid = $("#results");
+  grid.hidden = false;
+  if (!results.length) {
+    showEmpty("Nothing found", "No product matches this query and filter.");
+    return;
+  }
+  grid.className = "grid";
+  grid.replaceChildren(...results.map((h, i) => card(h, i + 1)));
+}
+
+function renderLooks(byCategory) {
+  $("#results").hidden = true;
+  const looks = $("#looks");
+  looks.hidden = false;
+  looks.replaceChildren();
+  for (const [category, hits] of Object.entries(byCategory)) {
+    const heading = el("h4", { text: category },
+      el("small", { text: hits.length ? "show attention" : "no products" }));
+    const row = el("div", { class: "look-row", "data-category": category },
+      el("button", { class: "ghost row-head", type: "button",
+        onclick: () => showAttention(category, state.seq) }, heading),
+      el("div", { class: "strip" }, ...hits.map((h, i) => card(h, i + 1))));
+    looks.append(row);
+  }
+}
+
+function showEmpty(title, text) {
+  $("#looks").hidden = true;
+  const grid = $("#results");
+  grid.hidden = false;
+  grid.className = "";
+  $("#results-title").textContent = "Results";
+  $("#timing").textContent = "";
+  grid.replaceChildren(el("div", { class: "empty" },
+    el("div", { class: "big", text: title }), el("div", { text: text })));
+}
+
+// -- start ------------------------------------------------------------------------------------------
+async function loadSamples() {
+  let samples = [];
+  try {
+    samples = (await api("/samples")).samples;
+  } catch (err) {
+    return [];
+  }
+  const box = $("#samples");
+  box.replaceChildren(...samples.map((s) => el("button", {
+    class: "sample", type: "button", "data-name": s.name,
+    title: s.caption || s.name, "aria-label": `sample scene: ${s.caption || s.name}`,
+    onclick: () => pickSample(s),
+  }, el("img", { src: s.image_url, alt: "" }))));
+  $("#samples-wrap").hidden = samples.length === 0;
+  return samples;
+}
+
+async function pickSample(sample) {
+  const response = await fetch(sample.image_url);
+  if (!response.ok) { setStatus(`cannot load sample ${sample.name}`, "error"); return; }
+  const blob = await response.blob();
+  const file = new File([blob], sample.name, { type: blob.type });
+  if (state.mode === "search" && !state.text && sample.categories && sample.categories.length
+      && !sample.categories.includes(state.category)) {
+    state.category = sample.categories[0];  // pick an item that is actually in the scene
+    syncControls();
+  }
+  await setPhoto(file, sample);
+}
+
+async function main() {
+  wireDrop();
+  $("#text-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("#text").value.trim();
+    if (!text) return;
+    state.text = text;
+    state.mode = "search";
+    syncControls();
+    run();
+  });
+  $("#look").addEventListener("click", () => {
+    state.mode = state.mode === "look" ? "search" : "look";
+    syncControls();
+    run();
+  });
+  api("/healthz").then((h) => {
+    const pill = $("#health");
+    pill.textContent = h.products != null ? `${h.products.toLocaleString()} products` : h.status;
+    pill.classList.add(h.status === "ok" ? "ok" : "bad");
+    $("#footer-info").textContent = h.model ? `model: ${h.model}` : "";
+    if (h.trained_model === false) {
+      const note = $("#model-note");
+      note.textContent = "Heads-up: this demo runs an untrained model, so results are near "
+        + "chance. The page works the same with a trained one.";
+      note.hidden = false;
+    }
+  }).catch(() => { $("#health").textContent = "offline"; $("#health").classList.add("bad"); });
+  try {
+    const cats = await api("/categories");
+    state.categories = cats.categories;
+    state.acceptsText = cats.accepts_text;
+    $("#text").maxLength = cats.max_text_chars;
+    $("#text-form").hidden = !cats.accepts_text;
+    renderChips();
+  } catch (err) {
+    setStatus(err.message, "error");
+    return;
+  }
+  showEmpty("Start with a photo", "Drop a photo of a look, or pick a sample scene.");
+  const samples = await loadSamples();
+  if (samples.length) await pickSample(samples[0]);  // show the idea at once
+}
+
+document.addEventListener("DOMContentLoaded", main);

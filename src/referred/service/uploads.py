@@ -1,0 +1,275 @@
+"""Upload validation: request size (streamed), multipart parsing, image format and pixels.
+
+Everything a client can get wrong about an upload becomes an :class:`ApiError` with a 4xx
+status and a message that names the problem:
+
+* the request body is counted as it streams in (:class:`BodyLimitMiddleware`); a declared or
+  actual size over ``max_upload_bytes`` is answered 413 before the rest is read;
+* a body that is not ``multipart/form-data`` is 415, a broken multipart body 400;
+* an image is sniffed from its bytes (never from its filename or declared type): empty → 422,
+  not a JPEG/PNG/WebP/GIF/BMP/TIFF (SVG included) → 415, more pixels than ``max_pixels`` → 413
+  (checked from the header, before decoding), truncated or corrupt → 422.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from referred.imageio import ImageDecodeError, open_image
+from referred.service.schemas import ApiError
+from referred.service.settings import ACCEPTED_FORMATS
+
+ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+MAX_FORM_FIELDS = 64
+MAX_FIELD_BYTES = 64 * 1024
+
+
+def _human(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413, reading no more than the limit.
+
+    A ``Content-Length`` over the limit is refused before any of the body is read. A body
+    without one (chunked) is counted as it arrives; past the limit the app is told the client
+    went away and whatever it tries to answer is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await self._refuse(scope, send, 400, "bad_request", "invalid Content-Length")
+                return
+            if size > self.limit:
+                await self._refuse_size(scope, send, size)
+                return
+        seen, exceeded, started = 0, False, False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if exceeded and not started:
+            await self._refuse_size(scope, send, None)
+
+    async def _refuse_size(self, scope: Scope, send: Send, size: int | None) -> None:
+        got = f" ({_human(size)})" if size is not None else ""
+        await self._refuse(
+            scope,
+            send,
+            413,
+            "payload_too_large",
+            f"request body{got} exceeds the upload limit of {_human(self.limit)} "
+            "(setting max_upload_bytes)",
+        )
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+        request_id = scope.get("state", {}).get("request_id", "")
+        body = json.dumps(
+            {
+                "error": {
+                    "status": status,
+                    "code": code,
+                    "message": message,
+                    "request_id": request_id,
+                }
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def read_form(request: Request) -> FormData:
+    """The multipart form of ``request``; 415 for another content type, 400 when broken."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        got = ctype.split(";")[0].strip() or "no Content-Type"
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"this endpoint takes multipart/form-data (an 'image' file plus form fields), "
+            f"got {got}",
+        )
+    try:
+        return await request.form(
+            max_files=4, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES
+        )
+    except (MultiPartException, HTTPException) as exc:
+        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
+        raise ApiError(400, "malformed_multipart", f"malformed multipart body: {detail}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_multipart", f"malformed multipart body: {exc}") from exc
+
+
+async def multipart_form(request: Request) -> AsyncIterator[FormData]:
+    """FastAPI dependency: the parsed form, its spooled files closed after the response."""
+    form = await read_form(request)
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
+async def read_upload(form: FormData, name: str = "image", required: bool = True) -> bytes | None:
+    """The bytes of file field ``name``; 422 when missing, empty, or not a file."""
+    value = form.get(name)
+    if value is None:
+        if not required:
+            return None
+        raise ApiError(
+            422,
+            "missing_image",
+            f"missing form field {name!r}: attach the photo as a file ({ACCEPTED_NAMES})",
+        )
+    if not isinstance(value, UploadFile):
+        raise ApiError(
+            422,
+            "image_not_a_file",
+            f"form field {name!r} must be a file upload, got a text value",
+        )
+    data = await value.read()
+    if not data:
+        raise ApiError(422, "empty_image", f"the uploaded {name!r} file is empty (0 bytes)")
+    return data
+
+
+def sniff_format(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    """(Pillow format, width, height) from the header alone; ApiError when not acceptable."""
+    head = data[:4096].lstrip().lower()
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"SVG images are not accepted; send a {ACCEPTED_NAMES} photo",
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (w, h) = img.format or "unknown", img.size
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
+        if isinstance(exc, Image.DecompressionBombError):
+            raise ApiError(
+                413,
+                "image_too_large",
+                f"image is over the limit of {max_pixels / 1e6:g} megapixels "
+                f"(setting max_pixels): {exc}",
+            ) from exc
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"the upload is not a recognised image; send a {ACCEPTED_NAMES} file",
+        ) from exc
+    if fmt not in ACCEPTED_FORMATS:
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"{fmt} images are not accepted; send a {ACCEPTED_NAMES} file",
+        )
+    if w < 1 or h < 1:
+        raise ApiError(422, "invalid_image", f"image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ApiError(
+            413,
+            "image_too_large",
+            f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:g} megapixels (setting max_pixels)",
+        )
+    return fmt, w, h
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Validated RGB image from upload bytes (CPU-bound: call it off the event loop)."""
+    sniff_format(data, max_pixels)
+    try:
+        return open_image(data, max_pixels=max_pixels)
+    except ImageDecodeError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise ApiError(
+            422, "corrupt_image", f"the image could not be decoded (truncated or corrupt): {reason}"
+        ) from exc
+
+
+def text_field(form: FormData, name: str) -> str | None:
+    """A text field's value (None when absent); 422 when a file was sent instead."""
+    value = form.get(name)
+    if value is None:
+        return None
+    if isinstance(value, UploadFile):
+        raise ApiError(422, "invalid_field", f"form field {name!r} must be text, got a file")
+    return value
+
+
+def json_object_field(form: FormData, name: str) -> dict[str, Any] | None:
+    """A form field holding a JSON object; 400 for malformed JSON, 422 for another type."""
+    raw = text_field(form, name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"form field {name!r} is not valid JSON: {exc.msg} at character {exc.pos}",
+        ) from exc
+    if not isinstance(value, dict):
+        raise ApiError(
+            422,
+            "invalid_" + name,
+            f"form field {name!r} must be a JSON object such as "
+            f'{{"category": "Bags"}}, got a JSON {type(value).__name__}',
+        )
+    return value

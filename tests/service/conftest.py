@@ -1,0 +1,282 @@
+"""A fast stand-in for the model and Searcher, a tiny on-disk catalog, and app fixtures.
+
+``FakeSearcher`` implements the Searcher interface on a real ``flat`` index with 16-d vectors
+made from the pixels (no torch), so adding and deleting products through the API changes what
+search returns, exactly as with the real thing. It is swapped in with
+``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from referred.categories import LRVSF_CATEGORIES
+from referred.imageio import open_image
+from referred.index import UnknownIdError, create_index
+from referred.service.app import create_app
+from referred.service.errors import (
+    QueryError,
+    UnknownCategoryError,
+    UnknownProductError,
+    UnsupportedConditionError,
+)
+from referred.service.routes_deps import Catalog, get_catalog, get_searcher
+from referred.service.settings import Settings
+
+TOKEN = "s3cret-admin-token"
+DIM = 16
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class FakeModel:
+    """``encode_targets``: 4x4 grey thumbnail + channel means → L2-normalised (n, 16)."""
+
+    def encode_targets(self, images: list[Any], batch_size: int = 32) -> np.ndarray:
+        rows = []
+        for img in images:
+            rgb = open_image(img)
+            grey = np.asarray(rgb.convert("L").resize((4, 4)), dtype=np.float32).ravel()
+            v = grey / 255.0 + 0.01
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows).astype(np.float32)  # (n, 16)
+
+
+class FakeSearcher:
+    """The Searcher interface over a flat index; conditions shift the query deterministically."""
+
+    def __init__(
+        self, model: FakeModel, index: Any, *, accepts_text: bool = False, delay: float = 0.0
+    ) -> None:
+        self.model, self.index = model, index
+        self.categories: tuple[str, ...] = LRVSF_CATEGORIES
+        self.accepts_text = accepts_text
+        self.delay = delay
+        self.calls: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def _record(self, name: str, n: int) -> None:
+        with self._lock:
+            self.calls.append((name, n))
+
+    def _query(self, image: Any, condition: dict[str, str] | None) -> np.ndarray:
+        v = self.model.encode_targets([image])[0]
+        if condition is None:
+            return v
+        if set(condition) - {"category", "text"}:
+            raise QueryError(f"bad condition {condition!r}")
+        if "category" in condition:
+            if condition["category"] not in self.categories:
+                raise UnknownCategoryError(condition["category"], self.categories)
+            shift = self.categories.index(condition["category"])
+        elif self.accepts_text:
+            shift = len(condition["text"]) % DIM
+        else:
+            raise UnsupportedConditionError("this model does not accept text")
+        return np.roll(v, shift)
+
+    def search_many(
+        self,
+        images: list[Any],
+        conditions: list[dict | None],
+        *,
+        k: int = 10,
+        filter: dict | None = None,
+    ) -> list[list[Hit]]:
+        self._record("search_many", len(images))
+        if self.delay:
+            time.sleep(self.delay)
+        queries = np.stack([self._query(i, c) for i, c in zip(images, conditions)])  # (n, 16)
+        scores, ids = self.index.search(queries, k, filter=filter)
+        out = []
+        for row_s, row_i in zip(scores, ids):
+            keep = [(s, i) for s, i in zip(row_s, row_i) if i]
+            metas = self.index.get([i for _, i in keep], vectors=False).metadata if keep else []
+            out.append(
+                [
+                    Hit(i, float(s), {k2: v for k2, v in m.items() if k2 != "id"})
+                    for (s, i), m in zip(keep, metas)
+                ]
+            )
+        return out
+
+    def upsert_product(self, product_id: str, image: Any, metadata: Any = None) -> None:
+        vector = self.model.encode_targets([image])  # (1, 16)
+        self.index.upsert([product_id], vector, None if metadata is None else [dict(metadata)])
+
+    def delete_product(self, product_id: str) -> None:
+        self.index.delete([product_id])  # UnknownIdError (a KeyError) when absent
+
+    def save_index(self, path: Any) -> None:
+        self.index.save(path)
+
+    def search(
+        self,
+        image: Any,
+        *,
+        category: str | None = None,
+        text: str | None = None,
+        k: int = 10,
+        filter: dict | None = None,
+    ) -> list[Hit]:
+        cond = {"category": category} if category else ({"text": text} if text else None)
+        return self.search_many([image], [cond], k=k, filter=filter)[0]
+
+    def shop_the_look(
+        self, image: Any, *, categories: Any = None, k: int = 10, filter_by_category: bool = True
+    ) -> dict[str, list[Hit]]:
+        cats = list(categories) if categories else list(self.categories)
+        return {
+            c: self.search(
+                image, category=c, k=k, filter={"category": c} if filter_by_category else None
+            )
+            for c in cats
+        }
+
+    def more_like_this(self, product_id: str, *, k: int = 10, filter: Any = None) -> list[Hit]:
+        vec = self.index.get([product_id]).vectors
+        scores, ids = self.index.search(vec, k, filter=filter)
+        return [Hit(i, float(s), {}) for s, i in zip(scores[0], ids[0]) if i]
+
+    def attention(
+        self, image: Any, *, category: str | None = None, text: str | None = None
+    ) -> np.ndarray:
+        self._record("attention", 1)
+        if self.delay:
+            time.sleep(self.delay)
+        grid = np.arange(1, 17, dtype=np.float32).reshape(4, 4)  # (g, g)
+        return grid / grid.sum()
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.index.get([product_id], vectors=False).metadata[0])
+        except UnknownIdError:
+            raise UnknownProductError(product_id) from None
+
+
+def png_bytes(
+    color: tuple[int, int, int] = (200, 30, 30),
+    size: tuple[int, int] = (32, 32),
+    mode: str = "RGB",
+    fmt: str = "PNG",
+    **save: Any,
+) -> bytes:
+    img = Image.new("RGB", size, color)
+    if mode != "RGB":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def make_catalog(root: Path, n: int = 20) -> tuple[FakeModel, Any]:
+    """``n`` coloured-square products (files under ``root``) in a flat index."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    model, images, metas, ids = FakeModel(), [], [], []
+    for i in range(n):
+        color = tuple(int(x) for x in rng.integers(0, 256, 3))
+        img = Image.new("RGB", (24, 24), color)
+        img.paste((255 - color[0], color[1], 40), (4 + i % 8, 4, 16, 12 + i % 10))
+        name = f"p{i:03d}.png"
+        img.save(root / name)
+        images.append(img)
+        ids.append(f"p{i:03d}")
+        metas.append(
+            {
+                "category": LRVSF_CATEGORIES[i % len(LRVSF_CATEGORIES)],
+                "title": f"product {i}",
+                "image": name,
+                "price": float(10 + i),
+            }
+        )
+    index = create_index("flat", dim=DIM)
+    index.add(ids, model.encode_targets(images), metas)
+    return model, index
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Path:
+    return tmp_path / "images"
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, catalog_dir: Path):
+    """Factory: ``make_client(accepts_text=False, delay=0, **settings) -> TestClient``."""
+    clients: list[TestClient] = []
+
+    def make(
+        accepts_text: bool = False, delay: float = 0.0, raise_errors: bool = True, **changes: Any
+    ) -> TestClient:
+        model, index = make_catalog(catalog_dir)
+        samples = tmp_path / "samples"
+        samples.mkdir(exist_ok=True)
+        (samples / "scene-1.png").write_bytes(png_bytes((10, 120, 200), (48, 48)))
+        (samples / "samples.json").write_text('{"scene-1.png": "a blue scene"}')
+        base = {
+            "image_root": catalog_dir,
+            "samples_dir": samples,
+            "admin_token": TOKEN,
+            "upload_dir": tmp_path / "uploads",
+        }
+        settings = Settings(**{**base, **changes})
+        app = create_app(settings)
+        searcher = FakeSearcher(model, index, accepts_text=accepts_text, delay=delay)
+        app.dependency_overrides[get_searcher] = lambda: searcher
+        app.dependency_overrides[get_catalog] = lambda: Catalog(searcher)
+        app.state.fake = searcher
+        client = TestClient(app, raise_server_exceptions=raise_errors)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def photo() -> bytes:
+    """A 40x30 PNG with some structure (so conditions change the fake's query)."""
+    img = Image.new("RGB", (40, 30), (180, 40, 60))
+    img.paste((20, 220, 90), (0, 0, 14, 30))
+    img.paste((250, 250, 250), (26, 8, 40, 20))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def png():
+    """The ``png_bytes(color, size, mode, fmt, **save)`` helper."""
+    return png_bytes
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    """Headers carrying the admin token the test apps are configured with."""
+    return auth()

@@ -1,0 +1,177 @@
+"""The real stack in-process: the demo's catalog, the real Searcher and a tiny CondViT; the
+lifespan loading a saved index and model; the ``serve`` and ``demo`` command lines."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from referred.service.settings import Settings
+
+TOKEN = "demo-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from referred.demo import build_demo_app
+
+    cache = tmp_path_factory.mktemp("demo")
+    settings = Settings(admin_token=TOKEN, upload_dir=cache / "uploads")
+    app = build_demo_app(cache, settings, products=30, distractors=20, quiet=True)
+    with TestClient(app) as client:
+        yield client, cache
+
+
+def _scene(cache: Path) -> bytes:
+    return sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0].read_bytes()
+
+
+def test_demo_search_results_and_images(demo):
+    client, cache = demo
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["products"] == 23
+    assert isinstance(health["trained_model"], bool)
+    r = client.post(
+        "/search",
+        files={"image": ("s.jpg", _scene(cache))},
+        data={"category": "Bags", "k": "5", "attention": "1"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["results"]) == 5
+    for hit in body["results"]:
+        assert hit["title"] and hit["category"] and hit["kind"] in ("product", "distractor")
+        img = client.get(hit["image_url"])
+        assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
+    att = body["attention"]
+    assert att["size"] == 8 and abs(np.sum(att["grid"]) - 1) < 1e-3
+
+
+def test_demo_filter_shop_the_look_and_samples(demo):
+    client, cache = demo
+    r = client.post(
+        "/search",
+        files={"image": ("s.jpg", _scene(cache))},
+        data={"category": "Feet", "filter": '{"kind": "product"}'},
+    )
+    assert r.status_code == 200 and {x["kind"] for x in r.json()["results"]} == {"product"}
+    r = client.post(
+        "/search",
+        files={"image": ("s.jpg", _scene(cache))},
+        data={"category": "Feet", "filter": '{"colour": "red"}'},
+    )
+    assert r.status_code == 422 and "colour" in r.json()["error"]["message"]
+    samples = client.get("/samples").json()["samples"]
+    assert samples and all(s["categories"] for s in samples)
+    worn = samples[0]["categories"]
+    r = client.post(
+        "/shop-the-look",
+        files={"image": ("s.jpg", _scene(cache))},
+        data={"categories": ",".join(worn), "k": "3"},
+    )
+    assert r.status_code == 200 and list(r.json()["results"]) == worn
+    for cat, hits in r.json()["results"].items():
+        assert all(h["category"] == cat for h in hits)
+
+
+def test_demo_add_and_delete_a_product(demo):
+    client, cache = demo
+    product = next((cache / "catalog" / "images").glob("d*.jpg")).read_bytes()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = client.post(
+        "/products",
+        headers=auth,
+        files={"image": ("p.jpg", product)},
+        data={"id": "new-1", "category": "Bags", "title": "A new bag"},
+    )
+    assert r.status_code == 201 and r.json()["products"] == 24
+    assert client.get("/products/new-1/image").content == product
+    r = client.post(
+        "/search",
+        files={"image": ("s.jpg", _scene(cache))},
+        data={"category": "Bags", "k": "30", "filter": '{"category": "Bags"}'},
+    )
+    assert "new-1" in [x["id"] for x in r.json()["results"]]
+    assert client.delete("/products/new-1", headers=auth).json()["products"] == 23
+
+
+def test_lifespan_loads_a_saved_index_and_model(demo, tmp_path):
+    client, cache = demo
+    searcher = client.app.state.searcher
+    model_dir, index_dir = tmp_path / "model", tmp_path / "index"
+    searcher.model.save_pretrained(model_dir)
+    searcher.index.save(index_dir)
+    from referred.service.app import create_app
+
+    # no --images: product images come from the catalog folder recorded in the index
+    settings = Settings(index_dir=index_dir, model_path=str(model_dir))
+    with TestClient(create_app(settings)) as served:
+        assert served.get("/healthz").json()["products"] == 23
+        r = served.post(
+            "/search",
+            files={"image": ("s.jpg", _scene(cache))},
+            data={"category": "Head", "k": "3"},
+        )
+        assert r.status_code == 200 and len(r.json()["results"]) == 3
+        assert served.get(r.json()["results"][0]["image_url"]).status_code == 200
+        assert served.get("/categories").json()["accepts_text"] is False
+
+
+def _serve_args(argv: list[str]) -> argparse.Namespace:
+    from referred.cli import serve
+
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    return parser.parse_args(["serve", *argv])
+
+
+def test_serve_flags_become_settings(tmp_path, monkeypatch):
+    from referred.cli import UserError
+    from referred.cli.serve import settings_from_args
+
+    monkeypatch.delenv("REFERRED_ADMIN_TOKEN", raising=False)
+    (tmp_path / "idx").mkdir()
+    token = tmp_path / "token"
+    token.write_text("x" * 32 + "\n")
+    args = _serve_args(
+        [
+            "--index",
+            str(tmp_path / "idx"),
+            "--port",
+            "9001",
+            "--max-upload-mb",
+            "2",
+            "--max-megapixels",
+            "12",
+            "--admin-token-file",
+            str(token),
+        ]
+    )
+    s = settings_from_args(args)
+    assert s.port == 9001 and s.max_upload_bytes == 2 * 1024 * 1024
+    assert s.max_pixels == 12_000_000 and s.admin_token == "x" * 32 and s.host == "127.0.0.1"
+    with pytest.raises(UserError, match="--index"):
+        settings_from_args(_serve_args([]))
+    with pytest.raises(UserError, match="not found"):
+        settings_from_args(_serve_args(["--index", str(tmp_path / "missing")]))
+    token.write_text("short")
+    with pytest.raises(UserError, match="shorter than 16"):
+        settings_from_args(
+            _serve_args(["--index", str(tmp_path / "idx"), "--admin-token-file", str(token)])
+        )
+
+
+def test_demo_refuses_a_busy_port(tmp_path):
+    from referred.demo import run_demo
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match="--port"):
+            run_demo(tmp_path, port=port, open_browser=False)

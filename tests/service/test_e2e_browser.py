@@ -1,0 +1,155 @@
+"""End to end in headless Chromium: the real server on 127.0.0.1, a tiny synthetic catalog,
+the real Searcher and a tiny model; a person uploads a photo, picks a category, sees results.
+
+Skips cleanly without the ``playwright`` package or a Chromium binary (``/usr/bin/chromium``,
+or the path in ``REFERRED_CHROMIUM``). ``REFERRED_SCREENSHOTS=DIR`` keeps the screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("REFERRED_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A uvicorn server over a 30-product synthetic catalog, on a free loopback port."""
+    import uvicorn
+
+    from referred.demo import build_demo_app
+    from referred.service.settings import Settings
+
+    cache = tmp_path_factory.mktemp("demo")
+    app = build_demo_app(cache, Settings(), products=30, distractors=20, quiet=True)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", cache
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1360, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+def _shot(page, name: str, tmp_path: Path) -> Path:
+    out_dir = Path(os.environ.get("REFERRED_SCREENSHOTS") or tmp_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    page.wait_for_timeout(400)  # let the cards' entrance animation finish
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_upload_pick_category_see_results(server, browser, tmp_path):
+    url, cache = server
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.wait_for_selector(".chip")
+    assert page.locator(".chip").count() == 10
+    assert page.locator("#text-form").is_hidden()  # a category model: no text box
+
+    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    page.set_input_files("#file", str(photo))
+    page.locator(".chip", has_text="Bags").click()
+    page.wait_for_function(
+        "document.querySelector('#results-title').textContent === 'Results for Bags'"
+    )
+    page.wait_for_selector(".card img")
+    cards = page.locator("#results .card")
+    assert cards.count() == 12
+    first = cards.first
+    assert first.locator(".title").inner_text().strip()
+    assert float(first.locator(".score").inner_text()) <= 1.0
+    # product images are served and decode in the browser
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results .card img')].every(i => i.complete)"
+    )
+    widths = page.eval_on_selector_all("#results .card img", "els => els.map(e => e.naturalWidth)")
+    assert all(w > 0 for w in widths)
+    # the attention overlay was drawn over the photo
+    drawn = page.evaluate("""() => {
+        const c = document.querySelector('#heat');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+        return false;
+    }""")
+    assert drawn
+    shot = _shot(page, "search.png", tmp_path)
+    assert shot.stat().st_size > 10_000
+
+    page.click("#look")
+    page.wait_for_selector(".look-row")
+    assert page.locator(".look-row").count() == 10  # an upload: every category
+    _shot(page, "shop-the-look.png", tmp_path)
+    assert not problems, problems
+
+
+def test_bad_upload_shows_the_message(server, browser, tmp_path):
+    url, _ = server
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector(".chip")
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a picture")
+    page.locator(".chip", has_text="Feet").click()
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector(".status.error")
+    assert "not a recognised image" in page.locator("#status").inner_text()
+
+
+def test_sample_scenes_start_the_demo(server, browser):
+    url, _ = server
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector(".sample.active")  # the first sample is picked on load
+    page.wait_for_selector("#results .card")
+    assert page.locator(".chip[aria-pressed=true]").count() == 1
+    assert page.locator(".chip.worn").count() >= 3  # the scene's items are marked
