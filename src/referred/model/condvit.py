@@ -44,7 +44,7 @@ class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
             return x * torch.sigmoid(1.702 * x)
-        return torch.sigmoid(1.702 * x).mul_(x)  # in place: no autograd graph to protect
+        return (1.702 * x).sigmoid_().mul_(x)  # one buffer: no autograd graph to protect
 
 
 class Attention(nn.Module):
@@ -62,20 +62,32 @@ class Attention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False) -> Any:
-        """x: (B, N, W) → (B, N, W); with ``need_weights`` also the head-averaged
-        attention probabilities (B, N, N)."""
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False, queries: int | None = None
+    ) -> Any:
+        """x: (B, N, W) → (B, Q, W) with Q = N, or only the first ``queries`` tokens' outputs
+        (keys and values still come from all N); with ``need_weights`` also the head-averaged
+        attention probabilities (B, Q, N)."""
         b, n, w = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3W)
-        qkv = qkv.view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, hd)
+        hd = w // self.heads
+        if queries is None:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3W)
+            qkv = qkv.view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)  # each (B, H, N, hd)
+        else:  # project only the queries that are needed
+            w_q, w_kv = self.in_proj_weight.split([w, 2 * w])
+            b_q, b_kv = self.in_proj_bias.split([w, 2 * w])
+            q = F.linear(x[:, :queries], w_q, b_q)  # (B, Q, W)
+            q = q.view(b, queries, self.heads, hd).transpose(1, 2)  # (B, H, Q, hd)
+            kv = F.linear(x, w_kv, b_kv).view(b, n, 2, self.heads, hd)  # (B, N, 2, H, hd)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
         if need_weights:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(w // self.heads)  # (B, H, N, N)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (B, H, Q, N)
             probs = scores.softmax(dim=-1)
             out = probs @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, hd)
-        out = self.out_proj(out.transpose(1, 2).reshape(b, n, w))  # (B, N, W)
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, Q, hd)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, -1, w))  # (B, Q, W)
         return (out, probs.mean(dim=1)) if need_weights else out
 
 
@@ -93,9 +105,15 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp.add_module("gelu", QuickGELU())
         self.mlp.add_module("c_proj", nn.Linear(hidden, width))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """x: (B, N, W) → (B, N, W), or only the first ``queries`` tokens' outputs (B, Q, W).
+
+        The residual adds are in place on the fresh outputs of ``out_proj`` and ``c_proj``
+        (autograd allows it: a Linear's backward does not need its output).
+        """
+        skip = x if queries is None else x[:, :queries]
+        x = self.attn(self.ln_1(x), queries=queries).add_(skip)
+        return self.mlp(self.ln_2(x)).add_(x)
 
 
 class Transformer(nn.Module):
@@ -221,7 +239,13 @@ class CondViT(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """pixel_values (B, 3, R, R), condition → unnormalised embeddings (B, output_dim)."""
-        h = self.transformer(self.tokens(x, c))  # (B, N, W)
+        h = self.tokens(x, c)  # (B, N, W)
+        *blocks, last = self.transformer.resblocks
+        for block in blocks:
+            h = block(h)
+        # Only the class token leaves the model, so the last block computes its output alone:
+        # queries, out-projection and MLP for 1 token instead of N (7% of B/16's FLOPs).
+        h = last(h, queries=1)  # (B, 1, W)
         return self.ln_post(h[:, 0, :]) @ self.proj  # (B, D)
 
     def attention_map(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
