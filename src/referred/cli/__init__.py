@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Verb modules, in the order ``referred --help`` lists them.
-_VERBS = ("demo", "serve", "search", "index", "embed", "benchmark", "data")
+_VERBS = ("demo", "serve", "search", "index", "embed", "benchmark", "train", "data")
 
 
 class UserError(Exception):

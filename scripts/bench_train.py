@@ -1,0 +1,232 @@
+"""Training benchmarks: test recall of trained runs, and training-step throughput.
+
+``evaluate``: load ``RUN/best`` of each run, compute test R@K on the dataset's test split at
+several distractor counts, plot every run's validation R@1 per epoch (from ``metrics.csv``)
+and print a Markdown table::
+
+    python scripts/bench_train.py evaluate runs/tiny-cat runs/tiny-none --data synth \\
+        --counts 0,2000 --plot docs/img/train-tiny-curve.png --out runs/learning.json
+
+``throughput``: samples/s of full training steps (conditioned scene forward + product forward,
+symmetric InfoNCE, backward, AdamW) for ``referred``'s CondViT and for a reference-style CLIP
+ViT built on ``nn.MultiheadAttention`` (``scripts/clip_reference.py``), same weights, same
+batch, CPU fp32 and bf16 autocast::
+
+    python scripts/bench_train.py throughput --arch B-16 --batch 8 --steps 3 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clip_reference import ClipCondViT
+
+import referred
+from referred.data import open_dataset
+from referred.train.loss import info_nce
+from referred.train.validate import evaluate_split
+
+
+# -- evaluate --------------------------------------------------------------------------------
+def _history(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def evaluate(runs: list[Path], data: Path, split: str, counts: tuple[int, ...]) -> list[dict]:
+    dataset = open_dataset(data)
+    results = []
+    for run in runs:
+        model = referred.load_model(run / "best")
+        t0 = time.perf_counter()
+        metrics = evaluate_split(model, dataset, split, distractor_counts=counts)
+        history = _history(run)
+        train_cfg = json.loads((run / "train_config.json").read_text())
+        results.append(
+            {
+                "run": str(run),
+                "conditioning": model.config.conditioning,
+                "epochs": len(history),
+                "train_seconds": sum(float(r["epoch_seconds"]) for r in history),
+                "wall_seconds": float(history[-1]["wall_seconds"]),
+                "best_epoch": json.loads((run / "best" / "config.json").read_text())["trained"][
+                    "epoch"
+                ],
+                "val_R@1": [float(r["val_R@1"]) for r in history],
+                "test": {str(n): m for n, m in metrics["sweep"].items()},
+                "n_test_queries": metrics["n_queries"],
+                "eval_seconds": time.perf_counter() - t0,
+                "train_config": train_cfg["train"],
+            }
+        )
+    return results
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for r in results:
+        epochs = range(1, len(r["val_R@1"]) + 1)
+        ax.plot(epochs, [100 * v for v in r["val_R@1"]], marker="o", label=r["conditioning"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation R@1 (%)")
+    ax.set_title("tiny CondViT on synthetic LRVS-F data, 2 vCPUs")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def table(results: list[dict]) -> str:
+    counts = list(results[0]["test"])
+    head = "| run | conditioning | epochs | wall time (steps only) | " + " | ".join(
+        f"test R@1 +{n}" for n in counts
+    )
+    lines = [head + " | test R@10 | test Cat@1 |", "|" + "---|" * (6 + len(counts))]
+    for r in results:
+        last = r["test"][counts[-1]]
+        lines.append(
+            f"| {Path(r['run']).name} | {r['conditioning']} | {r['epochs']} | "
+            f"{r['wall_seconds'] / 60:.1f} min ({r['train_seconds'] / 60:.1f}) | "
+            + " | ".join(f"{100 * r['test'][n]['R@1']:.1f}" for n in counts)
+            + f" | {100 * last['R@10']:.1f} | {100 * last['Cat@1']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- throughput ------------------------------------------------------------------------------
+class _Reference(torch.nn.Module):
+    """The reference-style model for a pair: conditioned scene, unconditioned product."""
+
+    def __init__(self, ref: ClipCondViT) -> None:
+        super().__init__()
+        self.ref = ref
+
+    def plain(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.ref  # CLIP's VisionTransformer.forward, line by line, without the cond token
+        x = r.conv1(x)
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        cls = r.class_embedding.to(x.dtype) + torch.zeros(
+            x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device
+        )
+        x = torch.cat([cls, x], dim=1) + r.positional_embedding.to(x.dtype)
+        x = r.ln_pre(x).permute(1, 0, 2)
+        x = r.transformer(x).permute(1, 0, 2)
+        return r.ln_post(x[:, 0, :]) @ r.proj
+
+    def forward(self, scenes, products, cond):
+        return self.ref(scenes, cond), self.plain(products)
+
+
+class _Ours(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, scenes, products, cond):
+        return self.model(scenes, cond), self.model(products)
+
+
+def _time_steps(pair: torch.nn.Module, batch: int, res: int, steps: int, precision: str):
+    torch.manual_seed(0)
+    scenes, products = torch.randn(batch, 3, res, res), torch.randn(batch, 3, res, res)
+    cond = torch.randint(0, 10, (batch,))
+    opt = torch.optim.AdamW(pair.parameters(), lr=1e-5)
+    logit_scale = torch.nn.Parameter(torch.tensor(4.6))
+    times = []
+    for i in range(steps + 1):  # the first step warms up allocators and kernels
+        t0 = time.perf_counter()
+        ctx = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if precision == "bf16"
+            else torch.autocast("cpu", enabled=False)
+        )
+        with ctx:
+            q, t = pair(scenes, products, cond)
+        loss = info_nce(F.normalize(q.float(), dim=-1), F.normalize(t.float(), dim=-1), logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times), times
+
+
+def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list[dict]:
+    ours = referred.create_model(arch, "category", seed=0).train()
+    ref = ClipCondViT.from_condvit(ours).train()
+    res = ours.config.input_resolution
+    rows = []
+    for precision in precisions:
+        for name, pair in (
+            ("referred CondViT (SDPA)", _Ours(ours)),
+            ("reference (nn.MultiheadAttention)", _Reference(ref)),
+        ):
+            rate, times = _time_steps(pair, batch, res, steps, precision)
+            rows.append(
+                {
+                    "model": name,
+                    "precision": precision,
+                    "samples_per_s": rate,
+                    "step_seconds": times,
+                }
+            )
+            print(
+                f"{name:36s} {precision}: {rate:.3f} samples/s "
+                f"(steps {', '.join(f'{t:.1f}' for t in times)} s)",
+                flush=True,
+            )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="test recall of runs + validation curve plot")
+    ev.add_argument("runs", nargs="+", type=Path)
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--counts", default="0", help="distractor counts, e.g. 0,2000")
+    ev.add_argument("--plot", type=Path)
+    ev.add_argument("--out", type=Path)
+    tp = sub.add_parser("throughput", help="training-step samples/s, ours vs reference")
+    tp.add_argument("--arch", default="B-16")
+    tp.add_argument("--batch", type=int, default=8)
+    tp.add_argument("--steps", type=int, default=3)
+    tp.add_argument("--threads", type=int, default=1)
+    tp.add_argument("--precisions", default="fp32,bf16")
+    tp.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(getattr(args, "threads", 1))
+    if args.command == "evaluate":
+        counts = tuple(int(c) for c in args.counts.split(","))
+        result: object = evaluate(args.runs, args.data, args.split, counts)
+        print(table(result))  # type: ignore[arg-type]
+        if args.plot:
+            plot(result, args.plot)  # type: ignore[arg-type]
+    else:
+        result = throughput(args.arch, args.batch, args.steps, args.precisions.split(","))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Train the small demo model of the web demo: tiny CondViT, category conditioning, synthetic data.
+
+Synthesises the demo dataset, trains the ``tiny`` architecture on it for a few minutes on the
+CPU, measures test recall, and writes ``config.json`` + ``model.safetensors`` (about 3.7 MB,
+fp32) to ``src/referred/assets/demo-model/``; the config records the training run and its test
+metrics. Deterministic: same seed, same data, same weights (on the same torch build)::
+
+    python scripts/train_demo_model.py                   # ~8 min on 2 vCPUs
+    python scripts/train_demo_model.py --work /tmp/demo --epochs 16 --products 3000
+
+Recipe: the 10-minute CPU recipe of docs/benchmarks.md ("Training"): batch 64, lr 1e-3, no
+random crop/flip (on tiny synthetic data they delay learning the instance features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import referred
+from referred.data import open_dataset
+from referred.data.synth import SynthConfig, write_synthetic_dataset
+from referred.train import TrainConfig, evaluate_split, train
+
+DEST = Path(__file__).resolve().parents[1] / "src" / "referred" / "assets" / "demo-model"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--dest", type=Path, default=DEST, help=f"output folder ({DEST})")
+    parser.add_argument("--products", type=int, default=3000)
+    parser.add_argument("--distractors", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    work = args.work or Path(tempfile.mkdtemp(prefix="referred-demo-"))
+    data = work / "data"
+    t0 = time.perf_counter()
+    if not (data / "TRAIN").is_dir():
+        synth = SynthConfig(products=args.products, distractors=args.distractors, seed=args.seed)
+        print(write_synthetic_dataset(data, synth).summary(), flush=True)
+    config = TrainConfig(
+        data=str(data),
+        out=str(work / "run"),
+        model="tiny",
+        conditioning="category",
+        epochs=args.epochs,
+        batch_size=64,
+        lr=1e-3,
+        augment=False,
+        seed=args.seed,
+        workers=0,
+        threads=1,
+        val_distractors=500,
+    )
+    result = train(config, resume="never", progress=False)
+    model = referred.load_model(result.best)
+    test = evaluate_split(
+        model, open_dataset(data), "test", distractor_counts=(0, args.distractors)
+    )
+    minutes = (time.perf_counter() - t0) / 60
+    saved = json.loads((result.best / "config.json").read_text())
+    extra = {
+        "training": saved["training"],
+        "trained": saved["trained"],
+        "demo": {
+            "script": "scripts/train_demo_model.py",
+            "synth": {
+                "products": args.products,
+                "distractors": args.distractors,
+                "seed": args.seed,
+            },
+            "test": {str(n): m for n, m in test["sweep"].items()},
+            "minutes": round(minutes, 1),
+        },
+    }
+    if args.dest.exists():
+        shutil.rmtree(args.dest)
+    model.save_pretrained(args.dest, extra=extra)
+    size = sum(p.stat().st_size for p in args.dest.iterdir()) / 1e6
+    print(
+        f"demo model: {args.dest} ({size:.1f} MB), {minutes:.1f} min; test R@1 "
+        f"{100 * test['sweep'][0]['R@1']:.1f}% (+0), "
+        f"{100 * test['sweep'][args.distractors]['R@1']:.1f}% (+{args.distractors} distractors), "
+        f"Cat@1 {100 * test['sweep'][args.distractors]['Cat@1']:.1f}%"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

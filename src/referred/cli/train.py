@@ -1,0 +1,166 @@
+"""``referred train``: train a CondViT on an LRVS-F-layout dataset (see docs/training.md).
+
+A thin layer: parse strings, build the frozen :class:`~referred.train.TrainConfig`, call
+:func:`referred.train.train`, print. Also runnable alone: ``python -m referred.cli.train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train`` to the top-level subparsers."""
+    p = sub.add_parser(
+        "train",
+        help="train a CondViT (category, text or unconditional) on an LRVS-F-layout dataset",
+        description="Train CondViT with symmetric InfoNCE between conditioned scenes and "
+        "products (paper recipe: lrvs-f.md section 4). Writes OUT/best (best validation R@1, "
+        "loadable by referred.load_model), OUT/last (resumable), OUT/metrics.csv, OUT/tb. "
+        "Re-running the same command resumes from OUT/last. Multi-GPU: launch with torchrun.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder (training layout)")
+    p.add_argument(
+        "--model",
+        default="tiny",
+        help="architecture to train from scratch (tiny, B-32, B-16, L-14, or an architecture "
+        ".json), or weights to start from (file, folder, hub id); default tiny",
+    )
+    p.add_argument("--conditioning", default="category", help="category | text | none")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--epochs", type=_positive_int, help="default: 30")
+    p.add_argument(
+        "--batch-size", type=_positive_int, help="global batch (tiny 64, B-16 420, weights 420)"
+    )
+    p.add_argument("--lr", type=_positive_float, help="peak learning rate (tiny 1e-3, else 1e-5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, data order, augmentation")
+    p.add_argument("--workers", type=_non_negative_int, help="data loader processes (CPU 0, GPU 8)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16 (CUDA)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (1 is fastest here)")
+    p.add_argument("--max-minutes", type=_positive_float, help="stop resumably after this time")
+    p.add_argument(
+        "--head-only-epochs",
+        type=_non_negative_int,
+        help="first epochs training only proj and the condition embeddings "
+        "(default 1 from weights, 0 from scratch)",
+    )
+    p.add_argument(
+        "--val-distractors", type=_non_negative_int, help="validation distractors (default all)"
+    )
+    p.add_argument(
+        "--no-augment", action="store_true", help="no random crop/flip (pad and resize only)"
+    )
+    p.add_argument("--text-encoder", help="frozen sentence encoder for --conditioning text")
+    p.add_argument("--cache-dir", help="where the packed training images go (OUT/cache)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
+    group.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):  # -> TrainConfig
+    """The :class:`TrainConfig` of parsed arguments (``ValueError`` names a bad value)."""
+    from referred.train.config import TrainConfig
+
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        model=args.model,
+        conditioning=args.conditioning,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_only_epochs=args.head_only_epochs,
+        augment=not args.no_augment,
+        seed=args.seed,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        val_distractors=args.val_distractors,
+        text_encoder=args.text_encoder,
+        cache_dir=args.cache_dir,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``referred train``: 0 when the run finished or stopped resumably, 1 when it failed."""
+    from referred.train import TrainingError, train
+    from referred.train.config import resolve_model_spec
+
+    config = config_from_args(args)
+    resolve_model_spec(config.model)  # a bad --model fails before anything is loaded
+    mode = "must" if args.resume else "never" if args.overwrite else "auto"
+    try:
+        result = train(config, resume=mode, progress=not args.no_progress)
+    except TrainingError as exc:
+        print(f"referred train: {exc}", file=sys.stderr)
+        return 1
+    best = result.history and max(
+        (row.get("val_R@1", float("nan")) for row in result.history), default=None
+    )
+    state = "finished" if result.finished else "stopped (run again to resume)"
+    print(
+        f"{state}: {result.epochs_done} epochs, {result.step} steps; best: {result.best} "
+        f"(val R@1 {100 * best:.1f}%)"
+        if isinstance(best, float)
+        else f"{state}: {result.out}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m referred.cli.train ...``: the ``train`` verb without the other verbs."""
+    parser = argparse.ArgumentParser(prog="referred train", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"referred train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Caption vectors for text conditioning: the frozen sentence encoder runs once per caption.
+
+The encoder never trains, so every distinct caption of the training split is embedded once
+before training and kept as a ``(T, cond_dim)`` float32 bank (cached on disk as ``.npy``,
+keyed by the encoder and the texts); a training sample carries a bank row. A product without
+captions is conditioned on its category name (as text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from referred.categories import LRVSF_CATEGORIES
+from referred.train.index import PairIndex
+from referred.train.pairs import TextConditions
+
+log = logging.getLogger(__name__)
+
+TextEncoder = Callable[[Sequence[str]], torch.Tensor]
+
+
+def product_texts(index: PairIndex) -> tuple[list[str], TextConditions]:
+    """Distinct caption texts of the index, and each product's rows among them."""
+    texts: dict[str, int] = {}
+    rows: list[int] = []
+    start = [0]
+    for i in range(len(index)):
+        captions = index.product_captions(i)
+        if not captions:
+            cat = int(index.categories[i])
+            captions = [LRVSF_CATEGORIES[cat] if cat >= 0 else "product"]
+        rows.extend(texts.setdefault(c, len(texts)) for c in captions)
+        start.append(len(rows))
+    return list(texts), TextConditions(np.asarray(start, np.int64), np.asarray(rows, np.int64))
+
+
+def encode_texts(encoder: TextEncoder, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """``(len(texts), dim)`` float32 vectors, in batches."""
+    parts = []
+    for s in range(0, len(texts), batch_size):
+        vec = torch.as_tensor(encoder(list(texts[s : s + batch_size]))).float().cpu()
+        parts.append(vec.reshape(len(texts[s : s + batch_size]), -1).numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def caption_bank(
+    encoder: TextEncoder, encoder_name: str, texts: Sequence[str], cache_dir: Path | None
+) -> np.ndarray:
+    """The vectors of ``texts``, read from / written to ``cache_dir`` when given."""
+    key = hashlib.sha1(encoder_name.encode())
+    for t in texts:
+        key.update(t.encode() + b"\0")
+    path = None if cache_dir is None else cache_dir / f"captions-{key.hexdigest()[:16]}.npy"
+    if path is not None and path.is_file():
+        bank = np.load(path)
+        if bank.shape[0] == len(texts):
+            return bank
+    log.info("embedding %d distinct captions with %s (frozen)", len(texts), encoder_name)
+    bank = encode_texts(encoder, texts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, bank)
+        tmp.replace(path)
+    return bank
+
+
+class TextMemo:
+    """A frozen encoder with a memo: validation conditions are embedded once per run."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self._memo: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if todo:
+            for t, v in zip(todo, encode_texts(self.encoder, todo)):
+                self._memo[t] = v
+        return torch.from_numpy(np.stack([self._memo[t] for t in texts]))

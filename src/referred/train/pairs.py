@@ -1,0 +1,215 @@
+"""Training pairs: which images, which condition, which augmentation, in which order.
+
+Per product and epoch (lrvs-f.md §4): one random SIMPLE image (the target, embedded without
+condition) and one random COMPLEX / PARTIAL_COMPLEX image (the query), conditioned on the
+product's category or on one of its captions chosen at random. Both images get the paper's
+augmentation: white square pad, RandomResizedCrop(scale 0.8–1, ratio 3/4–4/3), horizontal flip
+with probability 1/2, in PIL and numpy.
+
+Every random choice of a sample comes from ``np.random.default_rng((seed, epoch, product))``,
+and the order from ``(seed, epoch)``: the data seen is the same whatever the number of worker
+processes, and a resumed run sees exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from referred.imageio import ImageDecodeError, open_image
+from referred.preprocess import pad_to_square
+from referred.train.index import PairIndex
+
+#: Products tried, in dataset order, when none of a product's SIMPLE or COMPLEX images decode.
+MAX_RETRIES = 16
+
+
+@dataclass(frozen=True)
+class TextConditions:
+    """Caption vectors of each product: rows ``rows[start[i]:start[i+1]]`` of a caption bank."""
+
+    start: np.ndarray  # (P + 1,) int64
+    rows: np.ndarray  # (K,) int64 rows of the bank
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The paper's augmentation at the model's input ``size`` (``enabled=False``: the inference
+    preprocessing only, white square pad and resize)."""
+
+    size: int
+    enabled: bool = True
+    scale: tuple[float, float] = (0.8, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: float = 0.5
+    pad_value: int = 255
+    resample: str = "bilinear"
+
+
+def crop_box(
+    width: int, height: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box ``(left, top, right, bottom)`` (torchvision's sampling rule:
+    ten tries of area × log-uniform aspect ratio, else the whole image clamped to the ratio)."""
+    area = width * height
+    log_ratio = (math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*cfg.scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(rng.integers(0, width - w + 1))
+            top = int(rng.integers(0, height - h + 1))
+            return left, top, left + w, top + h
+    aspect = width / height
+    w, h = width, height
+    if aspect < cfg.ratio[0]:
+        h = round(w / cfg.ratio[0])
+    elif aspect > cfg.ratio[1]:
+        w = round(h * cfg.ratio[1])
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def augment(img: Image.Image, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Pad white to a square, random-resized-crop to ``size``, maybe flip → uint8 (3, S, S)."""
+    img = pad_to_square(img, cfg.pad_value)
+    box = crop_box(img.width, img.height, cfg, rng) if cfg.enabled else None
+    img = img.resize((cfg.size, cfg.size), Image.Resampling[cfg.resample.upper()], box=box)
+    arr = np.asarray(img, dtype=np.uint8)  # (S, S, 3)
+    if cfg.enabled and rng.random() < cfg.flip:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (3, S, S)
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Sample ``i`` = product ``products[i]`` of the index → one augmented training pair.
+
+    Items are dicts of ``simple`` and ``complex`` uint8 (3, S, S) images, ``cond`` (int64: the
+    model's category index, a caption id into ``index.captions``, or -1 without conditioning),
+    ``product`` (index row), ``bad_images`` (images met that did not decode: another image of
+    the product is tried first) and ``replaced`` (> 0 when none of a product's SIMPLE or
+    COMPLEX images decoded and the next product stood in).
+    """
+
+    def __init__(
+        self,
+        index: PairIndex,
+        products: np.ndarray,
+        conditions: np.ndarray | TextConditions | None,
+        augment_cfg: AugmentConfig,
+        seed: int,
+    ) -> None:
+        self.index, self.products, self.conditions = index, products, conditions
+        self.augment_cfg, self.seed = augment_cfg, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        bad = 0
+        for attempt in range(MAX_RETRIES):
+            row = int(self.products[(i + attempt) % len(self.products)])
+            rng = np.random.default_rng((self.seed, self.epoch, row))
+            try:
+                simple, complex_, cond, bad_here = self._pair(row, rng)
+            except _Undecodable as exc:
+                bad += exc.bad
+                continue
+            return {
+                "simple": torch.from_numpy(simple),
+                "complex": torch.from_numpy(complex_),
+                "cond": torch.tensor(cond, dtype=torch.int64),
+                "product": torch.tensor(row, dtype=torch.int64),
+                "bad_images": torch.tensor(bad + bad_here, dtype=torch.int64),
+                "replaced": torch.tensor(attempt, dtype=torch.int64),
+            }
+        raise ImageDecodeError(
+            f"{MAX_RETRIES} products in a row from {self.index.product_ids[row]} have images "
+            "that do not decode; is the image store corrupt?"
+        )
+
+    def _pair(self, row: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(simple, complex, condition, images that did not decode) of product ``row``."""
+        simple, bad_s = self._decodable(self.index.simple_rows(row), rng)
+        complex_, bad_c = self._decodable(self.index.complex_rows(row), rng)
+        cond = -1
+        if isinstance(self.conditions, TextConditions):  # one of its captions, at random
+            start, stop = self.conditions.start[row], self.conditions.start[row + 1]
+            cond = int(self.conditions.rows[start + int(rng.integers(stop - start))])
+        elif self.conditions is not None:
+            cond = int(self.conditions[row])
+        simple_px = augment(simple, self.augment_cfg, rng)
+        return simple_px, augment(complex_, self.augment_cfg, rng), cond, bad_s + bad_c
+
+    def _decodable(self, rows: range, rng: np.random.Generator) -> tuple[Image.Image, int]:
+        """A random image of ``rows`` that decodes (trying the others in random order)."""
+        bad = 0
+        for k in rng.permutation(len(rows)):
+            try:
+                return open_image(self.index.read(rows[int(k)])), bad
+            except ImageDecodeError:
+                bad += 1
+        raise _Undecodable(bad)
+
+
+class _Undecodable(Exception):
+    def __init__(self, bad: int) -> None:
+        super().__init__(f"{bad} images do not decode")
+        self.bad = bad
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of dataset positions for one process and one epoch (a ``batch_sampler``).
+
+    The epoch's permutation of ``n`` positions comes from ``(seed, epoch)``; it is cut to a
+    multiple of ``world_size · batch`` (the tail waits for another epoch), and process ``rank``
+    takes every ``world_size``-th position: equal, disjoint shares, like ``DistributedSampler``
+    with ``drop_last``. ``start`` skips the batches a resumed run already trained on.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch: int,
+        seed: int,
+        epoch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+    ) -> None:
+        self.n, self.batch, self.seed, self.epoch = n, batch, seed, epoch
+        self.rank, self.world_size, self.start = rank, world_size, start
+
+    def batches_per_epoch(self) -> int:
+        return self.n // (self.batch * self.world_size)
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch() - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        perm = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        mine = perm[: self.batches_per_epoch() * self.batch * self.world_size][
+            self.rank :: self.world_size
+        ]
+        for b in range(self.start, self.batches_per_epoch()):
+            yield mine[b * self.batch : (b + 1) * self.batch].tolist()
+
+
+def normalize_pixels(
+    images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """uint8 (B, 3, S, S) → float32 normalised, on the images' device."""
+    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - m) / s

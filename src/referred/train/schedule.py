@@ -1,0 +1,66 @@
+"""Learning-rate schedule and parameter phases: pure functions of the step and the epoch.
+
+The schedule has no state besides the global step, so a resumed run recomputes it exactly:
+linear warm-up over ``warmup`` steps, then a cosine decay to ``min_lr`` at ``total`` steps.
+
+Phases (lrvs-f.md §4): during the first ``head_only_epochs`` epochs only the output projection,
+the condition embeddings (``c_embedding``, ``c_pos_embedding``, ``c_proj``) and ``logit_scale``
+train; then every parameter does.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+#: Parameters trained in the head-only phase (by name prefix).
+HEAD_PARAMS = ("proj", "c_embedding", "c_pos_embedding", "c_proj", "logit_scale")
+
+
+def learning_rate(
+    step: int, *, base_lr: float, warmup: int, total: int, min_lr: float = 0.0
+) -> float:
+    """The learning rate of optimiser step ``step`` (0-based).
+
+    Linear warm-up ``base_lr·(step+1)/warmup`` for ``step < warmup``, then half a cosine from
+    ``base_lr`` down to ``min_lr`` reached at ``step = total``.
+    """
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def is_head_param(name: str) -> bool:
+    """Whether parameter ``name`` trains in the head-only phase."""
+    return name.split(".")[0] in HEAD_PARAMS
+
+
+def set_trainable(model: nn.Module, head_only: bool) -> int:
+    """Freeze everything but the head parameters (``head_only``) or unfreeze all.
+
+    Returns the number of trainable parameters.
+    """
+    n = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(not head_only or is_head_param(name))
+        n += param.numel() if param.requires_grad else 0
+    return n
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on matrices and conv kernels; none on biases, norms, embeddings,
+    the class/positional/condition tokens and ``logit_scale`` (CLIP's practice)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        is_table = name.startswith(("c_embedding", "class_embedding", "positional_embedding"))
+        if param.ndim < 2 or is_table or name.startswith("c_pos_embedding"):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]

@@ -1,0 +1,93 @@
+"""Pair sampling: the packed index, the augmentation, the data order and its sharding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from referred.data import open_dataset
+from referred.train.index import DataError, build_pair_index, load_or_build
+from referred.train.pairs import AugmentConfig, EpochBatches, PairDataset, augment, crop_box
+from tests.train.conftest import FIXTURES
+
+
+def test_crop_box_respects_scale_ratio_and_bounds():
+    cfg = AugmentConfig(size=64)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        left, top, right, bottom = crop_box(100, 100, cfg, rng)
+        w, h = right - left, bottom - top
+        assert 0 <= left < right <= 100 and 0 <= top < bottom <= 100
+        assert 0.78 <= w * h / 100**2 <= 1.0
+        assert 0.7 <= w / h <= 1.4
+
+
+def test_augment_pads_white_crops_flips_and_is_seeded():
+    img = Image.new("RGB", (40, 20), (255, 0, 0))  # wide: padded with white above and below
+    cfg = AugmentConfig(size=16, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    a = augment(img, cfg, np.random.default_rng(3))
+    assert a.shape == (3, 16, 16) and a.dtype == np.uint8
+    assert (a[:, 0, :] == 255).all() and (a[0, 8, :] == 255).all() and (a[1, 8, :] < 30).all()
+    np.testing.assert_array_equal(a, augment(img, cfg, np.random.default_rng(3)))
+    half = Image.new("RGB", (16, 16), (0, 0, 0))
+    half.paste((255, 255, 255), (0, 0, 8, 16))  # left half white
+    flips = {int(augment(half, cfg, np.random.default_rng(s))[0, 8, 0]) for s in range(20)}
+    assert flips == {0, 255}  # some draws flipped, some did not
+
+
+def test_epoch_batches_shard_disjointly_and_resume_mid_epoch():
+    full = list(EpochBatches(50, 4, seed=1, epoch=2))
+    assert len(full) == 12 and all(len(b) == 4 for b in full)
+    assert list(EpochBatches(50, 4, seed=1, epoch=2)) == full  # same order every time
+    assert list(EpochBatches(50, 4, seed=1, epoch=3)) != full
+    assert list(EpochBatches(50, 4, seed=1, epoch=2, start=5)) == full[5:]
+    ranks = [list(EpochBatches(50, 4, 1, 2, rank=r, world_size=3)) for r in range(3)]
+    assert {len(r) for r in ranks} == {4}  # 50 // 12 batches each, equal
+    seen = [i for r in ranks for b in r for i in b]
+    assert len(seen) == len(set(seen)) == 48
+
+
+def test_index_packs_pairs_and_counts_what_it_skips(tmp_path):
+    ds = open_dataset(FIXTURES / "training_corrupt")
+    index = build_pair_index(ds, "train", tmp_path / "idx")
+    assert index.product_ids == ["101", "102", "104"]
+    assert index.skipped["missing-simple"] == 1 and index.skipped["truncated-tar"] == 1
+    assert len(index.complex_rows(1)) == 2 and len(index.simple_rows(1)) == 1
+    product = next(p for p in ds.products("train") if p.product_id == "102")
+    assert index.read(index.simple_rows(1)[0]) == product.simple[0].read_bytes()
+    again = load_or_build(ds, "train", tmp_path / "cache", build=True)
+    assert load_or_build(ds, "train", tmp_path / "cache", build=False).folder == again.folder
+
+
+def test_no_pairs_and_metadata_only_layouts_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="no product of the 'catalog' split has both"):
+        build_pair_index(open_dataset(FIXTURES / "catalog"), "catalog", tmp_path / "a")
+    with pytest.raises(DataError, match="metadata-only layout"):
+        build_pair_index(open_dataset(FIXTURES / "hf"), "train", tmp_path / "b")
+
+
+def test_pairs_are_deterministic_and_corrupt_images_are_skipped(tmp_path):
+    ds = open_dataset(FIXTURES / "training_corrupt")  # product 102: one of 2 scenes truncated
+    index = build_pair_index(ds, "train", tmp_path / "idx")
+    data = PairDataset(index, np.arange(3), np.array([0, 1, 2]), AugmentConfig(size=32), seed=0)
+    seen_bad = 0
+    for epoch in range(8):
+        data.set_epoch(epoch)
+        items = [data[i] for i in range(3)]
+        for a, b in zip(items, [data[i] for i in range(3)]):
+            assert all((a[k] == b[k]).all() for k in a)
+        assert [int(it["product"]) for it in items] == [0, 1, 2]  # 102's other scene is used
+        assert [int(it["replaced"]) for it in items] == [0, 0, 0]
+        seen_bad += int(items[1]["bad_images"])
+    assert seen_bad > 0  # the truncated scene was drawn, counted, and skipped
+
+
+def test_a_product_without_any_decodable_image_is_replaced(tmp_path, monkeypatch):
+    index = build_pair_index(open_dataset(FIXTURES / "training"), "train", tmp_path / "idx")
+    read = index.read
+    monkeypatch.setattr(index, "read", lambda row: b"junk" if row == 0 else read(row))
+    data = PairDataset(index, np.arange(3), None, AugmentConfig(size=32), seed=0)
+    item = data[0]  # product 0's only SIMPLE image is junk: product 1 stands in
+    assert int(item["product"]) == 1 and int(item["replaced"]) == 1
+    assert int(item["bad_images"]) == 1 and int(item["cond"]) == -1

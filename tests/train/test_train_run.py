@@ -1,0 +1,137 @@
+"""End to end on a small synthetic dataset: outputs, exact resume, NaN stop, bad data, text."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import referred
+from referred.train import DataError, TrainingError, train
+from referred.train import loop as loop_module
+from referred.train.logs import COLUMNS
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_run_writes_loadable_best_last_metrics_and_config(micro_config):
+    result = train(micro_config, progress=False)
+    out = Path(micro_config.out)
+    assert result.finished and result.epochs_done == 2 and result.step == 2 * (48 // 8)
+    model = referred.load_model(result.best)  # DIR/best is a plain model folder
+    assert model.config.categories == referred.LRVSF_CATEGORIES
+    saved = json.loads((result.best / "config.json").read_text())
+    assert saved["training"]["lr"] == micro_config.lr and saved["trained"]["epoch"] in (1, 2)
+    assert (result.last / "training_state.pt").is_file()
+    rows = _csv(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"] and list(rows[0]) == list(COLUMNS)
+    assert 0.0 <= float(rows[1]["val_R@1"]) <= 1.0 and float(rows[1]["samples_per_s"]) > 0
+    record = json.loads((out / "train_config.json").read_text())
+    assert record["train"]["batch_size"] == 8 and record["data"]["products"] == 48
+    assert any((out / "tb").iterdir())
+
+
+def test_a_resumed_run_ends_with_the_same_weights(micro_config, tmp_path):
+    cfg = replace(micro_config, epochs=3)
+    straight = train(replace(cfg, out=str(tmp_path / "a")), progress=False)
+    split = replace(cfg, out=str(tmp_path / "b"))
+    first = train(split, progress=False, until_step=8)  # killed mid-epoch 2
+    assert not first.finished and first.step == 8
+    state = torch.load(first.last / "training_state.pt", weights_only=True)
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 2)
+    second = train(split, progress=False, until_step=12)  # stops at the end of epoch 2
+    assert second.epochs_done == 2 and not second.finished
+    last = train(split, progress=False)  # auto-resume to the end
+    assert last.finished and last.step == straight.step
+    a, b = _weights(straight.last), _weights(last.last)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows_a = _csv(tmp_path / "a" / "metrics.csv")
+    rows_b = _csv(tmp_path / "b" / "metrics.csv")
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+
+
+def test_worker_processes_do_not_change_the_result(micro_config, tmp_path):
+    cfg = replace(micro_config, epochs=1)
+    a = train(replace(cfg, out=str(tmp_path / "w0")), progress=False)
+    b = train(replace(cfg, out=str(tmp_path / "w1"), workers=1), progress=False)
+    wa, wb = _weights(a.last), _weights(b.last)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resuming_with_other_settings_is_refused(micro_config):
+    train(replace(micro_config, epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"different configuration \(lr: 0.002 -> 0.001\)"):
+        train(replace(micro_config, epochs=1, lr=1e-3), progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train(replace(micro_config, out=micro_config.out + "-new"), resume="must")
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(micro_config, monkeypatch):
+    real, calls = loop_module.info_nce, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 9 else loss  # in epoch 2
+
+    monkeypatch.setattr(loop_module, "info_nce", poisoned)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2.*last good checkpoint"):
+        train(micro_config, progress=False)
+    last = Path(micro_config.out) / "last"
+    digest = hashlib.sha256((last / "model.safetensors").read_bytes()).hexdigest()
+    state = torch.load(last / "training_state.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["batch_in_epoch"] == 0
+    monkeypatch.setattr(loop_module, "info_nce", real)
+    assert hashlib.sha256((last / "model.safetensors").read_bytes()).hexdigest() == digest
+
+
+def test_a_wrong_data_folder_names_what_is_missing(micro_config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset not found"):
+        train(replace(micro_config, data=str(tmp_path / "nowhere")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no known dataset layout found"):
+        train(replace(micro_config, data=str(tmp_path / "empty")))
+    (tmp_path / "valid-only" / "VALID").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"no training split.*TRAIN/\*\.tar"):
+        train(replace(micro_config, data=str(tmp_path / "valid-only")))
+    with pytest.raises(DataError, match="fewer than one batch of 64"):
+        train(replace(micro_config, batch_size=64))
+
+
+def _fake_text_encoder(texts):
+    """Deterministic 12-d vectors from a hash of each text (a stand-in for MiniLM)."""
+    out = []
+    for t in texts:
+        seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little")
+        out.append(np.random.default_rng(seed).standard_normal(12).astype(np.float32))
+    return torch.from_numpy(np.stack(out))
+
+
+def test_text_and_unconditional_runs(micro_config, tmp_path):
+    text = train(
+        replace(micro_config, conditioning="text", epochs=1, out=str(tmp_path / "t")),
+        text_encoder=_fake_text_encoder,
+        progress=False,
+    )
+    model = referred.load_model(text.best)
+    assert model.config.cond_dim == 12 and model.config.conditioning == "text"
+    assert list((tmp_path / "t" / "cache").glob("captions-*.npy"))
+    none = train(
+        replace(micro_config, conditioning="none", epochs=1, out=str(tmp_path / "n")),
+        progress=False,
+    )
+    assert referred.load_model(none.best).config.conditioning == "none"
