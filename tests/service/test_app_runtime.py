@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from referred.service.routes_deps import RWLock, SearchRunner
+from referred.service.locks import ReadWriteLock
+from referred.service.routes_deps import SearchRunner
 from referred.service.settings import Settings
 
 
@@ -85,7 +86,7 @@ def test_one_bad_request_does_not_fail_its_batch():
 
 
 def test_rwlock_keeps_writers_apart_from_readers():
-    lock, log = RWLock(), []
+    lock, log = ReadWriteLock(), []
 
     def reader(i):
         with lock.read():

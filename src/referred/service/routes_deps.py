@@ -8,7 +8,8 @@ in worker threads, at most ``max_inflight`` at once; the other requests wait in 
 (a FIFO capacity limiter), so no request starves behind the model lock, which threads would
 otherwise grab in no particular order. With ``batching="micro"`` it also gathers concurrent
 ``/search`` requests into one ``search_many`` call (while one batch runs, the next queues up).
-A readers-writer lock keeps catalog writes away from running searches.
+A readers-writer lock (:class:`referred.service.locks.ReadWriteLock`) keeps catalog writes
+away from running searches.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import contextlib
 import hmac
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -28,46 +28,12 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
+from referred.service.locks import ReadWriteLock
 from referred.service.schemas import ApiError
 from referred.service.settings import Settings
 from referred.service.uploads import multipart_form
 
 log = logging.getLogger(__name__)
-
-
-class RWLock:
-    """Many readers or one writer (writers wait for running readers; no starvation guard)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 @dataclass
@@ -92,7 +58,7 @@ class SearchRunner:
         self.max_batch = settings.max_batch
         self.wait_s = settings.batch_wait_ms / 1000.0
         self.max_inflight = settings.max_inflight
-        self.lock = RWLock()
+        self.lock = ReadWriteLock()
         self._limiter: anyio.CapacityLimiter | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
