@@ -188,12 +188,16 @@ def embed_items(
     rows_per_part: int = 4096,
     progress: bool = True,
     total: int | None = None,
+    fast: bool = True,
 ) -> EmbedReport:
     """Embed ``(id, image)`` pairs with ``model`` into the parquet file ``out``.
 
     ``condition``: None (unconditioned, as catalog products are), a category name or a text,
-    applied to every image. Decoding of the next batch overlaps the model's forward.
+    applied to every image. Decoding of the next batch overlaps the model's forward. ``fast``:
+    on the CPU, run :func:`referred.model.fast.optimize_for_inference` (same vectors to ~1e-6).
     """
+    from referred.model.fast import inference_model
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = EmbedReport(output=out)
@@ -202,6 +206,7 @@ def embed_items(
     writer = PartWriter(out, model.config.output_dim, meta, rows_per_part)
     bar = progress_bar(progress, total)
     cfg = model.config.preprocess
+    net = inference_model(model, fast)
 
     def forward(decoded: tuple[list[str], list[np.ndarray], list[tuple[str, str]]]) -> None:
         ids, arrays, failures = decoded
@@ -209,7 +214,7 @@ def embed_items(
         if arrays:
             pixels = torch.from_numpy(np.stack(arrays)).to(model.device)  # (b, 3, R, R)
             c = None if cond is None else cond.expand(len(ids), *cond.shape[1:]).to(model.device)
-            emb = torch.nn.functional.normalize(model(pixels, c).float(), dim=-1)
+            emb = torch.nn.functional.normalize(net(pixels, c).float(), dim=-1)
             writer.add(ids, emb.cpu().numpy())
             report.embedded += len(ids)
         if bar is not None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import referred
 from referred.model.config import ModelConfig
-from referred.model.fast import FastCondViT, onednn_available, optimize_for_inference
+from referred.model.fast import (
+    FastCondViT,
+    inference_model,
+    onednn_available,
+    optimize_for_inference,
+)
 
 SMALL = dict(input_resolution=32, patch_size=8, width=128, layers=3, heads=2, output_dim=48)
 FP32_RTOL = 1e-4
@@ -138,3 +144,30 @@ def test_block_with_fewer_queries_equals_the_full_block():
         _, probs = block.attn(block.ln_1(h), need_weights=True, queries=2)
         _, all_probs = block.attn(block.ln_1(h), need_weights=True)
         torch.testing.assert_close(probs, all_probs[:, :2], rtol=1e-5, atol=1e-6)
+
+
+def test_encode_helpers_match_the_plain_model():
+    from PIL import Image
+
+    model = model_with_random_state(categories=referred.LRVSF_CATEGORIES)
+    fast = optimize_for_inference(model)
+    rng = np.random.default_rng(0)
+    pics = [Image.fromarray(rng.integers(0, 255, (40, 24, 3), dtype=np.uint8)) for _ in range(3)]
+    conds = ["Bags", "neck", 2]
+    torch.testing.assert_close(
+        fast.encode_queries(pics, conds), model.encode_queries(pics, conds), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        fast.encode_targets(pics), model.encode_targets(pics), atol=1e-5, rtol=0
+    )
+    with pytest.raises(ValueError, match="unknown category 'hat'"):
+        fast.encode_queries(pics[:1], ["hat"])
+    assert fast.eval() is fast and fast.device == model.device
+
+
+def test_inference_model_is_the_fast_twin_on_cpu_only():
+    model = model_with_random_state(categories=referred.LRVSF_CATEGORIES)
+    assert isinstance(inference_model(model), FastCondViT)
+    assert inference_model(model, fast=False) is model
+    other = torch.nn.Linear(2, 2)  # not a CondViT: passed through
+    assert inference_model(other) is other

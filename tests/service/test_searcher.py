@@ -81,17 +81,17 @@ def text_searcher():
 
 
 class CountingForward:
-    """Wraps ``model.forward`` and records the batch size of every call."""
+    """Wraps the forward a searcher runs and records the batch size of every call."""
 
-    def __init__(self, model, monkeypatch):
+    def __init__(self, searcher, monkeypatch):
         self.batches: list[int] = []
-        original = model.forward
+        original = searcher._net
 
         def forward(x, c=None):
             self.batches.append(x.shape[0])
             return original(x, c)
 
-        monkeypatch.setattr(model, "forward", forward)
+        monkeypatch.setattr(searcher, "_net", forward)
 
 
 def test_interface_attributes(searcher, text_searcher):
@@ -119,6 +119,23 @@ def test_search_returns_k_hits_with_metadata(searcher, model, condition):
     assert [h.id for h in hits] == list(ids[0])
 
 
+def test_the_fast_forward_finds_what_the_plain_model_finds(searcher, model):
+    from referred.model.fast import FastCondViT
+
+    assert isinstance(searcher._net, FastCondViT)
+    plain = Searcher(model, searcher.index, fast=False)
+    assert plain._net is model
+    for cond in ({}, {"category": "Feet"}):
+        fast_hits, plain_hits = (
+            searcher.search(png(7), k=8, **cond),
+            plain.search(png(7), k=8, **cond),
+        )
+        assert [h.id for h in fast_hits] == [h.id for h in plain_hits]
+        np.testing.assert_allclose(
+            [h.score for h in fast_hits], [h.score for h in plain_hits], atol=1e-5
+        )
+
+
 def test_text_query_and_category_as_text(text_searcher):
     hits = text_searcher.search(photo(1), text="a red leather bag", k=4)
     assert len(hits) == 4 and hits[0].metadata["title"].startswith("item")
@@ -133,7 +150,7 @@ def test_filter_and_small_catalog_padding(searcher):
 
 
 def test_shop_the_look_is_one_forward_and_filters_by_category(searcher, monkeypatch):
-    counter = CountingForward(searcher.model, monkeypatch)
+    counter = CountingForward(searcher, monkeypatch)
     looks = searcher.shop_the_look(photo(5), k=3)
     assert counter.batches == [3]  # one forward, a batch of the 3 categories
     assert list(looks) == list(CATS)
@@ -149,7 +166,7 @@ def test_shop_the_look_subset_unfiltered_and_text_model(searcher, text_searcher,
     assert list(looks) == ["Head", "Bags"]  # canonical spelling, duplicates dropped
     free = searcher.shop_the_look(photo(5), categories=["Head"], k=N, filter_by_category=False)
     assert len(free["Head"]) == N
-    counter = CountingForward(text_searcher.model, monkeypatch)
+    counter = CountingForward(text_searcher, monkeypatch)
     looks = text_searcher.shop_the_look(photo(5), k=2)  # LRVS-F names, as texts
     assert counter.batches == [len(referred.LRVSF_CATEGORIES)]
     assert {h.metadata["category"] for h in looks["Feet"]} == {"Feet"}
@@ -159,7 +176,7 @@ def test_shop_the_look_subset_unfiltered_and_text_model(searcher, text_searcher,
 def test_search_many_batches_by_kind(searcher, monkeypatch):
     images = [photo(i) for i in range(5)]
     conds = ["Bags", None, {"category": "Feet"}, "Head", None]
-    counter = CountingForward(searcher.model, monkeypatch)
+    counter = CountingForward(searcher, monkeypatch)
     many = searcher.search_many(images, conds, k=3)
     assert sorted(counter.batches) == [2, 3]  # 3 category queries, 2 unconditioned
     for image, cond, hits in zip(images, conds, many):

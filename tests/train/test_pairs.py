@@ -91,3 +91,19 @@ def test_a_product_without_any_decodable_image_is_replaced(tmp_path, monkeypatch
     item = data[0]  # product 0's only SIMPLE image is junk: product 1 stands in
     assert int(item["product"]) == 1 and int(item["replaced"]) == 1
     assert int(item["bad_images"]) == 1 and int(item["cond"]) == -1
+
+
+def test_text_conditions_are_the_category_name_and_the_captions(synth_data, tmp_path):
+    from referred.categories import LRVSF_CATEGORIES
+    from referred.train.captions import product_texts
+
+    ds = open_dataset(synth_data)
+    index = build_pair_index(ds, "train", tmp_path / "idx")
+    texts, cond = product_texts(index)
+    assert len(texts) == len(set(texts))  # a bank row per distinct text
+    for i in range(len(index)):
+        mine = [texts[r] for r in cond.rows[cond.start[i] : cond.start[i + 1]]]
+        category = LRVSF_CATEGORIES[int(index.categories[i])]
+        assert mine[0] == category  # the bare category name, as the service sends it
+        assert mine[1:] == [c for c in index.product_captions(i) if c != category]
+        assert len(mine) >= 2  # synthetic products have captions

@@ -20,7 +20,7 @@ from referred.model.text import TextEncoder, load_text_encoder
 from referred.preprocess import preprocess
 
 
-def preprocess_for(model: CondViT, images: Any) -> torch.Tensor:
+def preprocess_for(model: Any, images: Any) -> torch.Tensor:
     """The model's own preprocessing: images → (B, 3, R, R) float32."""
     return preprocess(images, model.config.preprocess)
 
@@ -93,7 +93,9 @@ def _check_text(c: Any) -> str:
 
 
 @torch.inference_mode()
-def _embed(model: CondViT, images: Any, conds: torch.Tensor | None, batch_size: int) -> Any:
+def embed(model: Any, images: Any, conds: torch.Tensor | None, batch_size: int = 32) -> Any:
+    """Images (paths, PIL, bytes or a pixel tensor) with condition tensors → L2-normalised
+    float32 (B, output_dim) on the CPU, through ``model`` (a CondViT or its fast twin)."""
     if isinstance(images, torch.Tensor):
         pixels_all = images
         n = len(images)
@@ -120,9 +122,9 @@ def _embed(model: CondViT, images: Any, conds: torch.Tensor | None, batch_size: 
 
 def encode_queries(model: CondViT, images: Any, conds: Any, batch_size: int = 32) -> torch.Tensor:
     """Conditioned scenes → L2-normalised (B, output_dim). ``conds=None``: unconditioned."""
-    return _embed(model, images, encode_conditions(model, conds), batch_size)
+    return embed(model, images, encode_conditions(model, conds), batch_size)
 
 
 def encode_targets(model: CondViT, images: Any, batch_size: int = 32) -> torch.Tensor:
     """Product images, unconditioned → L2-normalised (B, output_dim)."""
-    return _embed(model, images, None, batch_size)
+    return embed(model, images, None, batch_size)

@@ -25,7 +25,7 @@ optimisation time: later changes to ``model`` are not seen.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -204,6 +204,36 @@ class FastCondViT:
             if self.threads is not None:
                 torch.set_num_threads(previous)
 
+    # -- the CondViT helpers, on this forward ----------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def eval(self) -> FastCondViT:
+        """Already inference-only (for code that calls ``model.eval()``)."""
+        return self
+
+    def encode_conditions(self, conds: Any) -> torch.Tensor | None:
+        from referred.model import encoding
+
+        return encoding.encode_conditions(self.model, conds)
+
+    def encode_queries(self, images: Any, conds: Any = None, batch_size: int = 32) -> torch.Tensor:
+        """As :meth:`CondViT.encode_queries`, through this forward."""
+        from referred.model import encoding
+
+        c = encoding.encode_conditions(self.model, conds)
+        return encoding.embed(self, images, c, batch_size)
+
+    def encode_targets(self, images: Any, batch_size: int = 32) -> torch.Tensor:
+        """As :meth:`CondViT.encode_targets`, through this forward."""
+        from referred.model import encoding
+
+        return encoding.embed(self, images, None, batch_size)
+
+    def attention_map(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.attention_map(x, c)
+
     def __repr__(self) -> str:
         return (
             f"FastCondViT({self.config.name}, dtype={self.dtype}, backend={self.backend!r}, "
@@ -227,3 +257,12 @@ def optimize_for_inference(
     when available), ``"onednn"`` or ``"torch"`` (``F.linear``). Returns outputs in float32.
     """
     return FastCondViT(model, dtype, threads, micro_batch, backend)
+
+
+def inference_model(model: Any, fast: bool = True) -> Any:
+    """What embedding jobs and the service run: the float32 fast twin of a CondViT on the CPU
+    (same outputs to ~1e-6, 1.2–2.7× faster: docs/benchmarks.md), else ``model`` itself (on a
+    GPU, for other model types, or with ``fast=False``)."""
+    if fast and isinstance(model, CondViT) and model.device.type == "cpu":
+        return optimize_for_inference(model)
+    return model

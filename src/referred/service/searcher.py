@@ -30,6 +30,7 @@ from referred.categories import LRVSF_CATEGORIES
 from referred.imageio import ImageDecodeError
 from referred.index import UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
+from referred.model.fast import inference_model
 from referred.preprocess import preprocess_image
 from referred.service import conditions as cond_mod
 from referred.service.conditions import Condition
@@ -58,7 +59,8 @@ class Searcher:
 
     ``batch_size`` caps the images per forward in :meth:`search_many`; ``max_k`` caps k;
     ``threads``, when given, sets ``torch.set_num_threads`` (process-wide; 1 is fastest on
-    small CPU machines).
+    small CPU machines). ``fast`` (default) runs a CPU CondViT through
+    :func:`referred.model.fast.optimize_for_inference` (same embeddings to ~1e-6, faster).
     """
 
     def __init__(
@@ -69,10 +71,12 @@ class Searcher:
         batch_size: int = 32,
         max_k: int = 1000,
         threads: int | None = None,
+        fast: bool = True,
     ) -> None:
         if batch_size < 1 or max_k < 1:
             raise ValueError(f"batch_size and max_k must be >= 1, got {batch_size}, {max_k}")
         self.model = model.eval()
+        self._net = inference_model(self.model, fast)  # what the searches run
         self.index = index
         self.batch_size = int(batch_size)
         self.max_k = int(max_k)
@@ -286,7 +290,7 @@ class Searcher:
         with self._model_lock, torch.inference_mode():
             c = cond_mod.to_tensor(self._config, self._encode_text, conds)
             device = self.model.device
-            emb = self.model(pixels.to(device), None if c is None else c.to(device))
+            emb = self._net(pixels.to(device), None if c is None else c.to(device))
             emb = F.normalize(emb.float(), dim=-1)  # (B, D)
         return emb.cpu().numpy()
 

@@ -2,8 +2,12 @@
 
 The encoder never trains, so every distinct caption of the training split is embedded once
 before training and kept as a ``(T, cond_dim)`` float32 bank (cached on disk as ``.npy``,
-keyed by the encoder and the texts); a training sample carries a bank row. A product without
-captions is conditioned on its category name (as text).
+keyed by the encoder and the texts); a training sample carries a bank row.
+
+A product's candidate conditions are its category name (as text: "Bags") and its captions, one
+drawn at random per sample: the paper's "the category or one of its captions" (lrvs-f.md §4)
+for a model whose only condition input is text. The model then answers a bare category name as
+well as a description, which is how the service sends a category to a text model.
 """
 
 from __future__ import annotations
@@ -26,16 +30,16 @@ TextEncoder = Callable[[Sequence[str]], torch.Tensor]
 
 
 def product_texts(index: PairIndex) -> tuple[list[str], TextConditions]:
-    """Distinct caption texts of the index, and each product's rows among them."""
+    """Distinct condition texts of the index, and each product's rows among them: its
+    category name (when known) and its captions; "product" for a product with neither."""
     texts: dict[str, int] = {}
     rows: list[int] = []
     start = [0]
     for i in range(len(index)):
-        captions = index.product_captions(i)
-        if not captions:
-            cat = int(index.categories[i])
-            captions = [LRVSF_CATEGORIES[cat] if cat >= 0 else "product"]
-        rows.extend(texts.setdefault(c, len(texts)) for c in captions)
+        cat = int(index.categories[i])
+        candidates = [LRVSF_CATEGORIES[cat]] if cat >= 0 else []
+        candidates += [c for c in index.product_captions(i) if c not in candidates]
+        rows.extend(texts.setdefault(c, len(texts)) for c in candidates or ["product"])
         start.append(len(rows))
     return list(texts), TextConditions(np.asarray(start, np.int64), np.asarray(rows, np.int64))
 
