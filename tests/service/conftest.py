@@ -65,6 +65,7 @@ class FakeSearcher:
     ) -> None:
         self.model, self.index = model, index
         self.categories: tuple[str, ...] = LRVSF_CATEGORIES
+        self.category_choices = self.categories
         self.accepts_text = accepts_text
         self.delay = delay
         self.calls: list[tuple[str, int]] = []

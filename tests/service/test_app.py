@@ -100,6 +100,7 @@ def test_product_and_image(client):
 def test_categories_healthz_samples_pages(client):
     cats = client.get("/categories").json()
     assert cats["categories"] == list(LRVSF_CATEGORIES) and cats["accepts_text"] is False
+    assert cats["categories_as_text"] is False
     assert cats["max_text_chars"] == 500 and cats["max_k"] == 100
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["writes_enabled"] is True

@@ -97,6 +97,8 @@ class CountingForward:
 def test_interface_attributes(searcher, text_searcher):
     assert searcher.categories == CATS and not searcher.accepts_text
     assert text_searcher.categories == () and text_searcher.accepts_text
+    assert searcher.category_choices == CATS
+    assert text_searcher.category_choices == referred.LRVSF_CATEGORIES  # sent as texts
     assert len(searcher) == N and searcher.model_matches_index is None
 
 

@@ -23,7 +23,8 @@ router = APIRouter()
 @router.get("/categories", response_model=schemas.CategoriesResponse, tags=["catalog"])
 def categories(searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     return {
-        "categories": list(searcher.categories),
+        "categories": list(searcher.category_choices),
+        "categories_as_text": not searcher.categories and bool(searcher.category_choices),
         "accepts_text": bool(searcher.accepts_text),
         "max_text_chars": settings.max_text_chars,
         "default_k": settings.default_k,

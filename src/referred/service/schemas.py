@@ -81,6 +81,8 @@ class Product(BaseModel):
 
 class CategoriesResponse(BaseModel):
     categories: list[str]
+    #: True for a text model: the names are sent to its sentence encoder as texts.
+    categories_as_text: bool = False
     accepts_text: bool
     max_text_chars: int
     default_k: int

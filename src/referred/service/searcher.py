@@ -84,6 +84,11 @@ class Searcher:
         self._config = model.config
         self.categories: tuple[str, ...] = tuple(self._config.categories)
         self.accepts_text: bool = self._config.cond_dim is not None
+        #: What a shopper can pick as a category: the model's table, or for a text model
+        #: LRVS-F's names, which it receives as texts ("Bags").
+        self.category_choices: tuple[str, ...] = self.categories or (
+            LRVSF_CATEGORIES if self.accepts_text else ()
+        )
         self._model_lock = threading.Lock()
         self._rw = ReadWriteLock()
         self._shared_reads = bool(getattr(index, "thread_safe_search", False))
@@ -173,7 +178,7 @@ class Searcher:
         """
         if not self._config.conditional:
             raise UnsupportedConditionError("shop the look needs a conditioned model")
-        names = categories if categories is not None else self.categories or LRVSF_CATEGORIES
+        names = categories if categories is not None else self.category_choices
         if isinstance(names, str):
             raise QueryError(f"categories must be a list of names, got the str {names!r}")
         parsed = list(dict.fromkeys(cond_mod.parse(self._config, category=c) for c in names))
