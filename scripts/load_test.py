@@ -1,7 +1,10 @@
 """Load test for a running referred service: N concurrent clients for a fixed time.
 
 Each client loops: pick a sample scene (``GET /samples``) and a category (``GET /categories``)
-at random (seeded), ``POST /search`` with ``k=10``, record the latency and the status. The test
+at random (seeded), ``POST /search`` with ``k=10``, record the latency and the status. With
+``--text-share F`` and a model that takes text, a fraction F of the requests send a free text
+instead (colour × pattern × item: 600 distinct phrases, so the service's text memo both hits
+and misses). The test
 stops itself after ``--duration`` seconds (in-flight requests get ``--timeout`` more) and
 prints requests, errors, QPS and latency percentiles; ``--json`` writes them to a file.
 
@@ -47,8 +50,11 @@ def check_loopback(url: str) -> None:
         raise SystemExit(f"refusing to load-test {host!r}: only loopback addresses are allowed")
 
 
-async def fetch_inputs(client: httpx.AsyncClient) -> tuple[list[tuple[str, bytes]], list[str]]:
-    cats = (await client.get("/categories")).json()["categories"]
+async def fetch_inputs(
+    client: httpx.AsyncClient,
+) -> tuple[list[tuple[str, bytes]], list[str], bool]:
+    info = (await client.get("/categories")).json()
+    cats = info["categories"]
     samples = (await client.get("/samples")).json()["samples"]
     if not samples:
         raise SystemExit("the service lists no sample scenes (GET /samples); nothing to send")
@@ -57,7 +63,16 @@ async def fetch_inputs(client: httpx.AsyncClient) -> tuple[list[tuple[str, bytes
         r = await client.get(s["image_url"])
         r.raise_for_status()
         images.append((s["name"], r.content))
-    return images, cats
+    return images, cats, bool(info.get("accepts_text"))
+
+
+COLOURS = ("red", "blue", "green", "black", "white", "yellow", "pink", "grey", "orange", "navy")
+PATTERNS = ("striped", "plain", "dotted", "checked", "two-tone", "floral")
+ITEMS = ("scarf", "bag", "cap", "shoes", "skirt", "jacket", "shirt", "belt", "dress", "gloves")
+
+
+def text_query(rng: random.Random) -> str:
+    return f"a {rng.choice(COLOURS)} {rng.choice(PATTERNS)} {rng.choice(ITEMS)}"
 
 
 async def worker(
@@ -68,16 +83,18 @@ async def worker(
     k: int,
     deadline: float,
     tally: Tally,
+    text_share: float = 0.0,
 ) -> None:
     while time.monotonic() < deadline:
         name, data = rng.choice(images)
-        category = rng.choice(cats)
+        use_text = rng.random() < text_share
+        condition = {"text": text_query(rng)} if use_text else {"category": rng.choice(cats)}
         start = time.perf_counter()
         try:
             r = await client.post(
                 "/search",
                 files={"image": (name, data, "image/jpeg")},
-                data={"category": category, "k": str(k)},
+                data={**condition, "k": str(k)},
             )
         except httpx.HTTPError as exc:
             tally.error(type(exc).__name__)
@@ -92,7 +109,9 @@ async def worker(
 async def run(args: argparse.Namespace) -> dict:
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, limits=limits) as client:
-        images, cats = await fetch_inputs(client)
+        images, cats, accepts_text = await fetch_inputs(client)
+        if args.text_share and not accepts_text:
+            raise SystemExit("--text-share: this service's model takes no free text")
         if args.warmup:
             for name, data in images[:4]:
                 await client.post(
@@ -102,7 +121,16 @@ async def run(args: argparse.Namespace) -> dict:
         start = time.monotonic()
         deadline = start + args.duration
         tasks = [
-            worker(client, random.Random(args.seed + i), images, cats, args.k, deadline, tally)
+            worker(
+                client,
+                random.Random(args.seed + i),
+                images,
+                cats,
+                args.k,
+                deadline,
+                tally,
+                args.text_share,
+            )
             for i in range(args.clients)
         ]
         await asyncio.wait_for(asyncio.gather(*tasks), args.duration + args.timeout + 5)
@@ -114,6 +142,7 @@ async def run(args: argparse.Namespace) -> dict:
         "clients": args.clients,
         "duration_s": round(wall, 1),
         "k": args.k,
+        "text_share": args.text_share,
         "requests": len(lat) + sum(tally.errors.values()),
         "ok": len(lat),
         "errors": sum(tally.errors.values()),
@@ -134,11 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--text-share", type=float, default=0.0, help="fraction of requests with free text"
+    )
     p.add_argument("--no-warmup", dest="warmup", action="store_false")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args(argv)
     if args.clients < 1 or args.duration <= 0:
         p.error("--clients must be >= 1 and --duration > 0")
+    if not 0.0 <= args.text_share <= 1.0:
+        p.error("--text-share must be between 0 and 1")
     check_loopback(args.url)
     report = asyncio.run(run(args))
     print(json.dumps(report, indent=1))

@@ -92,3 +92,26 @@ def test_attention_map_is_a_distribution_over_patches(cat_model):
     torch.testing.assert_close(a.sum(), torch.tensor(1.0))
     b = cat_model.attention_map(x, torch.tensor([5]))
     assert not torch.allclose(a, b)  # the condition changes where the model looks
+
+
+def test_text_memo_embeds_each_text_once_and_forgets_the_oldest():
+    from referred.model.text import TextMemo
+
+    calls: list[list[str]] = []
+
+    def encoder(texts):
+        calls.append(list(texts))
+        return torch.tensor([[float(len(t)), float(t.count("a"))] for t in texts])
+
+    memo = TextMemo(encoder, max_items=2)
+    out = memo(["bag", "scarf", "bag"])
+    assert calls == [["bag", "scarf"]]  # one call, each distinct text once
+    torch.testing.assert_close(out, torch.tensor([[3.0, 1.0], [5.0, 1.0], [3.0, 1.0]]))
+    memo(["scarf"])
+    assert calls == [["bag", "scarf"]] and (memo.hits, memo.misses) == (2, 2)
+    memo(["hat"])  # "bag" is the least recently used: dropped
+    assert len(memo) == 2
+    memo(["scarf", "bag"])
+    assert calls[-1] == ["bag"]
+    with pytest.raises(ValueError, match="max_items"):
+        TextMemo(encoder, max_items=0)

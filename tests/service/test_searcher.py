@@ -138,6 +138,22 @@ def test_the_fast_forward_finds_what_the_plain_model_finds(searcher, model):
         )
 
 
+def test_repeated_texts_skip_the_sentence_encoder(model):
+    m = referred.create_model("tiny", conditioning="text", seed=1)
+    seen: list[str] = []
+
+    def counting(texts):
+        seen.extend(texts)
+        return fake_text_encoder(texts)
+
+    set_text_encoder(m, counting)
+    s = Searcher(m, catalog_index(m))
+    first = s.search(png(2), text="a red bag", k=3)
+    s.search_many([png(1), png(2)], ["a red bag", "Bags"], k=3)
+    assert seen == ["a red bag", "Bags"]
+    assert [h.id for h in s.search(png(2), text="a red bag", k=3)] == [h.id for h in first]
+
+
 def test_text_query_and_category_as_text(text_searcher):
     hits = text_searcher.search(photo(1), text="a red leather bag", k=4)
     assert len(hits) == 4 and hits[0].metadata["title"].startswith("item")

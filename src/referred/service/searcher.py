@@ -31,6 +31,7 @@ from referred.imageio import ImageDecodeError
 from referred.index import UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.fast import inference_model
+from referred.model.text import TextMemo
 from referred.preprocess import preprocess_image
 from referred.service import conditions as cond_mod
 from referred.service.conditions import Condition
@@ -52,6 +53,10 @@ class Hit:
     id: str
     score: float
     metadata: dict[str, Any]
+
+
+#: Distinct condition texts whose vectors a Searcher remembers (384 floats each: ~6 MB).
+TEXT_MEMO_ITEMS = 4096
 
 
 class Searcher:
@@ -90,6 +95,7 @@ class Searcher:
             LRVSF_CATEGORIES if self.accepts_text else ()
         )
         self._model_lock = threading.Lock()
+        self._text_memo: TextMemo | None = None
         self._rw = ReadWriteLock()
         self._shared_reads = bool(getattr(index, "thread_safe_search", False))
         if threads is not None:
@@ -286,9 +292,13 @@ class Searcher:
         return torch.from_numpy(np.stack(arrays))
 
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
-        from referred.model.encoding import text_encoder
+        """Condition vectors of texts, remembered (category chips of a text model and repeated
+        queries skip the sentence encoder); called under the model lock."""
+        if self._text_memo is None:
+            from referred.model.encoding import text_encoder
 
-        return text_encoder(self.model)(texts)  # called under the model lock
+            self._text_memo = TextMemo(text_encoder(self.model), max_items=TEXT_MEMO_ITEMS)
+        return self._text_memo(texts)
 
     def _forward(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> np.ndarray:
         """One forward of (B, 3, R, R) pixels with B conditions of one kind → (B, D) unit rows."""

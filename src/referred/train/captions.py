@@ -73,18 +73,3 @@ def caption_bank(
         np.save(tmp, bank)
         tmp.replace(path)
     return bank
-
-
-class TextMemo:
-    """A frozen encoder with a memo: validation conditions are embedded once per run."""
-
-    def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-        self._memo: dict[str, np.ndarray] = {}
-
-    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        if todo:
-            for t, v in zip(todo, encode_texts(self.encoder, todo)):
-                self._memo[t] = v
-        return torch.from_numpy(np.stack([self._memo[t] for t in texts]))

@@ -23,9 +23,9 @@ import referred
 from referred.data import Dataset, open_dataset
 from referred.model import CondViT
 from referred.model.checkpoints import read_weights
-from referred.model.text import load_text_encoder
+from referred.model.text import TextMemo, load_text_encoder
 from referred.train import distributed as D
-from referred.train.captions import TextMemo, caption_bank, product_texts
+from referred.train.captions import caption_bank, product_texts
 from referred.train.checkpoint import LAST, find_checkpoint, load_state, set_rng_state
 from referred.train.config import ModelSpec, TrainConfig, resolve_model_spec
 from referred.train.index import DataError, PairIndex, load_or_build

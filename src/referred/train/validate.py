@@ -241,7 +241,7 @@ def evaluate_split(
     """
     if text_encoder is None and model.config.cond_dim is not None:
         from referred.model.encoding import text_encoder as model_text_encoder
-        from referred.train.captions import TextMemo
+        from referred.model.text import TextMemo
 
         text_encoder = TextMemo(model_text_encoder(model))
     emb = embed_split(
