@@ -7,6 +7,7 @@ product in a catalog. The few names most users need::
     model = referred.load_model("Slep/CondViT-B16-cat")          # or a local file/folder
     q = model.encode_queries(["scene.jpg"], ["Bags"])           # (1, 512), L2-normalised
     t = model.encode_targets(["product.jpg"])                   # (1, 512)
+    fast = referred.optimize_for_inference(model)               # same vectors, faster on CPU
 
 Names are imported on first use, so ``import referred.data`` (or the CLI) does not pay for torch.
 """
@@ -25,6 +26,7 @@ _LAZY = {
     "ModelConfig": "referred.model",
     "create_model": "referred.model",
     "load_model": "referred.model",
+    "optimize_for_inference": "referred.model.fast",
     "PreprocessConfig": "referred.preprocess",
 }
 

@@ -76,6 +76,14 @@ def browser(tmp_path_factory):
         context.close()
 
 
+def client_accepts_text(url: str) -> bool:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/categories", timeout=10) as r:
+        return bool(json.load(r)["accepts_text"])
+
+
 def _shot(page, name: str, tmp_path: Path) -> Path:
     out_dir = Path(os.environ.get("REFERRED_SCREENSHOTS") or tmp_path)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +102,8 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     page.goto(url + "/")
     page.wait_for_selector(".chip")
     assert page.locator(".chip").count() == 10
-    assert page.locator("#text-form").is_hidden()  # a category model: no text box
+    text_model = client_accepts_text(url)
+    assert page.locator("#text-form").is_visible() == text_model  # text box for text models
 
     photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     page.set_input_files("#file", str(photo))
@@ -124,6 +133,16 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     assert drawn
     shot = _shot(page, "search.png", tmp_path)
     assert shot.stat().st_size > 10_000
+
+    if text_model:  # the demo model takes free text too
+        page.fill("#text", "a red striped scarf")
+        page.press("#text", "Enter")
+        page.wait_for_function(
+            "document.querySelector('#results-title').textContent.includes('a red striped scarf')"
+        )
+        page.wait_for_selector("#results .card .title")
+        assert page.locator("#results .card").count() == 12
+        _shot(page, "search-text.png", tmp_path)
 
     page.click("#look")
     page.wait_for_selector(".look-row")
