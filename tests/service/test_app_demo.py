@@ -177,12 +177,23 @@ def test_demo_refuses_a_busy_port(tmp_path):
             run_demo(tmp_path, port=port, open_browser=False)
 
 
-def test_the_bundled_demo_model_is_trained_and_takes_text(demo):
+@pytest.fixture(scope="module")
+def bigger_demo(tmp_path_factory):
+    """The demo over 20 test products (about 5 outfits of sample scenes)."""
+    from referred.demo import build_demo_app
+
+    cache = tmp_path_factory.mktemp("demo-200")
+    app = build_demo_app(cache, Settings(), products=200, distractors=20, quiet=True)
+    with TestClient(app) as client:
+        yield client, cache
+
+
+def test_the_bundled_demo_model_is_trained_and_takes_text(bigger_demo):
     """The committed demo model finds the kind of item asked for in held-out scenes (an
     untrained one is right ~1 time in 10), by category chip and by free text."""
     from referred.data.synth.attributes import VARIANTS
 
-    client, cache = demo
+    client, cache = bigger_demo
     assert client.get("/healthz").json()["trained_model"] is True
     cats = client.get("/categories").json()
     assert cats["accepts_text"] is True and cats["categories_as_text"] is True

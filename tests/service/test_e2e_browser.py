@@ -137,9 +137,7 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     if text_model:  # the demo model takes free text too
         page.fill("#text", "a red striped scarf")
         page.press("#text", "Enter")
-        page.wait_for_function(
-            "document.querySelector('#results-title').textContent.includes('a red striped scarf')"
-        )
+        page.locator("#results-title", has_text="a red striped scarf").wait_for()
         page.wait_for_selector("#results .card .title")
         assert page.locator("#results .card").count() == 12
         _shot(page, "search-text.png", tmp_path)

@@ -116,9 +116,9 @@ def parse_condition(
         raise ApiError(
             422,
             "missing_condition",
-            f"say which item you mean: a 'category' ({', '.join(searcher.categories)}){hint}",
+            f"say which item you mean: a 'category' ({', '.join(searcher.category_choices)}){hint}",
         )
-    return match_category(category, tuple(searcher.categories)), None
+    return match_category(category, tuple(searcher.category_choices)), None
 
 
 def check_text(text: str, searcher: Any, settings: Settings) -> str:
@@ -127,7 +127,7 @@ def check_text(text: str, searcher: Any, settings: Settings) -> str:
             422,
             "text_not_supported",
             "this model is conditioned on categories only; send a 'category' instead "
-            f"({', '.join(searcher.categories)})",
+            f"({', '.join(searcher.category_choices)})",
         )
     text = _CONTROL.sub(" ", text).strip()
     if not text:
@@ -337,7 +337,7 @@ def parse_categories(form: FormData, searcher: Any, settings: Settings) -> list[
         return None
     if len(raw) > settings.max_categories:
         raise ApiError(422, "too_many_categories", f"at most {settings.max_categories} categories")
-    names = [match_category(x, tuple(searcher.categories)) for x in raw]
+    names = [match_category(x, tuple(searcher.category_choices)) for x in raw]
     return list(dict.fromkeys(names))
 
 

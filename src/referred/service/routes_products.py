@@ -162,7 +162,7 @@ async def add_product(
     if "id" in metadata:
         raise ApiError(422, "invalid_metadata", "'id' goes in its own form field, not metadata")
     if metadata.get("category") is not None:
-        metadata["category"] = match_category(str(metadata["category"]), searcher.categories)
+        metadata["category"] = match_category(str(metadata["category"]), searcher.category_choices)
     image_value = metadata.get("image")
     if image_value is not None and not (
         isinstance(image_value, str) and image_value.startswith(("http://", "https://"))
