@@ -152,6 +152,11 @@ def test_repeated_texts_skip_the_sentence_encoder(model):
     s.search_many([png(1), png(2)], ["a red bag", "Bags"], k=3)
     assert seen == ["a red bag", "Bags"]
     assert [h.id for h in s.search(png(2), text="a red bag", k=3)] == [h.id for h in first]
+    seen.clear()
+    s.warm_up()  # what the service does at start: every category choice, once
+    assert seen == [c for c in referred.LRVSF_CATEGORIES if c != "Bags"]
+    s.search(png(3), category="Neck")
+    assert len(seen) == 9
 
 
 def test_text_query_and_category_as_text(text_searcher):

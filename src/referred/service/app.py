@@ -125,6 +125,7 @@ def load_components(settings: Settings) -> tuple[Any, Catalog, dict[str, Any], S
     log.info("loading model %s", model_ref)
     model = load_model(model_ref)
     searcher = Searcher(model, index, max_k=settings.max_k, threads=settings.threads)
+    searcher.warm_up()
     if settings.image_root is None and info.get("source"):
         source = Path(info["source"])
         root = source if source.is_dir() else source.parent

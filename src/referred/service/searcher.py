@@ -228,6 +228,17 @@ class Searcher:
         out = amap[0].float().cpu().numpy().astype(np.float64)
         return (out / out.sum()).astype(np.float32)
 
+    def warm_up(self) -> None:
+        """One forward per kind of condition the model takes, on a blank image: loads the
+        sentence encoder of a text model and remembers the category choices' vectors, so the
+        first shopper does not wait for them (~8 s for sentence-transformers)."""
+        from PIL import Image
+
+        conds = [cond_mod.NONE] + [
+            cond_mod.parse(self._config, category=c) for c in self.category_choices
+        ]
+        self._embed([Image.new("RGB", (8, 8), "white")] * len(conds), conds)
+
     def product(self, product_id: str) -> dict[str, Any]:
         """The stored metadata of a product (with its ``id``); UnknownProductError if absent."""
         try:
