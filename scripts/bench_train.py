@@ -70,7 +70,33 @@ def evaluate(runs: list[Path], data: Path, split: str, counts: tuple[int, ...]) 
                 "train_config": train_cfg["train"],
             }
         )
+        if model.config.cond_dim is not None:  # a text model: also by category name, and
+            by_name = evaluate_split(  # the caption without the scene (a white image)
+                model, dataset, split, distractor_counts=counts, texts="category"
+            )
+            results.append(
+                {
+                    **results[-1],
+                    "conditioning": "text: category name",
+                    "test": {str(n): m for n, m in by_name["sweep"].items()},
+                }
+            )
+            results[-2]["conditioning"] = "text: first caption"
+            results[-2]["caption_on_white_R@1"] = caption_on_white(model, dataset, split)
     return results
+
+
+def caption_on_white(model, dataset, split: str) -> float:
+    """Test R@1 (+0) of queries made of the first caption and a plain white image: how much a
+    text model retrieves from the words alone."""
+    from PIL import Image
+
+    products = [p for p in dataset.products(split) if p.captions and p.simple]
+    targets = model.encode_targets([p.simple[0].read_bytes() for p in products])
+    white = [Image.new("RGB", (64, 64), "white")] * len(products)
+    queries = model.encode_queries(white, [p.captions[0] for p in products])
+    hits = (queries @ targets.T).argmax(dim=1) == torch.arange(len(products))
+    return float(hits.float().mean())
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -81,7 +107,8 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=120)
-    for r in results:
+    runs = {r["run"]: r for r in reversed(results)}  # one curve per run (the first entry)
+    for r in reversed(runs.values()):
         history = _history(Path(r["run"]))
         epochs = [int(h["epoch"]) for h in history]
         label = f"{Path(r['run']).name} ({r['conditioning']})"
@@ -223,6 +250,12 @@ def main() -> int:
         counts = tuple(int(c) for c in args.counts.split(","))
         result: object = evaluate(args.runs, args.data, args.split, counts)
         print(table(result))  # type: ignore[arg-type]
+        for r in result:  # type: ignore[attr-defined]
+            if "caption_on_white_R@1" in r:
+                print(
+                    f"{Path(r['run']).name}: R@1 (+0) of the caption on a white image "
+                    f"{100 * r['caption_on_white_R@1']:.1f}%"
+                )
         if args.plot:
             plot(result, args.plot)  # type: ignore[arg-type]
     else:

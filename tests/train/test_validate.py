@@ -58,3 +58,23 @@ def test_unusable_products_are_counted():
     torch.manual_seed(0)
     emb = embed_split(model, open_dataset(FIXTURES / "training"), "valid")
     assert len(emb.queries) == 1 and emb.skipped["unusable-product"] == 1  # Waist: no token
+
+
+def test_a_text_model_is_validated_on_captions_or_category_names():
+    model = create_model(make_config(MICRO_ARCH, "text", cond_dim=8), seed=0)
+    ds = open_dataset(FIXTURES / "training")
+    products = list(ds.products("valid"))
+    seen: list[str] = []
+
+    def encoder(texts):
+        seen.extend(texts)
+        return torch.stack([torch.full((8,), float(len(t))) for t in texts])
+
+    by_caption = embed_split(model, ds, "valid", text_encoder=encoder)
+    assert seen == [p.captions[0] if p.captions else p.category for p in products]
+    seen.clear()
+    by_name = embed_split(model, ds, "valid", text_encoder=encoder, texts="category")
+    assert seen == [p.category for p in products]
+    np.testing.assert_allclose(by_name.targets, by_caption.targets)
+    with pytest.raises(ValueError, match="texts must be one of"):
+        embed_split(model, ds, "valid", text_encoder=encoder, texts="title")

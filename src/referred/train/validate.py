@@ -1,7 +1,8 @@
 """Validation (and test) recall: embed a split's queries, targets and distractors, rank exactly.
 
 Each product of the split gives one query — its first COMPLEX image under its condition (the
-category, or its first caption for text models, or nothing) — and one gallery item, its first
+category, or for text models its first caption (``texts="caption"``) or its category name
+(``texts="category"``), or nothing) — and one gallery item, its first
 SIMPLE image, embedded without condition. The gallery is completed by the split's distractors
 (the first ``max_distractors`` in reader order). R@K and Cat@1 come from the exact streamed
 ranking of :mod:`referred.eval` (same tie rule as the benchmark).
@@ -77,7 +78,13 @@ def _category_code(name: str | None) -> int:
     return LRVSF_CATEGORIES.index(name) if name in LRVSF_CATEGORIES else UNKNOWN_CATEGORY
 
 
-def _product_item(product: Any, cfg: PreprocessConfig, categories: tuple[str, ...]) -> tuple:
+#: What a text model's query is conditioned on in validation.
+TEXT_SOURCES = ("caption", "category")
+
+
+def _product_item(
+    product: Any, cfg: PreprocessConfig, categories: tuple[str, ...], texts: str = "caption"
+) -> tuple:
     if categories and product.category not in categories:
         raise _Unusable(product.product_id)
     pixels = np.stack(
@@ -86,7 +93,8 @@ def _product_item(product: Any, cfg: PreprocessConfig, categories: tuple[str, ..
             preprocess_image(product.simple[0].read_bytes(), cfg),
         ]
     )  # (2, 3, S, S): query, target
-    text = product.captions[0] if product.captions else (product.category or "product")
+    captions = product.captions if texts == "caption" else ()
+    text = captions[0] if captions else (product.category or "product")
     return pixels, _category_code(product.category), text
 
 
@@ -160,15 +168,21 @@ def embed_split(
     text_encoder: Callable | None = None,
     rank: int = 0,
     world_size: int = 1,
+    texts: str = "caption",
 ) -> SplitEmbeddings:
     """Embed the products and distractors of ``split`` (see the module docstring)."""
+    if texts not in TEXT_SOURCES:
+        raise ValueError(f"texts must be one of {TEXT_SOURCES}, got {texts!r}")
     was_training = model.training
     model.eval()
     ctx = autocast if autocast is not None else contextlib.nullcontext()
     cfg = model.config.preprocess
     cats = model.config.categories
     products = _Stream(
-        lambda: dataset.products(split), lambda p: _product_item(p, cfg, cats), rank, world_size
+        lambda: dataset.products(split),
+        lambda p: _product_item(p, cfg, cats, texts),
+        rank,
+        world_size,
     )
     prod = _gathered(_embed_stream(model, products, workers, batch_size, ctx, text_encoder))
     limit = max_distractors
@@ -234,10 +248,13 @@ def evaluate_split(
     workers: int = 0,
     text_encoder: Callable | None = None,
     distractor_counts: tuple[int, ...] | None = None,
+    texts: str = "caption",
 ) -> dict[str, Any]:
     """Recall of a trained model on ``split`` (default the test split and its distractors).
 
-    With ``distractor_counts`` the metrics are given for each count, under ``"sweep"``.
+    With ``distractor_counts`` the metrics are given for each count, under ``"sweep"``. A text
+    model's queries are conditioned on each product's first caption (``texts="caption"``) or
+    on its bare category name (``texts="category"``, what a category chip sends).
     """
     if text_encoder is None and model.config.cond_dim is not None:
         from referred.model.encoding import text_encoder as model_text_encoder
@@ -252,6 +269,7 @@ def evaluate_split(
         batch_size=batch_size,
         workers=workers,
         text_encoder=text_encoder,
+        texts=texts,
     )
     metrics: dict[str, Any] = dict(retrieval_metrics(emb))
     metrics.update(n_queries=len(emb.queries), n_distractors=len(emb.distractors))
