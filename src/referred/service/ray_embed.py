@@ -31,11 +31,13 @@ class _Embedder:
         import torch
 
         from referred.model import CondViT, ModelConfig
+        from referred.model.fast import inference_model
 
         torch.set_num_threads(threads)
         config, state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
         self.model = CondViT(ModelConfig.from_dict(config)).eval()
         self.model.load_state_dict(state)
+        self.net = inference_model(self.model)  # the fast CPU forward (as embed_items)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -57,7 +59,7 @@ class _Embedder:
                 errors[i] = str(exc) or type(exc).__name__
         if arrays:
             with torch.inference_mode():
-                emb = self.model(torch.from_numpy(np.stack(arrays)))  # (b, D)
+                emb = self.net(torch.from_numpy(np.stack(arrays)))  # (b, D)
                 vectors[ok] = F.normalize(emb.float(), dim=-1).numpy()
         return {"id": batch["id"], "vector": vectors, "error": errors}
 
