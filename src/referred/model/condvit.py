@@ -23,7 +23,7 @@ from torch import nn
 from referred.model.config import ModelConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 
 class LayerNorm(nn.LayerNorm):
@@ -47,18 +47,30 @@ class QuickGELU(nn.Module):
         return (1.702 * x).sigmoid_().mul_(x)  # one buffer: no autograd graph to protect
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` whose product is ``self.linear_fn`` (``F.linear``; the training loop may
+    switch it to :func:`referred.model.cpu_linear.onednn_linear`). Same parameters and names."""
+
+    linear_fn: Callable[..., torch.Tensor] = staticmethod(F.linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_fn(x, self.weight, self.bias)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names.
 
     ``in_proj_weight`` (3W, W) packs the q, k, v projections; ``out_proj`` is a Linear(W, W).
     """
 
+    linear_fn: Callable[..., torch.Tensor] = staticmethod(F.linear)
+
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
@@ -71,15 +83,15 @@ class Attention(nn.Module):
         b, n, w = x.shape
         hd = w // self.heads
         if queries is None:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3W)
+            qkv = self.linear_fn(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3W)
             qkv = qkv.view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
             q, k, v = qkv.unbind(0)  # each (B, H, N, hd)
         else:  # project only the queries that are needed
             w_q, w_kv = self.in_proj_weight.split([w, 2 * w])
             b_q, b_kv = self.in_proj_bias.split([w, 2 * w])
-            q = F.linear(x[:, :queries], w_q, b_q)  # (B, Q, W)
+            q = self.linear_fn(x[:, :queries], w_q, b_q)  # (B, Q, W)
             q = q.view(b, queries, self.heads, hd).transpose(1, 2)  # (B, H, Q, hd)
-            kv = F.linear(x, w_kv, b_kv).view(b, n, 2, self.heads, hd)  # (B, N, 2, H, hd)
+            kv = self.linear_fn(x, w_kv, b_kv).view(b, n, 2, self.heads, hd)  # (B, N, 2, H, hd)
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (B, H, Q, N)
@@ -101,9 +113,9 @@ class ResidualAttentionBlock(nn.Module):
         self.attn = Attention(width, heads)
         self.ln_2 = LayerNorm(width)
         self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(width, hidden))
+        self.mlp.add_module("c_fc", Linear(width, hidden))
         self.mlp.add_module("gelu", QuickGELU())
-        self.mlp.add_module("c_proj", nn.Linear(hidden, width))
+        self.mlp.add_module("c_proj", Linear(hidden, width))
 
     def forward(self, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
         """x: (B, N, W) → (B, N, W), or only the first ``queries`` tokens' outputs (B, Q, W).

@@ -23,6 +23,7 @@ import referred
 from referred.data import Dataset, open_dataset
 from referred.model import CondViT
 from referred.model.checkpoints import read_weights
+from referred.model.cpu_linear import use_onednn_linears
 from referred.model.text import TextMemo, load_text_encoder
 from referred.train import distributed as D
 from referred.train.captions import caption_bank, product_texts
@@ -123,6 +124,8 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
     encoder_name, memo, text = _text_setup(spec, cfg, index, out, info, text_encoder)
     model = build_model(spec, cfg, None if text is None else text[1].shape[1], encoder_name)
     model.to(device)
+    # float32 on the CPU: the linears' products through oneDNN (same math, ~1.3-1.6x a step)
+    onednn = device.type == "cpu" and precision == "fp32" and use_onednn_linears(model)
     data, skipped, condition = _pair_data(cfg, index, model, text, device)
     steps = len(data) // cfg.batch_size
     if steps == 0:
@@ -159,7 +162,7 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
         _write_train_config(run, spec, train_split)
     log.info(
         "training %s (%s conditioning) on %d products of %s, %d steps/epoch x %d epochs, "
-        "global batch %d on %d process(es), %s, %s",
+        "global batch %d on %d process(es), %s, %s%s",
         model.config.name,
         cfg.conditioning,
         len(data),
@@ -170,6 +173,7 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
         info.world_size,
         device,
         precision,
+        ", oneDNN linears" if onednn else "",
     )
     return run
 
