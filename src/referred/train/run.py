@@ -124,7 +124,7 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
     encoder_name, memo, text = _text_setup(spec, cfg, index, out, info, text_encoder)
     model = build_model(spec, cfg, None if text is None else text[1].shape[1], encoder_name)
     model.to(device)
-    # float32 on the CPU: the linears' products through oneDNN (same math, ~1.3-1.6x a step)
+    # float32 on the CPU: the linears' products through oneDNN (same math, 1.3-1.9x a step)
     onednn = device.type == "cpu" and precision == "fp32" and use_onednn_linears(model)
     data, skipped, condition = _pair_data(cfg, index, model, text, device)
     steps = len(data) // cfg.batch_size
