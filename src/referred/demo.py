@@ -251,6 +251,7 @@ def run_demo(
     from referred.service.settings import Settings
 
     start = time.perf_counter()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars
     with socket.socket() as probe:  # fail early, before minutes of work, on a busy port
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
