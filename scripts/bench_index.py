@@ -24,7 +24,7 @@ QPS for all queries in one call (best of 3); p50 single-query latency under the 
 recall@10; speed-up = exact (flat) single-query p50 / this p50, both measured in this run (flat
 is always measured first).
 
-``--searcher ARCHS`` instead times ``referred.service.Searcher`` end to end (decode, one
+``--searcher ARCHS`` instead times ``referred.search.Searcher`` end to end (decode, one
 forward, a 10K flat index search, metadata) with randomly initialised models of those
 architectures (timing does not depend on the weights), 1 torch thread, a 640×480 JPEG query.
 """
@@ -165,7 +165,7 @@ def searcher_latency(archs: list[str], repeats: int = 10) -> None:
     from PIL import Image
 
     import referred
-    from referred.service import Searcher
+    from referred.search import Searcher
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -176,7 +176,7 @@ def _write_samples(data: Path, scenes: list[Any], out: Path, pq: Any) -> None:
 def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: int = 64) -> Any:
     """A flat index of the catalog embedded unconditioned, cached per model fingerprint."""
     from referred.index import create_index, load_index
-    from referred.service.provenance import fingerprint, model_record
+    from referred.search.provenance import fingerprint, model_record
 
     cache = catalog.root / f"index-{fingerprint(model)}"
     if (cache / "manifest.json").is_file():
@@ -210,9 +210,9 @@ def build_demo_app(
     quiet: bool = False,
 ) -> Any:
     """The FastAPI app serving the demo catalog (built or reused under ``cache``)."""
-    from referred.service.app import create_app
-    from referred.service.searcher import Searcher
-    from referred.service.settings import Settings
+    from referred.search.searcher import Searcher
+    from referred.web.app import create_app
+    from referred.web.settings import Settings
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -248,7 +248,7 @@ def run_demo(
 
     import uvicorn
 
-    from referred.service.settings import Settings
+    from referred.web.settings import Settings
 
     start = time.perf_counter()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars

@@ -98,9 +98,9 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 def run_build(args: argparse.Namespace) -> int:
     import torch
 
+    from referred.catalog.build import build_catalog_index
     from referred.cli import UserError
     from referred.model import load_model
-    from referred.service.catalog_build import build_catalog_index
 
     if not (args.images or args.catalog or args.embeddings):
         raise UserError("give the catalog: --images DIR, --catalog FILE or --embeddings FILE")

@@ -95,7 +95,7 @@ def _open(args: argparse.Namespace) -> Any:
     from referred.cli import UserError
     from referred.index import load_index
     from referred.model import load_model
-    from referred.service.searcher import Searcher
+    from referred.search.searcher import Searcher
 
     index = load_index(args.index)
     path = args.model or ((index.info or {}).get("model") or {}).get("path")

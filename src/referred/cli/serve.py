@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):  # -> Settings
     from referred.cli import UserError
-    from referred.service.settings import MiB, Settings
+    from referred.web.settings import MiB, Settings
 
     token = None
     if args.admin_token_file:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         # Each worker process imports the app factory and loads its own model and index.
         _export(settings)
         uvicorn.run(
-            "referred.service.app:create_app",
+            "referred.web.app:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
         )
     else:
-        from referred.service.app import create_app
+        from referred.web.app import create_app
 
         uvicorn.run(
             create_app(settings),

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referred.imageio import ImageDecodeError, open_image
-from referred.service.schemas import ApiError
-from referred.service.settings import ACCEPTED_FORMATS
+from referred.web.schemas import ApiError
+from referred.web.settings import ACCEPTED_FORMATS
 
 ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 MAX_FORM_FIELDS = 64

@@ -11,11 +11,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from referred.service import schemas
-from referred.service.routes import IMAGE_SUFFIXES
-from referred.service.routes_deps import SearcherDep, SettingsDep
-from referred.service.schemas import ApiError
-from referred.service.settings import Settings
+from referred.web import schemas
+from referred.web.routes import IMAGE_SUFFIXES
+from referred.web.routes_deps import SearcherDep, SettingsDep
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
 
 router = APIRouter()
 

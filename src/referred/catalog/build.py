@@ -24,7 +24,7 @@ import numpy as np
 from referred.embed import EmbedReport, embed_items, read_embeddings
 from referred.index import create_index
 from referred.index.vectors import VectorStore, exact_search
-from referred.service.provenance import model_record
+from referred.search.provenance import model_record
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def _embed(
     items = ((pid, image) for pid, image, _ in catalog_records(source, meta))
     total = _count(source)
     if run.engine == "ray":
-        from referred.service.ray_embed import embed_with_ray
+        from referred.catalog.ray_embed import embed_with_ray
 
         return embed_with_ray(
             model,

@@ -8,7 +8,7 @@ in worker threads, at most ``max_inflight`` at once; the other requests wait in 
 (a FIFO capacity limiter), so no request starves behind the model lock, which threads would
 otherwise grab in no particular order. With ``batching="micro"`` it also gathers concurrent
 ``/search`` requests into one ``search_many`` call (while one batch runs, the next queues up).
-A readers-writer lock (:class:`referred.service.locks.ReadWriteLock`) keeps catalog writes
+A readers-writer lock (:class:`referred.search.locks.ReadWriteLock`) keeps catalog writes
 away from running searches.
 """
 
@@ -28,10 +28,10 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from referred.service.locks import ReadWriteLock
-from referred.service.schemas import ApiError
-from referred.service.settings import Settings
-from referred.service.uploads import multipart_form
+from referred.search.locks import ReadWriteLock
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+from referred.web.uploads import multipart_form
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Errors a caller of the :class:`~referred.service.Searcher` can cause.
+"""Errors a caller of the :class:`~referred.search.Searcher` can cause.
 
 Each derives from :class:`SearchError` and from the builtin that fits (``ValueError`` for bad
 arguments, ``KeyError`` for unknown products), so a web layer maps them to 4xx answers with one

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from referred.service.errors import IndexMismatchError
+from referred.search.errors import IndexMismatchError
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import referred
+from referred.catalog import build_catalog_index
+from referred.catalog.build import recall_against_exact
 from referred.embed import read_embeddings
 from referred.index import SearchResult, load_index
 from referred.model import make_config
-from referred.service import Searcher, build_catalog_index
-from referred.service.catalog_build import recall_against_exact
-from tests.service.test_searcher import CATS, photo, png
+from referred.search import Searcher
+from tests.search.test_searcher import CATS, photo, png
 
 
 @pytest.fixture(scope="module")

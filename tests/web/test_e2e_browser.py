@@ -45,7 +45,7 @@ def server(tmp_path_factory):
     import uvicorn
 
     from referred.demo import build_demo_app
-    from referred.service.settings import Settings
+    from referred.web.settings import Settings
 
     cache = tmp_path_factory.mktemp("demo")
     app = build_demo_app(cache, Settings(), products=30, distractors=20, quiet=True)

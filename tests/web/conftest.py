@@ -23,15 +23,15 @@ from PIL import Image
 from referred.categories import LRVSF_CATEGORIES
 from referred.imageio import open_image
 from referred.index import UnknownIdError, create_index
-from referred.service.app import create_app
-from referred.service.errors import (
+from referred.search.errors import (
     QueryError,
     UnknownCategoryError,
     UnknownProductError,
     UnsupportedConditionError,
 )
-from referred.service.routes_deps import Catalog, get_catalog, get_searcher
-from referred.service.settings import Settings
+from referred.web.app import create_app
+from referred.web.routes_deps import Catalog, get_catalog, get_searcher
+from referred.web.settings import Settings
 
 TOKEN = "s3cret-admin-token"
 DIM = 16

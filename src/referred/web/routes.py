@@ -21,17 +21,17 @@ from fastapi import APIRouter
 from starlette.datastructures import FormData
 
 from referred.imageio import ImageDecodeError
-from referred.service import schemas
-from referred.service.routes_deps import (
+from referred.web import schemas
+from referred.web.routes_deps import (
     FormDep,
     RunnerDep,
     SearcherDep,
     SearchRunner,
     SettingsDep,
 )
-from referred.service.schemas import ApiError
-from referred.service.settings import Settings
-from referred.service.uploads import (
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+from referred.web.uploads import (
     decode_image,
     json_object_field,
     read_upload,

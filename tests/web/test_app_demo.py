@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from referred.service.settings import Settings
+from referred.web.settings import Settings
 
 TOKEN = "demo-admin-token-0123456789"
 
@@ -106,7 +106,7 @@ def test_lifespan_loads_a_saved_index_and_model(demo, tmp_path):
     model_dir, index_dir = tmp_path / "model", tmp_path / "index"
     searcher.model.save_pretrained(model_dir)
     searcher.index.save(index_dir)
-    from referred.service.app import create_app
+    from referred.web.app import create_app
 
     # no --images: product images come from the catalog folder recorded in the index
     settings = Settings(index_dir=index_dir, model_path=str(model_dir))

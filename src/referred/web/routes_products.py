@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from referred.service import schemas
-from referred.service.routes import (
+from referred.web import schemas
+from referred.web.routes import (
     IMAGE_FIELD,
     IMAGE_SUFFIXES,
     match_category,
@@ -24,7 +24,7 @@ from referred.service.routes import (
     product_dict,
     user_errors,
 )
-from referred.service.routes_deps import (
+from referred.web.routes_deps import (
     CatalogDep,
     FormDep,
     RunnerDep,
@@ -33,9 +33,9 @@ from referred.service.routes_deps import (
     SettingsDep,
     require_admin,
 )
-from referred.service.schemas import ApiError
-from referred.service.settings import Settings
-from referred.service.uploads import (
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+from referred.web.uploads import (
     decode_image,
     json_object_field,
     read_upload,

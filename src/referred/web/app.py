@@ -2,7 +2,7 @@
 
 The model and the index are loaded in the lifespan (never at import), the Searcher is built
 from them, and routes reach it through dependencies. Every error leaves as JSON in one shape
-(``{"error": {...}}``, see :mod:`referred.service.schemas`): client mistakes as 4xx with a
+(``{"error": {...}}``, see :mod:`referred.web.schemas`): client mistakes as 4xx with a
 message naming the problem, anything unexpected as a logged 500 carrying a request id.
 The web page and the API docs page are static files served from this package (no CDN).
 """
@@ -25,12 +25,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from referred.service.routes_deps import Catalog, SearchRunner
-from referred.service.schemas import ApiError
-from referred.service.settings import Settings
-from referred.service.uploads import BodyLimitMiddleware
+from referred.web.routes_deps import Catalog, SearchRunner
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+from referred.web.uploads import BodyLimitMiddleware
 
-log = logging.getLogger("referred.service")
+log = logging.getLogger("referred.web")
 STATIC = Path(__file__).parent / "static"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _STATUS_CODES = {
@@ -93,7 +93,7 @@ def create_app(
     app.state.info = info or {}
     app.state.runner = SearchRunner(settings)
 
-    from referred.service import routes, routes_info, routes_products
+    from referred.web import routes, routes_info, routes_products
 
     app.include_router(routes.router)
     app.include_router(routes_products.router)
@@ -114,7 +114,7 @@ def load_components(settings: Settings) -> tuple[Any, Catalog, dict[str, Any], S
     """
     from referred.index import load_index
     from referred.model import load_model
-    from referred.service.searcher import Searcher
+    from referred.search.searcher import Searcher
 
     log.info("loading index %s", settings.index_dir)
     index = load_index(settings.index_dir)

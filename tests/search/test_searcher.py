@@ -15,7 +15,7 @@ import referred
 from referred.imageio import ImageDecodeError
 from referred.index import FilterError, UnknownFieldError, create_index
 from referred.model.encoding import set_text_encoder
-from referred.service import (
+from referred.search import (
     USER_ERRORS,
     Hit,
     IndexMismatchError,
@@ -297,7 +297,7 @@ def test_unconditional_model_and_dimension_mismatch(model):
 
 
 def test_recorded_fingerprint_is_checked(model, caplog):
-    from referred.service.provenance import model_record
+    from referred.search.provenance import model_record
 
     index = catalog_index(model, 3)
     index.info = {"model": model_record(model, "some/path")}
@@ -365,7 +365,7 @@ def test_read_write_lock_excludes_writers():
     import threading
     import time
 
-    from referred.service.locks import ReadWriteLock
+    from referred.search.locks import ReadWriteLock
 
     lock, events = ReadWriteLock(), []
 

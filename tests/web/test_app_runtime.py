@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from referred.service.locks import ReadWriteLock
-from referred.service.routes_deps import SearchRunner
-from referred.service.settings import Settings
+from referred.search.locks import ReadWriteLock
+from referred.web.routes_deps import SearchRunner
+from referred.web.settings import Settings
 
 
 def _search(client, image, category="Bags"):
@@ -122,11 +122,11 @@ class _Broken:
 
 
 def test_unexpected_errors_are_json_500_with_a_request_id(make_client, photo, caplog):
-    from referred.service.routes_deps import get_searcher
+    from referred.web.routes_deps import get_searcher
 
     client = make_client(raise_errors=False)
     client.app.dependency_overrides[get_searcher] = lambda: _Broken()
-    with caplog.at_level(logging.ERROR, logger="referred.service"):
+    with caplog.at_level(logging.ERROR, logger="referred.web"):
         r = client.post(
             "/search",
             files={"image": ("q.png", photo)},
@@ -146,7 +146,7 @@ def test_unexpected_errors_are_json_500_with_a_request_id(make_client, photo, ca
 def test_search_without_a_loaded_model_is_503(tmp_path):
     from fastapi.testclient import TestClient
 
-    from referred.service.app import create_app
+    from referred.web.app import create_app
 
     with TestClient(create_app(Settings())) as client:
         r = client.get("/categories")

@@ -2,8 +2,8 @@
 
 A :class:`Condition` is one of: none (the image alone), a category of the model's table, or a
 free text. Parsing validates against the model's config so that every mistake a user can make
-becomes an :class:`~referred.service.errors.UnknownCategoryError` or
-:class:`~referred.service.errors.UnsupportedConditionError` before any forward pass.
+becomes an :class:`~referred.search.errors.UnknownCategoryError` or
+:class:`~referred.search.errors.UnsupportedConditionError` before any forward pass.
 Conditions of one kind batch together into one tensor (a forward takes one kind at a time).
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from referred.categories import category_index
 from referred.model.config import ModelConfig
-from referred.service.errors import QueryError, UnknownCategoryError, UnsupportedConditionError
+from referred.search.errors import QueryError, UnknownCategoryError, UnsupportedConditionError
 
 Kind = Literal["none", "category", "text"]
 #: Longest free text accepted, in characters (sentence encoders truncate far earlier).

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 import referred
+from referred.catalog import build_catalog_index
 from referred.index import load_index
-from referred.service import Searcher, build_catalog_index
-from tests.service.test_searcher import CATS, photo
-from tests.service.test_searcher_build import write_catalog
+from referred.search import Searcher
+from tests.catalog.test_catalog_build import write_catalog
+from tests.search.test_searcher import CATS, photo
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

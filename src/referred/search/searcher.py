@@ -33,11 +33,11 @@ from referred.index.base import PAD_ID, SearchResult
 from referred.model.fast import inference_model
 from referred.model.text import TextMemo
 from referred.preprocess import preprocess_image
-from referred.service import conditions as cond_mod
-from referred.service.conditions import Condition
-from referred.service.errors import QueryError, UnknownProductError, UnsupportedConditionError
-from referred.service.locks import ReadWriteLock
-from referred.service.provenance import check_model
+from referred.search import conditions as cond_mod
+from referred.search.conditions import Condition
+from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
+from referred.search.locks import ReadWriteLock
+from referred.search.provenance import check_model
 
 log = logging.getLogger(__name__)
 
