@@ -1,4 +1,5 @@
-"""Small file helpers shared by readers and writers: atomic outputs, column aliases, URL keys."""
+"""Small file helpers shared by readers and writers: atomic outputs, column aliases, URL keys,
+and the normalisation of arrow columns written by any tool (pandas 2/3, pyarrow, polars)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,15 @@ def iter_parquet_batches(
         raise DataFileError(f"{path}: parquet file damaged while reading ({exc})") from exc
 
 
+def read_column(path: Path, name: str) -> pa.ChunkedArray:
+    """One whole column of ``path``; a damaged file raises :class:`DataFileError` naming it."""
+    pf = open_parquet(path)
+    try:
+        return pf.read(columns=[name]).column(0)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataFileError(f"{path}: parquet file damaged while reading ({exc})") from exc
+
+
 def url_key(url: str) -> int:
     """A 64-bit key of a URL (BLAKE2b), to join millions of URLs in compact numpy arrays.
 
@@ -138,3 +148,53 @@ def pandas_index(pf: pq.ParquetFile) -> tuple[str | None, int, int]:
     if "__index_level_0__" in pf.schema_arrow.names:
         return "__index_level_0__", 0, 1
     return None, 0, 1
+
+
+def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One column in the plain arrow type readers compare and convert, whatever wrote it.
+
+    Chunks are combined; dictionary (pandas/polars categorical) columns are decoded;
+    ``large_string`` (pandas 3, polars) and ``string_view`` become ``string``, their binary
+    twins ``binary``; other integer types become ``int64``. A ``null``-typed column (all
+    values missing) stays as it is.
+    """
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    kind = array.type
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return array.cast(pa.string())
+    if pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+        return array.cast(pa.binary())
+    if pa.types.is_integer(kind) and kind != pa.int64():
+        return array.cast(pa.int64())
+    return array
+
+
+def id_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """An id column (PRODUCT_ID, index labels) as ``int64`` or ``string``.
+
+    Besides :func:`plain_array`: floats that are all whole numbers become ``int64`` (pandas
+    writes an integer column with a missing value as float64); any other type is cast to
+    string; an all-null column becomes a null ``string`` column.
+    """
+    array = plain_array(column)
+    kind = array.type
+    if pa.types.is_floating(kind):
+        values = array.drop_null().to_numpy(zero_copy_only=False)
+        if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+            return array.cast(pa.int64())
+    if kind in (pa.int64(), pa.string()):
+        return array
+    return array.cast(pa.string())
+
+
+def label_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Row labels as numpy: ``int64`` for integer labels without nulls, else ``str``.
+
+    A null label becomes ``""`` (callers give such rows their position instead).
+    """
+    array = id_array(column)
+    if array.type == pa.int64() and not array.null_count:
+        return array.to_numpy()
+    return np.array(["" if v is None else str(v) for v in array.to_pylist()], dtype=str)

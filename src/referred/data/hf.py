@@ -23,9 +23,12 @@ from referred.data.assemble import build_distractor, build_product, clean_meta, 
 from referred.data.base import Dataset
 from referred.data.files import (
     display_path,
+    id_array,
     iter_parquet_batches,
+    label_values,
     open_parquet,
     pandas_index,
+    read_column,
     require_column,
 )
 from referred.data.records import (
@@ -70,9 +73,8 @@ def key_ranges(keys: pa.Array, max_rows: int) -> list[tuple[Any, Any]]:
 
 
 def _key_column(path: Path, key: str, shown: str, stats: ReadStats) -> tuple[str, pa.Array]:
-    pf = open_parquet(path)
-    column = require_column(pf.schema_arrow.names, [key], key, shown)
-    array = pf.read(columns=[column]).column(0).combine_chunks()
+    column = require_column(open_parquet(path).schema_arrow.names, [key], key, shown)
+    array = id_array(read_column(path, column))
     if array.null_count:
         stats.error("bad-metadata", shown, None, f"{array.null_count} rows without {key} skipped")
     return column, array.drop_null()
@@ -105,7 +107,7 @@ def iter_grouped_rows(
         groups: dict[Any, list[tuple[dict[str, Any], str]]] = defaultdict(list)
         for (path, shown), name in zip(files, names):
             for batch in iter_parquet_batches(path):
-                column = batch.column(batch.schema.get_field_index(name))
+                column = id_array(batch.column(batch.schema.get_field_index(name)))
                 if as_string:
                     column = column.cast(pa.string())
                 if len(ranges) > 1:
@@ -199,12 +201,20 @@ class HFMetadataDataset(Dataset):
 def iter_metadata_distractors(
     path: Path, shown: str, split: str, stats: ReadStats
 ) -> Iterator[Distractor]:
-    """Distractors from a metadata parquet; ids are the pandas row labels (or positions)."""
+    """Distractors from a metadata parquet; ids are the pandas row labels (or positions).
+
+    Row labels may be stored with any type (see :func:`referred.data.files.label_values`); a
+    row without a label, or a file without a stored index, is known by its position.
+    """
     index_col, start, step = pandas_index(open_parquet(path))
+    labels = label_values(read_column(path, index_col)) if index_col else None
     position = 0
     for batch in iter_parquet_batches(path):
-        for row in batch.to_pylist():
-            label = row.pop(index_col) if index_col else start + step * position
+        rows = batch.drop_columns([index_col]) if index_col else batch
+        for row in rows.to_pylist():
+            label = labels[position] if labels is not None else ""
+            if label == "":
+                label = start + step * position
             position += 1
             image = image_from_row(clean_meta(row), ImageType.SIMPLE, shown, str(label), stats)
             if image is not None:

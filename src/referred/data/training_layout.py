@@ -33,9 +33,12 @@ from referred.data.files import (
     display_path,
     find_column,
     iter_parquet_batches,
+    label_values,
     natural_shard_order,
     open_parquet,
     pandas_index,
+    plain_array,
+    read_column,
     require_column,
     sorted_lookup,
     url_key,
@@ -309,25 +312,27 @@ class DistractorLookup:
         if not path.is_file():
             stats.warn("missing-file", path.name, None, "distractors will have no category")
             return cls(empty, np.zeros(0, np.int64), np.zeros(0, np.int32), [])
-        index_col, start, step = pandas_index(open_parquet(path))
-        names = open_parquet(path).schema_arrow.names
+        pf = open_parquet(path)
+        index_col, start, step = pandas_index(pf)
+        names = pf.schema_arrow.names
+        url_col = require_column(names, ["URL"], "URL", path.name)
         cat_col = find_column(names, ["CATEGORY"])
-        columns = [c for c in ("URL", cat_col, index_col) if c]
-        keys, labels, codes, values = [], [], [], {}
-        position = 0
-        for batch in iter_parquet_batches(path, columns=columns, batch_size=65536):
-            urls = batch.column(0).to_pylist()
-            keys.append(url_keys(str(u) for u in urls))
-            cats = batch.column(1).to_pylist() if cat_col else [None] * len(urls)
-            codes.append(np.array([values.setdefault(c, len(values)) for c in cats], np.int32))
-            if index_col:
-                labels.append(np.asarray(batch.column(columns.index(index_col)).to_numpy()))
-            else:
-                labels.append(start + step * np.arange(position, position + len(urls)))
-            position += len(urls)
-        cat = np.concatenate(codes) if codes else np.zeros(0, np.int32)
-        lab = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-        return cls(np.concatenate(keys) if keys else empty, lab, cat, list(values))
+        urls = plain_array(read_column(path, url_col))
+        keys = url_keys(str(u) for u in urls.to_pylist())
+        positions = start + step * np.arange(len(urls), dtype=np.int64)
+        labels: np.ndarray = positions
+        if index_col is not None:
+            labels = label_values(read_column(path, index_col))
+            blank = labels == "" if labels.dtype.kind == "U" else np.zeros(len(labels), bool)
+            if blank.any():  # a missing label: the row is known by its position
+                labels = labels.astype(object)
+                labels[blank] = positions[blank].astype(str)
+        values: dict[str | None, int] = {None: 0}
+        cats = plain_array(read_column(path, cat_col)).to_pylist() if cat_col else []
+        codes = np.array([values.setdefault(c, len(values)) for c in cats], np.int32)
+        if not cat_col:
+            codes = np.zeros(len(urls), np.int32)
+        return cls(keys, labels, codes, list(values))
 
     def get(self, url: str) -> tuple[str | None, str | None]:
         """``(label, category)`` of ``url``, ``(None, None)`` when unknown."""
