@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clip_reference import ClipCondViT, convert_weights_bf16
 
 import referred
+from referred.model import cpu
 from referred.model.config import ModelConfig, architecture
 from referred.model.fast import onednn_available, optimize_for_inference
 
@@ -100,11 +101,16 @@ def implementations(model: referred.CondViT, dtypes: list[str], compile_: bool) 
     cfg = model.config
     full, pruned = model_flops(cfg), model_flops(cfg, cls_only_last=True)
     ref = ClipCondViT.from_condvit(model)
+    default = optimize_for_inference(model)  # the backend this CPU chose (referred.model.cpu)
     impls = [
         Impl(REF, "fp32", ref, full),
         Impl("CondViT.forward", "fp32", model, pruned),
-        Impl("optimize_for_inference", "fp32", optimize_for_inference(model), pruned),
+        Impl(f"optimize_for_inference [{default.backend}, default]", "fp32", default, pruned),
     ]
+    for other in ("torch", "onednn"):
+        if other != default.backend and (other == "torch" or onednn_available()):
+            fast = optimize_for_inference(model, backend=other)
+            impls.append(Impl(f"optimize_for_inference [{other}]", "fp32", fast, pruned))
     if compile_:
         t = time.perf_counter()
         compiled = torch.compile(model)
@@ -194,7 +200,8 @@ def measure(impls: list[Impl], model, args, peak_log: dict) -> list[Row]:
     probes = {
         label: matmul_probe(args.peak_size, dtype, backend)
         for label, (dtype, backend) in PEAKS.items()
-        if backend != "onednn" or onednn_available()
+        if (backend != "onednn" or onednn_available())
+        and (dtype != torch.bfloat16 or "bf16" in args.dtypes_run)
     }
     rows = []
     for threads in parse_list(args.threads):
@@ -287,12 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = parse_list(args.dtypes, str)
     if set(dtypes) - {"fp32", "bf16"}:
         raise SystemExit(f"--dtypes takes fp32 and/or bf16, got {args.dtypes!r}")
+    if "bf16" in dtypes and cpu.bf16_problem():  # emulated: one 2048² product takes minutes
+        print(f"bf16 rows skipped: {cpu.bf16_problem()}")
+        dtypes.remove("bf16")
 
     model = build(args.arch, args.quick)
     cfg = model.config
+    args.dtypes_run = dtypes
     impls = implementations(model, dtypes, args.compile)
     print(f"# CondViT-{cfg.name} encoder benchmark ({cfg.input_resolution} px, conditioned)")
     print(f"cpu: {cpu_name()}, {os.cpu_count()} logical CPUs; flags: {cpu_flags()}")
+    print(f"referred: {cpu.summary()}")
     print(f"torch {torch.__version__}, oneDNN linear available: {onednn_available()}")
     print(f"load average at start: {fmt_load()}")
     print(

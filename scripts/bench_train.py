@@ -35,6 +35,7 @@ from clip_reference import ClipCondViT
 
 import referred
 from referred.data import open_dataset
+from referred.model import cpu
 from referred.model.cpu_linear import use_onednn_linears
 from referred.train.loss import info_nce
 from referred.train.validate import evaluate_split
@@ -210,8 +211,12 @@ def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list
         print(f"no reference model: {exc}", flush=True)
         ref = None
     onednn = copy.deepcopy(ours)
-    use_onednn_linears(onednn)  # what referred train does in float32 on the CPU
+    use_onednn_linears(onednn, enabled=True)  # referred train's float32 path where oneDNN wins
     res = ours.config.input_resolution
+    print(f"cpu: {cpu.summary()}", flush=True)
+    if "bf16" in precisions and cpu.bf16_problem():
+        print(f"bf16 rows skipped: {cpu.bf16_problem()}", flush=True)
+        precisions = [p for p in precisions if p != "bf16"]
     rows = []
     for precision in precisions:
         models = [("referred CondViT (SDPA)", _Ours(ours))]

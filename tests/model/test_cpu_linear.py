@@ -72,7 +72,7 @@ def test_a_training_step_of_a_condvit_is_unchanged():
         return loss.detach(), grads
 
     plain_loss, plain = step()
-    assert use_onednn_linears(model) is True
+    assert use_onednn_linears(model, enabled=True) is True
     assert model.transformer.resblocks[0].mlp.c_fc.linear_fn is onednn_linear
     fast_loss, fast = step()
     torch.testing.assert_close(fast_loss, plain_loss, rtol=1e-5, atol=1e-6)
@@ -81,3 +81,21 @@ def test_a_training_step_of_a_condvit_is_unchanged():
     assert list(model.state_dict()) == names
     assert use_onednn_linears(model, enabled=False) is False
     assert model.transformer.resblocks[0].attn.linear_fn is F.linear
+
+
+@needs_onednn
+@pytest.mark.parametrize("choice, expected", [("onednn", True), ("torch", False)])
+def test_by_default_the_linears_follow_the_cpus_faster_gemm(monkeypatch, choice, expected):
+    from referred.model import cpu
+    from referred.model.config import ModelConfig
+
+    monkeypatch.setenv(cpu.ENV_GEMM, choice)
+    cpu.gemm_decision.cache_clear()
+    try:
+        model = referred.CondViT(ModelConfig(input_resolution=16, patch_size=8, width=32,
+                                             layers=1, heads=2, output_dim=8))
+        assert use_onednn_linears(model) is expected
+        fn = model.transformer.resblocks[0].mlp.c_fc.linear_fn
+        assert fn is (onednn_linear if expected else F.linear)
+    finally:
+        cpu.gemm_decision.cache_clear()

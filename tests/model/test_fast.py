@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import referred
+from referred.model import cpu
 from referred.model.config import ModelConfig
 from referred.model.fast import (
     FastCondViT,
@@ -73,6 +74,7 @@ def test_vector_conditioning(backend):
     assert rel_err(fast(images(4), vec), expected) < FP32_RTOL
 
 
+@pytest.mark.skipif(cpu.bf16_problem() is not None, reason=str(cpu.bf16_problem()))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bf16_is_close(backend):
     model = model_with_random_state(categories=referred.LRVSF_CATEGORIES)
@@ -83,6 +85,30 @@ def test_bf16_is_close(backend):
     out = fast(x, c)
     assert out.dtype == torch.float32
     assert 1e-6 < rel_err(out, expected) < BF16_RTOL  # really bf16, and still close
+
+
+def test_bf16_is_refused_with_the_reason_where_the_cpu_lacks_it(monkeypatch):
+    monkeypatch.setenv(cpu.ENV_ISA, "avx2")  # behave as an AVX2-only host, whatever this one is
+    cpu.cpu_info.cache_clear()
+    try:
+        model = model_with_random_state(categories=referred.LRVSF_CATEGORIES)
+        with pytest.raises(ValueError, match=r"no native bfloat16.*use float32"):
+            optimize_for_inference(model, dtype=torch.bfloat16)
+        assert optimize_for_inference(model).dtype == torch.float32  # float32 still works
+    finally:
+        monkeypatch.delenv(cpu.ENV_ISA)
+        cpu.cpu_info.cache_clear()
+
+
+@pytest.mark.parametrize("choice", ["torch", pytest.param("onednn", marks=BACKENDS[1].marks)])
+def test_auto_backend_is_the_cpus_choice(monkeypatch, choice):
+    monkeypatch.setenv(cpu.ENV_GEMM, choice)
+    cpu.gemm_decision.cache_clear()
+    try:
+        model = model_with_random_state(categories=referred.LRVSF_CATEGORIES)
+        assert optimize_for_inference(model).backend == choice
+    finally:
+        cpu.gemm_decision.cache_clear()
 
 
 def test_threads_are_set_per_call_and_restored():

@@ -1,10 +1,10 @@
 """Training-speed linear layers on the CPU: the same math as ``F.linear``, through oneDNN.
 
-On the AMD EPYC we measured, ``F.linear`` in float32 calls MKL's sgemm, which runs at AVX2 speed
+On an AVX-512 AMD EPYC, ``F.linear`` in float32 calls MKL's sgemm, which runs at AVX2 speed
 there (~85 GFLOP/s on one core), while oneDNN's ``mkldnn::_linear_pointwise`` uses AVX-512
-(~200 GFLOP/s) for the same products (docs/benchmarks.md, "Training"). The inference path
-(:mod:`referred.model.fast`) already uses it; :func:`onednn_linear` brings it to training as an
-autograd function:
+(~200 GFLOP/s) for the same products (docs/benchmarks.md, "Training"); on an AVX2-only host MKL
+is the faster one, so :func:`use_onednn_linears` follows :func:`referred.model.cpu.gemm_backend`.
+:func:`onednn_linear` is the inference path's oneDNN product as an autograd function:
 
 * forward ``y = x Wᵀ + b`` and the input gradient ``∂x = ∂y W`` are oneDNN linears (``W`` and
   ``Wᵀ`` as plain row-major weights: weights change every step, so they are not reordered);
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from referred.model.fast import onednn_available
+from referred.model import cpu
+from referred.model.cpu import onednn_available
 
 LinearFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -76,9 +77,13 @@ def onednn_linear(
     return F.linear(x, weight, bias)
 
 
-def use_onednn_linears(model: nn.Module, enabled: bool = True) -> bool:
+def use_onednn_linears(model: nn.Module, enabled: bool | None = None) -> bool:
     """Route every linear of ``model`` (a CondViT) through :func:`onednn_linear`, or back to
-    ``F.linear``. Returns whether oneDNN is now in use (False where it is unavailable)."""
+    ``F.linear``. ``enabled=None`` follows this CPU's faster GEMM
+    (:func:`referred.model.cpu.gemm_backend`). Returns whether oneDNN is now in use (False where
+    it is unavailable or not wanted)."""
+    if enabled is None:
+        enabled = cpu.gemm_backend() == "onednn"
     on = enabled and onednn_available()
     fn: LinearFn = onednn_linear if on else F.linear
     for module in model.modules():

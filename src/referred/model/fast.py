@@ -4,10 +4,11 @@
 ``(pixel_values, c) → (B, output_dim)`` contract that runs the transformer on a snapshot of the
 weights prepared once:
 
-* every Linear goes through oneDNN (``mkldnn::_linear_pointwise``, the op that
-  ``torch.compile``'s freezing pass emits) instead of ``F.linear``, whose float32 path calls
-  MKL's sgemm. On the AMD CPU we measured, MKL ran at AVX2 speed while oneDNN used AVX-512:
-  about twice the GFLOP/s (docs/benchmarks.md);
+* every Linear runs on the faster float32 GEMM of this CPU, chosen once per machine by
+  :func:`referred.model.cpu.gemm_backend`: oneDNN (``mkldnn::_linear_pointwise``, the op that
+  ``torch.compile``'s freezing pass emits, weights reordered once) or ``F.linear`` (MKL's
+  sgemm). On an AVX-512 AMD EPYC oneDNN ran about twice MKL's GFLOP/s; on an AVX2-only one
+  MKL was the faster (docs/benchmarks.md);
 * the residual adds are fused into the ``out_proj`` and ``c_proj`` GEMMs, and QuickGELU into
   ``c_fc``: ``x·σ(1.702x) = silu(1.702x)/1.702``, so 1.702 is folded into ``c_fc`` and 1/1.702
   into ``c_proj``'s weight, and the fused activation is oneDNN's plain swish;
@@ -15,7 +16,8 @@ weights prepared once:
   threshold (32 MiB), whose page faults on every fresh buffer otherwise cost ~20% at batch 32;
 * optionally the matmuls run in bfloat16 (weights stored in bfloat16; layer norms, softmax
   accumulation and the residual stream stay float32): on a CPU with ``avx512_bf16``, 1.7× the
-  float32 path and 4× the plain float32 model (relative error ~3e-3).
+  float32 path and 4× the plain float32 model (relative error ~3e-3). Where the CPU has no
+  native bfloat16 it is refused with the reason (emulated, it is ~1000× slower).
 
 Like ``CondViT.forward``, the last block computes only the class token's output. The plain
 module stays the readable definition; tests check this path against it. Where oneDNN is missing
@@ -31,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from referred.model import cpu
 from referred.model.condvit import CondViT
+from referred.model.cpu import onednn_available
 
 #: QuickGELU is ``x · sigmoid(1.702 x)``.
 GELU_SCALE = 1.702
@@ -54,22 +58,6 @@ class _Block(NamedTuple):
     proj: Linear  # c_proj with its weight / 1.702, (W, 4W)
 
 
-_ONEDNN: bool | None = None
-
-
-def onednn_available() -> bool:
-    """Whether ``mkldnn::_linear_pointwise`` exists and computes a product here (probed once)."""
-    global _ONEDNN
-    if _ONEDNN is None:
-        try:
-            x, w = torch.arange(8.0).view(2, 4), torch.ones(3, 4)
-            y = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
-            _ONEDNN = bool(torch.backends.mkldnn.is_available() and torch.equal(y, x @ w.T))
-        except (AttributeError, RuntimeError):
-            _ONEDNN = False
-    return _ONEDNN
-
-
 class FastCondViT:
     """An inference-only twin of a CondViT; build it with :func:`optimize_for_inference`."""
 
@@ -83,13 +71,15 @@ class FastCondViT:
     ) -> None:
         if dtype not in (torch.float32, torch.bfloat16):
             raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+        on_cpu = model.device.type == "cpu"
+        if dtype == torch.bfloat16 and on_cpu:
+            cpu.require_native_bf16("optimize_for_inference")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be a positive integer or None, got {threads}")
         if micro_batch is not None and micro_batch < 1:
             raise ValueError(f"micro_batch must be a positive integer or None, got {micro_batch}")
         if backend not in ("auto", "onednn", "torch"):
             raise ValueError(f"backend must be 'auto', 'onednn' or 'torch', got {backend!r}")
-        on_cpu = model.device.type == "cpu"
         if backend == "onednn" and not (on_cpu and onednn_available()):
             raise ValueError("backend 'onednn' needs a CPU model and a torch built with oneDNN")
         self.model = model  # patch embedding, condition token, ln_post and proj run unchanged
@@ -97,7 +87,9 @@ class FastCondViT:
         self.dtype = dtype
         self.threads = threads
         self.micro_batch = micro_batch if on_cpu else None
-        self.backend = "onednn" if backend != "torch" and on_cpu and onednn_available() else "torch"
+        if backend == "auto":  # what this CPU runs faster (referred.model.cpu measures it once)
+            backend = cpu.gemm_backend() if on_cpu else "torch"
+        self.backend = backend
         *blocks, last = model.transformer.resblocks
         with torch.no_grad():
             self.blocks = [self._prepare(b) for b in blocks]
@@ -253,8 +245,10 @@ def optimize_for_inference(
     ``dtype``: ``torch.float32`` (relative error vs ``model`` ~1e-6) or ``torch.bfloat16``
     (matmuls in bfloat16, relative error ~3e-3). ``threads``: torch's intra-op thread count
     during each call (restored afterwards); None leaves it alone. ``micro_batch``: images per
-    chunk on the CPU (None: the whole batch at once). ``backend``: ``"auto"`` (oneDNN on the CPU
-    when available), ``"onednn"`` or ``"torch"`` (``F.linear``). Returns outputs in float32.
+    chunk on the CPU (None: the whole batch at once). ``backend``: ``"auto"`` (this CPU's
+    faster GEMM, :func:`referred.model.cpu.gemm_backend`), ``"onednn"`` or ``"torch"``
+    (``F.linear``). bfloat16 is refused on a CPU without native bfloat16 (ValueError saying
+    why). Returns outputs in float32.
     """
     return FastCondViT(model, dtype, threads, micro_batch, backend)
 

@@ -53,6 +53,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             "precision fp16 needs a CUDA device (fp16 matmuls on the CPU are hundreds of times "
             "slower than fp32); use --precision fp32 or bf16"
         )
+    if precision == "bf16" and device.type == "cpu":
+        from referred.model import cpu
+
+        cpu.require_native_bf16("training with --precision bf16")
     return precision
 
 
