@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from referred.imageio import ImageDecodeError, open_image
+from referred.imageio import ImageDecodeError, decode_image, open_image
 from referred.preprocess import CLIP_MEAN, CLIP_STD, PreprocessConfig, preprocess
 
 CFG = PreprocessConfig(size=8)
@@ -140,3 +140,72 @@ def test_config_validation():
         PreprocessConfig(resample="lanczos5")
     with pytest.raises(ValueError, match="unknown preprocess keys"):
         PreprocessConfig.from_dict({"size": 3, "crop": True})
+
+
+# --- decode="reference": the authors' Image.open(...).convert("RGB"), bit for bit ---------
+
+
+def rgba_with_alpha() -> bytes:
+    """A non-square RGBA PNG: graded alpha, and colours under the transparent pixels."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (9, 14, 4), dtype=np.uint8)
+    arr[..., 3] = np.linspace(0, 255, 14, dtype=np.uint8)[None, :]  # 0 (clear) .. 255
+    return encode(Image.fromarray(arr, "RGBA"))
+
+
+def rotated_jpeg() -> bytes:
+    """A 12x6 JPEG whose EXIF orientation says "rotate 90° to display"."""
+    rng = np.random.default_rng(4)
+    img = Image.fromarray(rng.integers(0, 256, (6, 12, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(img, "JPEG", exif=exif.tobytes(), quality=95)
+
+
+def authors_pipeline(data: bytes, size: int) -> np.ndarray:
+    """Their steps written out: convert("RGB"), white square pad, bilinear resize, then the
+    normalisation in the float32 arithmetic of ``preprocess`` (so that any difference comes
+    from decoding, padding or resizing)."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    canvas = canvas.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(canvas, dtype=np.float32) * (1.0 / 255.0)
+    arr = (arr - np.asarray(CLIP_MEAN, np.float32)) / np.asarray(CLIP_STD, np.float32)
+    return arr.transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("make", [rgba_with_alpha, rotated_jpeg])
+def test_reference_decode_equals_the_authors_pipeline_bit_for_bit(make):
+    data = make()
+    reference = PreprocessConfig(size=8, decode="reference")
+    expected = authors_pipeline(data, 8)
+    for src in (data, Image.open(io.BytesIO(data))):  # bytes, or an image not yet converted
+        np.testing.assert_array_equal(preprocess(src, reference)[0].numpy(), expected)
+    default = preprocess(data, PreprocessConfig(size=8))[0].numpy()
+    assert np.abs(default - expected).max() > 0.5  # the user-facing default differs here
+
+
+def test_reference_image_is_not_rotated_again_by_the_default_pipeline():
+    """The benchmark decodes, then hands PIL images to the model's default preprocessing."""
+    data = rotated_jpeg()
+    decoded = decode_image(data, "reference")
+    assert decoded.size == (12, 6) and decoded.mode == "RGB"
+    plain = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(decoded), plain)
+    again = preprocess(decoded, PreprocessConfig(size=8))[0].numpy()
+    np.testing.assert_array_equal(again, authors_pipeline(data, 8))
+    assert decode_image(data).size == (6, 12)  # default: turned upright
+
+
+def test_decode_setting_is_validated_and_travels_with_the_config():
+    with pytest.raises(ValueError, match=r"unknown decode mode 'exif'; expected one of"):
+        PreprocessConfig(decode="exif")
+    with pytest.raises(ValueError, match="'default', 'reference'"):
+        decode_image(b"x", "raw")
+    cfg = PreprocessConfig(decode="reference")
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    legacy = {k: v for k, v in PreprocessConfig().to_dict().items() if k != "decode"}
+    assert PreprocessConfig.from_dict(legacy).decode == "default"

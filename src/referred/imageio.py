@@ -1,20 +1,34 @@
 """Decoding images from any source into RGB, with the errors a user can act on.
 
-The single place where bytes, paths and PIL images become ``PIL.Image`` in RGB: EXIF orientation
-applied, any mode (L, P, RGBA, CMYK, I;16, …) converted, truncated files and decompression bombs
-refused with :class:`ImageDecodeError`.
+The single place where bytes, paths and PIL images become ``PIL.Image`` in RGB, in one of two
+modes (:data:`DECODE_MODES`):
+
+* ``"default"`` (:func:`open_image`): EXIF orientation applied, transparency composited over
+  white, any mode (L, P, RGBA, CMYK, I;16, …) converted. What a shopper's photo needs: a
+  sideways phone picture is turned upright, a product PNG cut out on transparency sits on white
+  as catalogue images do.
+* ``"reference"`` (:func:`open_image_reference`): exactly what the paper authors' training and
+  benchmark code do, ``Image.open(...).convert("RGB")``: no EXIF rotation, and an alpha channel
+  is dropped (the colours under transparent pixels are kept). For benchmark parity only.
+
+Both refuse truncated files and decompression bombs with :class:`ImageDecodeError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = Image.Image | str | os.PathLike | bytes | bytearray | memoryview
+
+#: Accepted values of every ``decode`` setting.
+DECODE_MODES: tuple[str, ...] = ("default", "reference")
 
 #: Largest image accepted, in pixels (about 16k × 16k); beyond it decoding is refused.
 MAX_PIXELS = 268_435_456
@@ -32,8 +46,24 @@ def _describe(src: ImageSource) -> str:
     return f"<{type(src).__name__}>"
 
 
+def check_decode(decode: str) -> str:
+    """``decode`` if it is one of :data:`DECODE_MODES`, else a ``ValueError`` naming them."""
+    if decode not in DECODE_MODES:
+        raise ValueError(f"unknown decode mode {decode!r}; expected one of {DECODE_MODES}")
+    return decode
+
+
+def decode_image(
+    src: ImageSource, decode: str = "default", max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Decode ``src`` into RGB with the ``decode`` mode (``"default"`` or ``"reference"``)."""
+    if check_decode(decode) == "reference":
+        return open_image_reference(src, max_pixels)
+    return open_image(src, max_pixels)
+
+
 def open_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode ``src`` fully into an RGB ``PIL.Image``.
+    """Decode ``src`` fully into an RGB ``PIL.Image`` (EXIF orientation, alpha over white).
 
     Accepts a PIL image, a file path, or encoded bytes. Raises :class:`ImageDecodeError` for
     empty, truncated, unidentifiable or oversized inputs, and ``FileNotFoundError`` for a path
@@ -41,6 +71,29 @@ def open_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """
     if isinstance(src, Image.Image):
         return to_rgb(ImageOps.exif_transpose(src))
+    with _opened(src, max_pixels) as img:
+        return to_rgb(ImageOps.exif_transpose(img))
+
+
+def open_image_reference(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``src`` as the authors' code does: ``convert("RGB")``, nothing else.
+
+    The result carries no metadata (EXIF included), so a later :func:`open_image` of it (as
+    the model's preprocessing does with PIL inputs) cannot rotate it either. Same errors as
+    :func:`open_image`.
+    """
+    if isinstance(src, Image.Image):
+        rgb = src.convert("RGB")
+    else:
+        with _opened(src, max_pixels) as img:
+            rgb = img.convert("RGB")
+    rgb.info.clear()  # drops "exif" (and with it the orientation) from the converted copy
+    return rgb
+
+
+@contextlib.contextmanager
+def _opened(src: ImageSource, max_pixels: int) -> Iterator[Image.Image]:
+    """``src`` (a path or bytes) opened and fully loaded, with the errors translated."""
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.is_file():
@@ -63,8 +116,7 @@ def open_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     f"{_describe(src)}: {w}x{h} pixels exceeds the limit of {max_pixels}"
                 )
             img.load()  # raises on truncated data (LOAD_TRUNCATED_IMAGES stays False)
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+            yield img
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
 
 from referred.eval.benchmark import EvalConfig, evaluate
-from referred.eval.plot import plot_reports
+from referred.eval.plot import plot_reports, recall_figure
 from referred.eval.report import (
     human_count,
     load_report,
@@ -78,27 +77,89 @@ def test_markdown_table(report):
     assert human_count(500) == "500" and human_count(1_500_000) == "1.5M"
 
 
-def test_model_card_is_valid_yaml(report, tmp_path):
+def authors_card(name, recalls, n_dists, dim, conditioning):
+    """The card as the authors' ``make_yaml`` builds it (LRVSF-Benchmark, read 2026-11-26):
+    ``recalls`` maps D to (means, stds) over K = 1, 5, 10, 20, 50, as fractions."""
+    short = {100: "100", 400: "400", 10_000: "10K", 500_000: "500K", 1_000_000: "1M"}
+    metrics = [
+        {
+            "type": f"recall_at_{k}|{d}",
+            "value": f"{means[i] * 100:.2f} ± {stds[i] * 100:.2f}",
+            "name": f"R@{k} +{short[d]} Dist.",
+        }
+        for d, (means, stds) in recalls.items()
+        for i, k in enumerate((1, 5, 10, 20, 50))
+    ]
+    metrics += [
+        {"type": "n_dists", "name": "Available Dists.", "value": n_dists},
+        {"type": "embedding_dim", "name": "Embedding Dimension", "value": dim},
+        {"type": "conditioning", "name": "Conditioning", "value": conditioning},
+    ]
+    result = {
+        "task": {"type": "Retrieval"},
+        "dataset": {
+            "type": "Slep/LAION-RVS-Fashion",
+            "name": "LAION - Referred Visual Search - Fashion",
+            "split": "test",
+        },
+        "metrics": metrics,
+        "source": {
+            "name": "LRVSF Leaderboard",
+            "url": "https://huggingface.co/spaces/Slep/LRVSF-Leaderboard",
+        },
+    }
+    return {"tags": ["lrvsf-benchmark"], "model-index": [{"name": name, "results": [result]}]}
+
+
+def test_model_card_matches_the_authors_make_yaml(report):
     yaml = pytest.importorskip("yaml")
     text = model_card_yaml(report, name='Model "with: quotes"')
-    card = yaml.safe_load(text)
-    entry = card["model-index"][0]
-    assert entry["name"] == 'Model "with: quotes"'
-    found = entry["results"][0]["metrics"]
-    assert {m["type"] for m in found} == {
-        f"recall_at_{k}|{d}" for k in (1, 5, 10, 20, 50) for d in (100, 400)
+    ks = ("R@1", "R@5", "R@10", "R@20", "R@50")
+    section = report["lrvsf_benchmark"]
+    recalls = {
+        d: ([section[str(d)][k]["mean"] for k in ks], [section[str(d)][k]["std"] for k in ks])
+        for d in (100, 400)
     }
-    assert all(re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", m["value"]) for m in found)
-    want = 100 * report["lrvsf_benchmark"]["100"]["R@1"]["mean"]
-    value = next(m["value"] for m in found if m["type"] == "recall_at_1|100")
-    assert value.startswith(f"{want:.2f} ± ")
-    assert card["n_dists"] == [100, 400]
-    assert card["embedding_dim"] == 16 and card["conditioning"] == "category"
-    # Without bootstraps, the full-set values (no ±) are used.
-    bare = yaml.safe_load(model_card_yaml(dict(report, lrvsf_benchmark={}, bootstrap={})))
-    values = [m["value"] for m in bare["model-index"][0]["results"][0]["metrics"]]
-    assert all(re.fullmatch(r"\d+\.\d\d", v) for v in values)
-    assert bare["n_dists"] == [10, 100, 500]
+    expected = authors_card('Model "with: quotes"', recalls, 500, 16, "category")
+    assert yaml.safe_load(text) == expected
+    assert text.startswith("model-index:\n") and text.endswith('tags:\n- "lrvsf-benchmark"\n')
+    # Without the LRVSF-Benchmark section: no recall, the three facts only.
+    bare = yaml.safe_load(model_card_yaml(dict(report, lrvsf_benchmark={})))
+    metrics = bare["model-index"][0]["results"][0]["metrics"]
+    assert [m["type"] for m in metrics] == ["n_dists", "embedding_dim", "conditioning"]
+
+
+def test_model_card_names_counts_in_short_form():
+    yaml = pytest.importorskip("yaml")
+    cell = {"mean": 0.9344, "std": 0.0083, "n": 20}
+    counts = (10_000, 500_000, 1_000_000)
+    report = {
+        "model": "Slep/CondViT-B16-cat",
+        "conditioning": "text",
+        "embedding_dim": 512,
+        "protocol": {"lrvsf": {"pool": 2_000_014}},
+        "lrvsf_benchmark": {str(d): {f"R@{k}": cell for k in (1, 5, 10, 20, 50)} for d in counts},
+    }
+    recalls = {d: ([0.9344] * 5, [0.0083] * 5) for d in counts}
+    expected = authors_card("Slep/CondViT-B16-cat", recalls, 2_000_014, 512, "text")
+    assert yaml.safe_load(model_card_yaml(report)) == expected
+    assert '"93.44 ± 0.83"' in model_card_yaml(report)
+
+
+def test_r1_plot_draws_the_zero_point_and_keeps_the_legend_off_the_axes(report):
+    pytest.importorskip("matplotlib")
+    other = dict(report, model="ViT-B/16", conditioning="none")
+    fig = recall_figure([report, other])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_xdata()) == [0, 10, 100, 500]  # +0 is drawn
+    assert ax.get_xscale() == "symlog"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "10", "100", "500"]
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    axes = ax.get_window_extent(renderer)
+    assert not legend.overlaps(axes)
+    assert fig.legends[0].get_texts()[0].get_text() == "CondViT-B/16 (category)"
 
 
 def test_plots_written(report, tmp_path):

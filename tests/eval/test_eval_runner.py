@@ -15,7 +15,12 @@ from referred.data import open_dataset
 from referred.data.synth import SynthConfig, write_synthetic_dataset
 from referred.eval import EvalConfig, MissingEmbeddingsError, load_report, run_benchmark
 from referred.eval import inputs as inputs_mod
-from referred.eval.runner import clip_counts, filter_report, usable_bootstrap
+from referred.eval.runner import (
+    NotEnoughDistractorsError,
+    filter_report,
+    serve_counts,
+    usable_bootstrap,
+)
 from referred.eval.shards import CacheMismatchError
 
 ZENODO = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "zenodo"
@@ -111,13 +116,18 @@ def test_full_numbers_equal_a_brute_force_oracle(data, model, tmp_path):
         assert (out / name).is_file()
 
 
-def test_bootstrap_repeats_exactly_and_clips_counts(data, model, tmp_path):
+def test_bootstrap_repeats_exactly_and_fewer_distractors_only_when_allowed(data, model, tmp_path):
+    with pytest.raises(NotEnoughDistractorsError, match=r"\[1000\] cannot be served: only 50"):
+        run_benchmark(
+            model, data, out_dir=tmp_path / "r0", distractor_counts=(0, 10, 50, 1000), config=SMALL
+        )
     reports = [
         run_benchmark(
             model,
             data,
             out_dir=tmp_path / f"r{i}",
             distractor_counts=(0, 10, 50, 1000),
+            allow_fewer_distractors=True,
             seed=3,
             config=SMALL,
         ).report
@@ -130,7 +140,8 @@ def test_bootstrap_repeats_exactly_and_clips_counts(data, model, tmp_path):
         "50",
     }
     assert a["distractor_counts"] == [0, 10, 50]
-    assert any("only 50 distractors available" in n for n in a["notes"])
+    assert len(a["warnings"]) == 1 and "[1000] replaced by 50" in a["warnings"][0]
+    assert "[1000] replaced by 50" in (tmp_path / "r0" / "table.md").read_text()
 
 
 def test_resume_after_a_crash_gives_the_same_report(data, tmp_path, monkeypatch):
@@ -245,20 +256,30 @@ def test_missing_embedding_urls_are_listed(data, tmp_path):
 
 
 def test_zenodo_layout(model, tmp_path):
-    result = run_benchmark(model, ZENODO, out_dir=tmp_path, distractor_counts=(0, 10))
+    with pytest.raises(NotEnoughDistractorsError, match="only 2 distractors exist"):
+        run_benchmark(model, ZENODO, out_dir=tmp_path, distractor_counts=(0, 10))
+    result = run_benchmark(
+        model, ZENODO, out_dir=tmp_path, distractor_counts=(0, 10), allow_fewer_distractors=True
+    )
     report = result.report
     assert report["n_queries"] == 3 and report["distractor_counts"] == [0, 2]
+    assert result.warnings == report["warnings"] and "[10] replaced by 2" in result.warnings[0]
     assert report["data"]["layout"] == "zenodo"
     assert any("no bootstrap_IDs.pkl" in n for n in result.notes)
     assert (tmp_path / "r1.png").is_file()
 
 
-def test_clip_counts():
-    assert clip_counts([0, 10, 5], 20) == ([0, 5, 10], None)
-    kept, note = clip_counts([0, 10, 100, 1000], 50)
-    assert kept == [0, 10, 50] and "[100, 1000] replaced by 50" in note
+def test_serve_counts():
+    assert serve_counts([0, 10, 5], 20, exhausted=False) == ([0, 5, 10], None)
+    assert serve_counts([0, 100], 50, exhausted=False) == ([0, 100], None)  # 50+ exist
+    with pytest.raises(NotEnoughDistractorsError) as info:
+        serve_counts([0, 10, 100, 1000], 50, exhausted=True)
+    assert "[100, 1000] cannot be served: only 50 distractors exist" in str(info.value)
+    assert "0,10,50" in str(info.value) and "--allow-fewer-distractors" in str(info.value)
+    kept, warning = serve_counts([0, 10, 100, 1000], 50, exhausted=True, allow_fewer=True)
+    assert kept == [0, 10, 50] and "[100, 1000] replaced by 50" in warning
     with pytest.raises(ValueError, match=">= 0"):
-        clip_counts([-1], 5)
+        serve_counts([-1], 5, exhausted=True)
 
 
 def test_usable_bootstrap_drops_what_was_not_streamed():

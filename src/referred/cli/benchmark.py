@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEFAULT_COUNTS = "0,10000,100000,1000000,2000000"
 
@@ -26,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="weights file, folder or hub id")
     p.add_argument(
         "--embeddings",
-        help="folder of paper-era embeddings (products_embs.parquet, dist*.parquet) "
-        "used instead of --model",
+        help="folder of paper-era embeddings (products_embs.parquet, dist*.parquet) used "
+        "instead of --model; --data then needs only the metadata files, no images",
     )
     p.add_argument(
         "--conditioning",
@@ -37,11 +38,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--distractors",
         default=DEFAULT_COUNTS,
-        help=f"comma-separated distractor counts (default {DEFAULT_COUNTS})",
+        help=f"comma-separated distractor counts (default {DEFAULT_COUNTS}); a count above "
+        "the distractors that exist is an error",
+    )
+    p.add_argument(
+        "--allow-fewer-distractors",
+        action="store_true",
+        help="serve counts above the distractors that exist with all of them (a warning)",
     )
     p.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed of the LRVSF-Benchmark folds")
+    p.add_argument("--seed", type=int, default=0, help="seed of the LRVSF-Benchmark draws")
+    p.add_argument(
+        "--lrvsf-indices",
+        metavar="PT",
+        help="the official bootstrapped_indices.pt: the products of the LRVSF-Benchmark folds "
+        "(default: drawn from --seed)",
+    )
+    p.add_argument(
+        "--decode",
+        choices=("default", "reference"),
+        default="default",
+        help="image decoding: default (EXIF rotation, transparency over white) or reference "
+        "(the authors' plain convert('RGB'), for parity with published numbers)",
+    )
     p.add_argument(
         "--baselines",
         action="store_true",
@@ -93,9 +113,12 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         model = load_model(args.model)
         name = str(args.model).rstrip("/").split("/")[-1]
+    from referred.data import DataFileError
     from referred.eval.embeddings import MissingEmbeddingsError
     from referred.eval.runner import run_benchmark
 
+    if args.lrvsf_indices is not None and not Path(args.lrvsf_indices).is_file():
+        raise UserError(f"--lrvsf-indices: {args.lrvsf_indices} is not a file")
     try:
         result = run_benchmark(
             model,
@@ -106,15 +129,20 @@ def run(args: argparse.Namespace) -> int:
             embeddings=args.embeddings,
             baselines=args.baselines,
             seed=args.seed,
+            lrvsf_indices=args.lrvsf_indices,
+            allow_fewer_distractors=args.allow_fewer_distractors,
+            decode=args.decode,
             batch_size=args.batch_size,
             model_name=name,
             progress=not args.no_progress,
         )
-    except MissingEmbeddingsError as exc:
+    except (MissingEmbeddingsError, DataFileError) as exc:
         raise UserError(str(exc)) from None
     print(result.table)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in result.paths.values())}", file=sys.stderr)
     return 0
 

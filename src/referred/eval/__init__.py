@@ -4,40 +4,53 @@ Layers, lowest first: ``metrics`` (pure numpy) and ``sources`` (distractor block
 ``ranking`` (one streamed pass for a whole distractor sweep); ``bootstrap`` (subsets as
 weights); ``benchmark.evaluate`` (embeddings -> report dict); ``report`` / ``plot`` (files).
 ``embeddings`` reads precomputed parquet embeddings; ``encode`` is the model seam;
-``runner.run_benchmark`` goes from a model and a dataset to the report files. matplotlib
-and torch are imported only by the functions that need them.
+``runner.run_benchmark`` goes from a model and a dataset to the report files. Names are
+imported on first use; matplotlib and torch only by the functions that need them.
 """
 
-from referred.eval.benchmark import EvalConfig, evaluate
-from referred.eval.bootstrap import Subsample, lrvsf_subsamples, paper_subsamples
-from referred.eval.embeddings import MissingEmbeddingsError, ParquetEmbeddings, read_embeddings
-from referred.eval.encode import Benchmarkable, embed_in_batches
-from referred.eval.ranking import SweepResult, WeightSpec, sweep_ranks
-from referred.eval.report import load_report, markdown_table, model_card_yaml, write_report
-from referred.eval.runner import BenchmarkResult, run_benchmark
-from referred.eval.sources import Multiplicity, array_blocks, npy_blocks
+import importlib
+from typing import Any
 
-__all__ = [
-    "BenchmarkResult",
-    "Benchmarkable",
-    "EvalConfig",
-    "MissingEmbeddingsError",
-    "Multiplicity",
-    "ParquetEmbeddings",
-    "Subsample",
-    "SweepResult",
-    "WeightSpec",
-    "array_blocks",
-    "embed_in_batches",
-    "evaluate",
-    "load_report",
-    "lrvsf_subsamples",
-    "markdown_table",
-    "model_card_yaml",
-    "npy_blocks",
-    "paper_subsamples",
-    "read_embeddings",
-    "run_benchmark",
-    "sweep_ranks",
-    "write_report",
-]
+#: Public name -> the submodule that defines it. Imported on first use, so that
+#: ``import referred.eval.metrics`` needs numpy only (no pyarrow, torch or matplotlib).
+_LAZY = {
+    "EvalConfig": "benchmark",
+    "evaluate": "benchmark",
+    "Subsample": "bootstrap",
+    "load_lrvsf_folds": "bootstrap",
+    "lrvsf_subsamples": "bootstrap",
+    "paper_subsamples": "bootstrap",
+    "MissingEmbeddingsError": "embeddings",
+    "ParquetEmbeddings": "embeddings",
+    "read_embeddings": "embeddings",
+    "Benchmarkable": "encode",
+    "embed_in_batches": "encode",
+    "SweepResult": "ranking",
+    "WeightSpec": "ranking",
+    "sweep_ranks": "ranking",
+    "load_report": "report",
+    "markdown_table": "report",
+    "model_card": "report",
+    "model_card_yaml": "report",
+    "write_report": "report",
+    "BenchmarkResult": "runner",
+    "NotEnoughDistractorsError": "runner",
+    "run_benchmark": "runner",
+    "Multiplicity": "sources",
+    "array_blocks": "sources",
+    "npy_blocks": "sources",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"referred.eval.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'referred.eval' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -88,6 +88,7 @@ def evaluate(
     product_ids: np.ndarray | None = None,
     distractor_labels: np.ndarray | None = None,
     lrvsf_seed: int | None = 0,
+    lrvsf_folds: np.ndarray | None = None,
     k: int = 10,
     model: str | None = None,
     conditioning: str | None = None,
@@ -109,8 +110,12 @@ def evaluate(
         product_ids: ``(n_g,)`` PRODUCT_ID of each target; needed with ``bootstrap``.
         distractor_labels: ``(n_dist,)`` metadata index label of each distractor in stream
             order; ``None``: labels are positions.
-        lrvsf_seed: seed of the LRVSF-Benchmark folds (drawn from the first
-            ``max(distractor_counts)`` distractors); ``None`` skips that protocol.
+        lrvsf_seed: seed of the LRVSF-Benchmark draws (products unless ``lrvsf_folds`` is
+            given, and distractors from the first ``max(distractor_counts)``); ``None``
+            skips that protocol.
+        lrvsf_folds: ``(folds, fold_size)`` gallery rows of each fold's products (the
+            official ``bootstrapped_indices.pt``, see
+            :func:`referred.eval.bootstrap.load_lrvsf_folds`); ``None``: drawn from the seed.
         k: top-k kept per query (``>= max(config.cat_ks)``).
         model, conditioning: names copied into the report.
         config: cut-offs, protocol sizes and speed settings.
@@ -131,6 +136,7 @@ def evaluate(
         if product_ids is None:
             raise ValueError("the bootstrap protocol needs product_ids (PRODUCT_ID per target)")
         paper = paper_subsamples(bootstrap, np.asarray(product_ids), tidx, distractor_labels)
+    folds = None if lrvsf_folds is None else np.asarray(lrvsf_folds, dtype=np.int64)
     lrvsf: list[Subsample] = []
     if lrvsf_seed is not None and counts:
         lrvsf = lrvsf_subsamples(
@@ -141,6 +147,7 @@ def evaluate(
             n_folds=cfg.lrvsf_folds,
             fold_size=cfg.lrvsf_fold_size,
             seed=lrvsf_seed,
+            folds=folds,
         )
 
     res = sweep_ranks(
@@ -191,8 +198,9 @@ def evaluate(
             if lrvsf_seed is None
             else {
                 "seed": lrvsf_seed,
-                "folds": cfg.lrvsf_folds,
-                "fold_size": cfg.lrvsf_fold_size,
+                "products": "drawn" if folds is None else "given",
+                "folds": cfg.lrvsf_folds if folds is None else folds.shape[0],
+                "fold_size": cfg.lrvsf_fold_size if folds is None else folds.shape[1],
                 "counts": sorted({s.n_distractors for s in lrvsf}),
                 "pool": counts[-1],
             },

@@ -12,7 +12,9 @@ new gallery per subset, each subset becomes weights over the one full stream
   in every rank it beats).
 
 Two protocols: the paper's fixed subsets from ``bootstrap_IDs.pkl`` (:func:`paper_subsamples`)
-and the LRVSF-Benchmark folds, re-drawn here from an explicit seed (:func:`lrvsf_subsamples`).
+and the LRVSF-Benchmark folds (:func:`lrvsf_subsamples`): their products read from the
+official ``bootstrapped_indices.pt`` (:func:`load_lrvsf_folds`) or re-drawn from an explicit
+seed, their distractors drawn from the seed.
 :func:`aggregate` turns per-subset metrics into mean and standard deviation.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -130,6 +133,39 @@ def paper_subsamples(
     return out
 
 
+def load_lrvsf_folds(path: str | Path) -> np.ndarray:
+    """The product folds of LRVSF-Benchmark's ``bootstrapped_indices.pt``.
+
+    The file is a ``torch.save``'d integer tensor of shape ``(folds, fold_size)`` (officially
+    ``(20, 1000)`` int32): row ``i`` lists the test products of fold ``i``, by their row in
+    the test set's ``products.parquet``, drawn with replacement. It is read with
+    ``torch.load(weights_only=True)``, which runs no code from the file. Returns the folds as
+    ``(folds, fold_size)`` int64; raises ``ValueError`` naming the file for anything else.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LRVSF fold indices not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds on a foreign or malicious file
+        raise ValueError(
+            f"{path}: not a readable bootstrapped_indices.pt (a torch.save'd integer tensor): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(obj, torch.Tensor):
+        raise ValueError(f"{path}: holds a {type(obj).__name__}; expected an integer tensor")
+    if obj.dtype.is_floating_point or obj.dtype.is_complex or obj.dtype == torch.bool:
+        raise ValueError(f"{path}: tensor of {obj.dtype}; expected integers (product rows)")
+    if obj.ndim != 2 or 0 in obj.shape:
+        raise ValueError(f"{path}: tensor of shape {tuple(obj.shape)}; expected (folds, size)")
+    folds = obj.to(torch.int64).numpy()
+    if folds.min() < 0:
+        raise ValueError(f"{path}: negative product row {int(folds.min())}")
+    return folds
+
+
 def lrvsf_subsamples(
     n_gallery: int,
     target_index: np.ndarray,
@@ -139,21 +175,36 @@ def lrvsf_subsamples(
     n_folds: int = 20,
     fold_size: int = 1_000,
     seed: int = 0,
+    folds: np.ndarray | None = None,
 ) -> list[Subsample]:
     """The LRVSF-Benchmark protocol, seeded so that runs repeat exactly.
 
-    Each fold draws ``fold_size`` products (gallery rows) with replacement, then for each
+    Each fold takes ``fold_size`` products (gallery rows, with replacement), then for each
     count ``D`` draws ``D`` distractors with replacement from the first ``n_pool`` of the
-    stream. Counts larger than ``n_pool`` are left out. Draw order: fold by fold, products
-    first, then the counts in the given order, all from ``np.random.default_rng(seed)``.
+    stream. Counts larger than ``n_pool`` are left out. ``folds`` (``(n_folds, fold_size)``
+    gallery rows, e.g. :func:`load_lrvsf_folds`) fixes the products of every fold, as the
+    official benchmark does; without it they are drawn. Draw order: fold by fold, products
+    first (when drawn), then the counts in the given order, all from
+    ``np.random.default_rng(seed)``.
     """
+    if folds is not None:
+        folds = np.asarray(folds, dtype=np.int64)
+        if folds.ndim != 2 or folds.size == 0:
+            raise ValueError(f"folds must be a non-empty (folds, size) array, got {folds.shape}")
+        if folds.min() < 0 or folds.max() >= n_gallery:
+            raise ValueError(
+                f"fold product rows range over {folds.min()}..{folds.max()} but the benchmark "
+                f"has {n_gallery} test products (rows 0..{n_gallery - 1})"
+            )
+        n_folds, fold_size = folds.shape
     if n_folds < 1 or fold_size < 1:
         raise ValueError(f"n_folds and fold_size must be >= 1, got {n_folds}, {fold_size}")
     rng = np.random.default_rng(seed)
     tidx = np.asarray(target_index)
     out = []
     for fold in range(n_folds):
-        qw, gw = _product_weights(rng.integers(0, n_gallery, fold_size), n_gallery, tidx)
+        rows = folds[fold] if folds is not None else rng.integers(0, n_gallery, fold_size)
+        qw, gw = _product_weights(rows, n_gallery, tidx)
         for d in distractor_counts:
             if d > n_pool or d < 1:
                 continue

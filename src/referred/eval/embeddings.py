@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from referred.data.files import plain_array
+
 log = logging.getLogger(__name__)
 
 
@@ -91,25 +93,34 @@ class ParquetEmbeddings:
             for gi in range(meta.num_row_groups):
                 groups.append((fi, gi))
                 starts.append(starts[-1] + meta.metadata.row_group(gi).num_rows)
-            urls.extend(pq.read_table(path, columns=[url_column]).column(0).chunks)
-        self._urls = pa.chunked_array(urls).combine_chunks() if urls else pa.array([], pa.string())
+            column = pq.read_table(path, columns=[url_column]).column(0)
+            urls.append(plain_array(column).cast(pa.string()))  # any tool's string type
+        self._urls = pa.concat_arrays(urls) if urls else pa.array([], pa.string())
         self._starts = np.asarray(starts, dtype=np.int64)
         self._groups = groups
 
     def __len__(self) -> int:
         return len(self._urls)
 
+    def find(self, urls: Sequence[str] | pa.Array) -> np.ndarray:
+        """Global row of each URL (first occurrence), ``-1`` where it has no embedding."""
+        if isinstance(urls, (pa.Array, pa.ChunkedArray)):
+            wanted = plain_array(urls).cast(pa.string())
+        else:
+            wanted = pa.array(urls.tolist() if isinstance(urls, np.ndarray) else list(urls))
+            wanted = wanted.cast(pa.string())
+        rows = pc.index_in(wanted, value_set=self._urls)
+        return rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
     def locate(self, urls: Sequence[str]) -> np.ndarray:
         """Global row of each URL (first occurrence); :class:`MissingEmbeddingsError` if any
         URL is absent."""
-        wanted = pa.array(list(urls) if not isinstance(urls, np.ndarray) else urls.tolist())
-        wanted = wanted.cast(self._urls.type)
-        rows = pc.index_in(wanted, value_set=self._urls)
-        if rows.null_count:
-            missing = np.flatnonzero(rows.is_null().to_numpy(zero_copy_only=False))
+        rows = self.find(urls)
+        if np.any(rows < 0):
+            missing = [str(urls[i]) for i in np.flatnonzero(rows < 0)]
             where = self.paths[0].name if len(self.paths) == 1 else f"{len(self.paths)} files"
-            raise MissingEmbeddingsError([wanted[i].as_py() for i in missing], len(wanted), where)
-        return rows.to_numpy(zero_copy_only=False).astype(np.int64)
+            raise MissingEmbeddingsError(missing, len(rows), where)
+        return rows
 
     def _row_group(self, g: int) -> np.ndarray:
         if g in self._cache:
@@ -130,7 +141,8 @@ class ParquetEmbeddings:
             self._cache.popitem(last=False)
         return mat
 
-    def _gather(self, rows: np.ndarray) -> np.ndarray:
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), d)`` float32 embeddings of global rows (from :meth:`find`)."""
         groups = np.searchsorted(self._starts, rows, side="right") - 1
         out: np.ndarray | None = None
         for g in np.unique(groups):
@@ -147,7 +159,7 @@ class ParquetEmbeddings:
 
     def read(self, urls: Sequence[str]) -> np.ndarray:
         """``(len(urls), d)`` float32 embeddings in the order of ``urls`` (queries, targets)."""
-        return self._gather(self.locate(urls))
+        return self.gather(self.locate(urls))
 
     def blocks(
         self, urls: Sequence[str], categories: np.ndarray, block_size: int = 65_536
@@ -163,7 +175,7 @@ class ParquetEmbeddings:
         def stream() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for start in range(0, rows.size, block_size):
                 stop = start + block_size
-                yield self._gather(rows[start:stop]), cats[start:stop]
+                yield self.gather(rows[start:stop]), cats[start:stop]
 
         return stream()
 

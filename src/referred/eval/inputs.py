@@ -2,14 +2,17 @@
 
 From a model, queries, targets and distractors are embedded into resumable shards
 (:mod:`referred.eval.shards`) under ``out_dir/embeddings/`` (one folder per kind: queries per
-conditioning, targets, distractors); from a folder of paper-era parquet embeddings, rows are
-matched to the metadata by URL (:class:`referred.eval.embeddings.ParquetEmbeddings`).
+conditioning, targets, distractors); images are decoded in the ``decode`` mode of
+:mod:`referred.imageio`. From a folder of paper-era parquet embeddings, the test split comes
+from the metadata files alone (:mod:`referred.data.metadata`; no image on disk) and rows are
+matched to it by URL (:class:`referred.eval.embeddings.ParquetEmbeddings`): the distractors
+that exist are those of the metadata with an embedding, in metadata order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,10 @@ import numpy as np
 from referred.categories import category_index
 from referred.eval.encode import Benchmarkable, to_numpy
 from referred.eval.shards import EmbedItem, ShardCache, ShardSet
+from referred.imageio import decode_image
+
+#: The words of the note that counts test products left out of the benchmark.
+SKIPPED_PRODUCTS = "test products skipped"
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,17 @@ def _query_image(product: Any) -> Any:
     return (full or list(product.complex))[0]
 
 
-def product_items(ds: Any, kind: str, conditioning: str, notes: list[str]) -> Iterator[EmbedItem]:
+def product_items(
+    source: Any, kind: str, conditioning: str, notes: list[str]
+) -> Iterator[EmbedItem]:
     """Test products as :class:`EmbedItem`: ``kind`` ``"query"`` (complex image + condition)
-    or ``"target"`` (simple image). Products without a query image, a target image or a known
-    category are skipped (counted once in ``notes``, by the query pass)."""
+    or ``"target"`` (simple image). ``source`` is a dataset (its test split is read) or the
+    products themselves. Products without a query image, a target image or a known category
+    are skipped (counted once in ``notes``, by the query pass)."""
     skipped = 0
     no_caption = 0
-    for p in ds.products("test"):
+    products: Iterable[Any] = source.products("test") if hasattr(source, "products") else source
+    for p in products:
         cat = _category(p.category)
         if not p.simple or not p.complex or cat < 0:
             skipped += 1
@@ -69,7 +80,7 @@ def product_items(ds: Any, kind: str, conditioning: str, notes: list[str]) -> It
             no_caption += not p.captions
         yield EmbedItem(p.product_id, _query_image(p), cat, cond)
     if kind == "query" and skipped:
-        notes.append(f"{skipped} test products skipped (no simple/complex image or no category)")
+        notes.append(f"{skipped} {SKIPPED_PRODUCTS} (no simple/complex image or no category)")
     if no_caption:
         notes.append(f"{no_caption} products have no caption: conditioned on the category name")
 
@@ -94,14 +105,20 @@ def model_digest(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _encoder(model: Benchmarkable, query: bool, batch_size: int) -> Callable:
-    """Items -> ``(n, d)`` float32, decoding ``batch_size`` images at a time."""
+def _image(item: EmbedItem, decode: str) -> Any:
+    image = item.image
+    return decode_image(image.read_bytes(), decode) if hasattr(image, "read_bytes") else image
+
+
+def _encoder(model: Benchmarkable, query: bool, batch_size: int, decode: str) -> Callable:
+    """Items -> ``(n, d)`` float32, decoding ``batch_size`` images at a time (``decode``: a
+    mode of :func:`referred.imageio.decode_image`)."""
 
     def encode(items: Sequence[EmbedItem]) -> np.ndarray:
         out = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            images = [it.image.open() if hasattr(it.image, "open") else it.image for it in chunk]
+            images = [_image(it, decode) for it in chunk]
             if query:
                 conds = [it.cond for it in chunk]
                 emb = model.encode_queries(images, None if conds[0] is None else conds)
@@ -164,11 +181,6 @@ def _embed(
         bar.close()
 
 
-def _normalised_blocks(source: Iterator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for emb, cats in source:
-        yield emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12), cats
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -180,8 +192,8 @@ class Inputs:
     products: _Products
     labels: np.ndarray  # distractor labels of the stream, in order
     distractors: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]  # limit -> blocks
-    available: int
-    exhausted: bool
+    available: int  # distractors that can be served: all of them when exhausted
+    exhausted: bool  # True: fewer distractors exist than were asked for
     baseline_queries: Callable[[], np.ndarray] | None = None
 
 
@@ -195,16 +207,19 @@ def model_inputs(
     shard_size: int,
     progress: bool,
     notes: list[str],
+    decode: str = "default",
 ) -> Inputs:
     """Embed (or reuse) queries under ``cond``, targets and the first ``want`` distractors."""
     digest = model_digest(model)
     base = {"model": digest, "data": str(Path(ds.root).resolve()), "layout": ds.layout}
+    if decode != "default":  # caches made before the setting existed stay valid
+        base["decode"] = decode
     cache = out / "embeddings"
 
     def queries(c: str, sink: list[str]) -> ShardSet:
         items = product_items(ds, "query", c, sink)
         fp = {**base, "kind": "query", "conditioning": c}
-        enc = _encoder(model, True, batch_size)
+        enc = _encoder(model, True, batch_size, decode)
         return _embed(cache, f"queries-{c}", fp, items, enc, None, shard_size, progress)
 
     q = queries(cond, notes)
@@ -213,7 +228,7 @@ def model_inputs(
         "targets",
         {**base, "kind": "target"},
         product_items(ds, "target", cond, []),
-        _encoder(model, False, batch_size),
+        _encoder(model, False, batch_size, decode),
         None,
         shard_size,
         progress,
@@ -225,7 +240,7 @@ def model_inputs(
         "distractors",
         {**base, "kind": "target"},
         distractor_items(ds),
-        _encoder(model, False, batch_size),
+        _encoder(model, False, batch_size, decode),
         want,
         shard_size,
         progress,
@@ -242,30 +257,55 @@ def model_inputs(
     )
 
 
-def parquet_inputs(store: Path, ds: Any, want: int) -> Inputs:
-    """Read queries, targets and the first ``want`` distractors from paper-era parquet files
-    (rows matched by URL; re-normalised, as the paper's protocol does)."""
-    from itertools import islice
-
+def parquet_inputs(store: Path, ds: Any, want: int, notes: list[str]) -> Inputs:
+    """Queries, targets and the first ``want`` existing distractors from paper-era parquet
+    embeddings (re-normalised, as the paper's protocol does), the test split from the
+    metadata files alone. A distractor of the metadata without an embedding does not exist
+    for this run (counted in ``notes``)."""
+    from referred.data import ReadStats
+    from referred.data.metadata import metadata_files, read_distractor_table, read_test_products
     from referred.eval.embeddings import ParquetEmbeddings
 
-    rows = [(it.key, it.category, it.image.url) for it in product_items(ds, "query", "none", [])]
-    turls = [it.image.url for it in product_items(ds, "target", "none", [])]
+    root = Path(ds.root)
+    files = metadata_files(root)  # DataFileError naming the expected files
+    stats = ReadStats()
+    products = read_test_products(root, stats)
+    if stats.errors:
+        notes.append(f"test metadata: {stats.summary()}")
+    rows = [
+        (it.key, it.category, it.image.url)
+        for it in product_items(products, "query", "none", notes)
+    ]
+    turls = [it.image.url for it in product_items(products, "target", "none", [])]
     if not rows:
-        raise ValueError(f"no usable test products in {ds.root}")
-    products = ParquetEmbeddings([store / "products_embs.parquet"])
-    queries, targets = products.read([r[2] for r in rows]), products.read(turls)
-    dist = [(it.key, it.category, it.image.url) for it in islice(distractor_items(ds), want)]
-    labels = np.array([d[0] for d in dist], dtype=str)
-    dcats = np.array([d[1] for d in dist], dtype=np.int64)
-    files = sorted(store.glob("dist*.parquet"))
-    if dist and not files:
-        raise FileNotFoundError(f"no dist*.parquet in {store} for {len(dist)} distractors")
-    source = ParquetEmbeddings(files) if dist else None
-    blocks = source.blocks([d[2] for d in dist], dcats) if source is not None else iter(())
+        raise ValueError(f"no usable test products in the metadata of {root}")
+    products_file = Path(store) / "products_embs.parquet"
+    if not products_file.is_file():
+        raise FileNotFoundError(
+            f"{products_file} not found (the test queries' and targets' embeddings)"
+        )
+    embs = ParquetEmbeddings([products_file])
+    queries, targets = embs.read([r[2] for r in rows]), embs.read(turls)
+    table = read_distractor_table(files.distractors) if files.distractors else None
+    dist_files = sorted(Path(store).glob("dist*.parquet"))
+    source = ParquetEmbeddings(dist_files) if dist_files and table is not None else None
+    found = source.find(table.urls) if source is not None else np.zeros(0, np.int64)
+    exist = np.flatnonzero(found >= 0)
+    if table is not None and exist.size < len(table):
+        notes.append(
+            f"{len(table) - exist.size} of the {len(table)} distractors of the metadata have no "
+            f"embedding in {store} (dist*.parquet): only the {exist.size} embedded ones exist"
+        )
+    chosen = exist[:want]
+    labels = table.labels[chosen] if table is not None else np.zeros(0, str)
+    dcats = table.categories[chosen] if table is not None else np.zeros(0, np.int64)
+    erows = found[chosen]
 
     def stream(limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return _normalised_blocks(blocks)
+        n = min(limit, erows.size)
+        for start in range(0, n, 65_536):
+            stop = min(start + 65_536, n)
+            yield _unit(source.gather(erows[start:stop])), dcats[start:stop]
 
     pids = np.array([r[0] for r in rows], dtype=str)
     cats = np.array([r[1] for r in rows], dtype=np.int64)
@@ -275,6 +315,6 @@ def parquet_inputs(store: Path, ds: Any, want: int) -> Inputs:
         _Products(pids, cats),
         labels,
         stream,
-        len(dist),
-        len(dist) < want,
+        int(exist.size),
+        int(exist.size) < want,
     )

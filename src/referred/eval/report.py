@@ -36,11 +36,14 @@ def load_report(path: str | Path) -> Report:
 
 
 def human_count(n: int) -> str:
-    """10000 -> '10K', 2000014 -> '2M' (rounded to 3 significant digits)."""
-    for div, suffix in ((1_000_000, "M"), (1_000, "K")):
-        if n >= div:
-            return f"{float(f'{n / div:.3g}'):g}{suffix}"
-    return str(n)
+    """10000 -> '10K', 2000014 -> '2M', 999999 -> '1M': 3 significant digits, then K/M/B/T
+    (the leaderboard's short form)."""
+    value = float(f"{n:.3g}")
+    step = 0
+    while abs(value) >= 1000 and step < 4:
+        value /= 1000.0
+        step += 1
+    return f"{value:f}".rstrip("0").rstrip(".") + ("", "K", "M", "B", "T")[step]
 
 
 def _entry(report: Report, n: int, metric: str, source: str) -> tuple[float, float | None] | None:
@@ -111,52 +114,97 @@ def tables_markdown(reports: Sequence[Report], metrics: Sequence[str] = TABLE_ME
     return "".join(parts)
 
 
-def _q(value: Any) -> str:
-    """A YAML scalar: JSON's double-quoted strings and numbers are valid YAML."""
+#: Fixed fields of the LRVSF-Benchmark model card (the leaderboard reads them).
+CARD_DATASET = {
+    "type": "Slep/LAION-RVS-Fashion",
+    "name": "LAION - Referred Visual Search - Fashion",
+    "split": "test",
+}
+CARD_SOURCE = {
+    "name": "LRVSF Leaderboard",
+    "url": "https://huggingface.co/spaces/Slep/LRVSF-Leaderboard",
+}
+CARD_RECALL_KS = (1, 5, 10, 20, 50)
+
+
+def model_card(report: Report, name: str | None = None) -> dict[str, Any]:
+    """The LRVSF-Benchmark model card of ``report`` as data, field for field the authors' one.
+
+    ``tags: [lrvsf-benchmark]`` and a ``model-index`` with one result (task ``Retrieval``, the
+    dataset, the metrics, the leaderboard as source). Metrics: for each LRVSF-Benchmark count
+    D and K in 1, 5, 10, 20, 50, ``type: "recall_at_{K}|{D}"``, ``value: "93.44 ± 0.83"``
+    (percent, mean ± std over the folds) and ``name: "R@{K} +10K Dist."``; then
+    ``n_dists`` (the distractors the folds drew from), ``embedding_dim`` and
+    ``conditioning``. Without the LRVSF-Benchmark section only those three are listed.
+    """
+    section = report.get("lrvsf_benchmark") or {}
+    metrics: list[dict[str, Any]] = []
+    for d in sorted(int(n) for n in section):
+        for k in CARD_RECALL_KS:
+            cell = section[str(d)].get(f"R@{k}")
+            if cell is None:
+                continue
+            std = float("nan") if cell.get("std") is None else cell["std"]
+            metrics.append(
+                {
+                    "type": f"recall_at_{k}|{d}",
+                    "value": f"{100 * cell['mean']:.2f} ± {100 * std:.2f}",
+                    "name": f"R@{k} +{human_count(d)} Dist.",
+                }
+            )
+    lrvsf = (report.get("protocol") or {}).get("lrvsf") or {}
+    n_dists = lrvsf.get("pool", max(report.get("distractor_counts") or [0]))
+    metrics += [
+        {"type": "n_dists", "name": "Available Dists.", "value": int(n_dists)},
+        {
+            "type": "embedding_dim",
+            "name": "Embedding Dimension",
+            "value": report.get("embedding_dim"),
+        },
+        {"type": "conditioning", "name": "Conditioning", "value": report.get("conditioning")},
+    ]
+    result = {
+        "task": {"type": "Retrieval"},
+        "dataset": dict(CARD_DATASET),
+        "metrics": metrics,
+        "source": dict(CARD_SOURCE),
+    }
+    model = name or report.get("model") or "model"
+    return {"tags": ["lrvsf-benchmark"], "model-index": [{"name": model, "results": [result]}]}
+
+
+def _yaml_lines(value: Any, indent: str) -> list[str]:
+    """Block YAML of dicts (keys sorted, as ``yaml.dump`` writes them), lists and scalars;
+    strings JSON-quoted (valid YAML), sequences not indented under their key."""
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key in sorted(value):
+            item = value[key]
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{indent}{key}:")
+                lines += _yaml_lines(item, indent + ("  " if isinstance(item, dict) else ""))
+            else:
+                lines.append(f"{indent}{key}: {_scalar(item)}")
+        return lines
+    for item in value:
+        sub = _yaml_lines(item, indent + "  ") if isinstance(item, (dict, list)) else []
+        if sub:
+            lines.append(f"{indent}- {sub[0].lstrip()}")
+            lines += sub[1:]
+        else:
+            lines.append(f"{indent}- {_scalar(item)}")
+    return lines
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
     return json.dumps(value, ensure_ascii=False)
 
 
-def model_card_yaml(report: Report, name: str | None = None, source: str = "auto") -> str:
-    """LRVSF-Benchmark model-card metadata (``model-index``) as YAML text.
-
-    Metric ``type`` is ``recall_at_{K}|{D}`` and ``value`` the percentage with 2 decimals,
-    ``"93.44 ± 0.83"`` when a std is known. ``source="auto"`` uses the LRVSF-Benchmark folds
-    when present, then the paper bootstrap, then the full set (counts > 0 only).
-    """
-    if source == "auto":
-        source = next((s for s in ("lrvsf_benchmark", "bootstrap") if report.get(s)), "full")
-    section = report.get(source) or {}
-    counts = sorted(int(n) for n in section if int(n) > 0)
-    lines = [
-        "model-index:",
-        f"  - name: {_q(name or report.get('model') or 'model')}",
-        "    results:",
-        "      - task:",
-        f"          type: {_q('image-retrieval')}",
-        f"          name: {_q('Referred Visual Search')}",
-        "        dataset:",
-        f"          type: {_q('Slep/LAION-RVS-Fashion')}",
-        f"          name: {_q('LAION-RVS-Fashion')}",
-        f"          split: {_q('test')}",
-        "        metrics:",
-    ]
-    for d in counts:
-        recalls = sorted(int(m[2:]) for m in section[str(d)] if m.startswith("R@"))
-        for k in recalls:
-            value, std = _entry(report, d, f"R@{k}", source) or (float("nan"), None)
-            text = f"{100 * value:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
-            lines += [
-                f"          - type: {_q(f'recall_at_{k}|{d}')}",
-                f"            value: {_q(text)}",
-                f"            name: {_q(f'R@{k} +{human_count(d)} distractors')}",
-            ]
-    lines += [
-        f"n_dists: [{', '.join(str(d) for d in counts)}]",
-        f"embedding_dim: {_q(report.get('embedding_dim'))}",
-        f"conditioning: {_q(report.get('conditioning'))}",
-        f"protocol: {_q(source)}",
-    ]
-    return "\n".join(lines) + "\n"
+def model_card_yaml(report: Report, name: str | None = None) -> str:
+    """:func:`model_card` as YAML text (``model_card.yaml``)."""
+    return "\n".join(_yaml_lines(model_card(report, name), "")) + "\n"
 
 
 def write_report(

@@ -20,10 +20,18 @@ from typing import Any
 import numpy as np
 
 from referred.eval.benchmark import EvalConfig, evaluate
+from referred.eval.bootstrap import load_lrvsf_folds
 from referred.eval.encode import Benchmarkable
-from referred.eval.inputs import Progress, model_inputs, open_dataset_like, parquet_inputs
+from referred.eval.inputs import (
+    SKIPPED_PRODUCTS,
+    Progress,
+    model_inputs,
+    open_dataset_like,
+    parquet_inputs,
+)
 from referred.eval.plot import plot_reports
 from referred.eval.report import Report, save_json, tables_markdown, write_report
+from referred.imageio import check_decode
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +42,49 @@ CONDITIONINGS = ("category", "text", "none")
 @dataclass
 class BenchmarkResult:
     """What :func:`run_benchmark` produced: the main report, the baseline reports (same
-    shape), the written files and the notes (clipped counts, skipped products, ...)."""
+    shape), the written files, the notes (skipped products, distractors without embedding,
+    ...) and the warnings (results that are not what was asked for, e.g. fewer distractors)."""
 
     report: Report
     baselines: list[Report] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> str:
         return tables_markdown([self.report, *self.baselines])
 
 
-def clip_counts(counts: Sequence[int], available: int) -> tuple[list[int], str | None]:
-    """Counts above ``available`` are dropped and ``available`` added; returns a note then."""
+class NotEnoughDistractorsError(ValueError):
+    """A distractor count above the distractors that exist, without leave to serve fewer."""
+
+
+def serve_counts(
+    counts: Sequence[int], available: int, exhausted: bool, allow_fewer: bool = False
+) -> tuple[list[int], str | None]:
+    """The counts this run serves, and a warning when some were replaced.
+
+    A count above ``available`` (known exactly once ``exhausted``) raises
+    :class:`NotEnoughDistractorsError` naming what exists, unless ``allow_fewer``: then such
+    counts are replaced by ``available`` and the returned warning says so.
+    """
     wanted = sorted({int(c) for c in counts})
     if any(c < 0 for c in wanted):
         raise ValueError(f"distractor counts must be >= 0, got {wanted}")
-    kept = [c for c in wanted if c <= available]
-    if len(kept) == len(wanted):
-        return kept, None
-    over = [c for c in wanted if c > available]
-    kept = sorted({*kept, available})
-    return kept, f"only {available} distractors available: counts {over} replaced by {available}"
+    over = [c for c in wanted if c > available] if exhausted else []
+    if not over:
+        return wanted, None
+    text = f"distractor counts {over} cannot be served: only {available} distractors exist"
+    if not allow_fewer:
+        kept = [c for c in wanted if c <= available]
+        raise NotEnoughDistractorsError(
+            f"{text}; ask for at most {available} (e.g. distractor counts "
+            f"{','.join(str(c) for c in sorted({*kept, available}))}), or allow fewer "
+            f"(--allow-fewer-distractors) to use all {available} in their place"
+        )
+    kept = sorted({*(c for c in wanted if c <= available), available})
+    return kept, f"{text}; counts {over} replaced by {available} (fewer distractors allowed)"
 
 
 def usable_bootstrap(
@@ -146,17 +174,33 @@ def _load_bootstrap(bootstrap: Any, ds: Any, notes: list[str]) -> Mapping | None
     return load_bootstrap_ids(path)
 
 
+def _load_folds(lrvsf_indices: Any, notes: list[str]) -> np.ndarray | None:
+    if lrvsf_indices is None:
+        return None
+    if any(SKIPPED_PRODUCTS in n for n in notes):
+        raise ValueError(
+            "the LRVSF fold indices refer to the test products by row, but some test products "
+            "were skipped (see the notes), so the rows would not line up; fix the data first"
+        )
+    if isinstance(lrvsf_indices, (str, Path)):
+        return load_lrvsf_folds(lrvsf_indices)
+    return np.asarray(lrvsf_indices, dtype=np.int64)
+
+
 def run_benchmark(
     model: Benchmarkable | None,
     data: Any,
     *,
     out_dir: str | Path,
     distractor_counts: Sequence[int] = DEFAULT_COUNTS,
+    allow_fewer_distractors: bool = False,
     conditioning: str | None = None,
     embeddings: str | Path | None = None,
     baselines: bool = False,
     bootstrap: Any = "auto",
     seed: int | None = 0,
+    lrvsf_indices: str | Path | np.ndarray | None = None,
+    decode: str = "default",
     batch_size: int = 32,
     shard_size: int = 4096,
     model_name: str | None = None,
@@ -174,15 +218,25 @@ def run_benchmark(
         data: a dataset folder (any layout of :func:`referred.data.open_dataset`) or a
             :class:`referred.data.Dataset`.
         out_dir: report files, and the embedding cache under ``out_dir/embeddings/``.
-        distractor_counts: prefix sizes; counts above the available distractors are replaced
-            by the available total (with a note).
+        distractor_counts: prefix sizes. A count above the distractors that exist raises
+            :class:`NotEnoughDistractorsError` naming how many exist, unless
+            ``allow_fewer_distractors``: then it is replaced by that number, with a warning
+            (``result.warnings`` and ``report["warnings"]``).
         conditioning: ``"category"``, ``"text"`` or ``"none"``; default: the model's own
             (``model.config.conditioning``), else ``"category"``.
-        embeddings: a folder of paper-era parquet embeddings to use instead of a model.
+        embeddings: a folder of paper-era parquet embeddings (``products_embs.parquet``,
+            ``dist*.parquet``) to use instead of a model; the test split then comes from the
+            metadata files alone and the distractors that exist are those with an embedding.
         baselines: also report the unconditional queries and their category-filter row.
         bootstrap: ``"auto"`` (``bootstrap_IDs.pkl`` at the dataset root when present), a
             path, a loaded dict, or ``None``.
-        seed: seed of the LRVSF-Benchmark folds; ``None`` skips them.
+        seed: seed of the LRVSF-Benchmark draws; ``None`` skips that protocol.
+        lrvsf_indices: the official ``bootstrapped_indices.pt`` (or its ``(folds, size)``
+            array): the products of each LRVSF-Benchmark fold, by row of the test products
+            in the dataset's order (the Zenodo ``products.parquet`` rows); ``None``: drawn.
+        decode: image decoding, ``"default"`` (EXIF rotation, alpha over white) or
+            ``"reference"`` (the authors' plain ``convert("RGB")``, for parity with their
+            numbers); see :mod:`referred.imageio`.
         batch_size, shard_size: images per model call; items per cached shard.
         model_name: name in the report (default: the class name).
         config: metric cut-offs and ranking settings.
@@ -193,6 +247,7 @@ def run_benchmark(
         raise ValueError("give a model or a folder of precomputed embeddings")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size}, {shard_size}")
+    check_decode(decode)
     ds, out, notes = open_dataset_like(data), Path(out_dir), []
     cfg = config or EvalConfig()
     cond = (
@@ -203,12 +258,20 @@ def run_benchmark(
     want = max((int(c) for c in distractor_counts), default=0)
     t0 = time.perf_counter()
     if embeddings is not None:
-        inputs = parquet_inputs(Path(embeddings), ds, want)
+        inputs = parquet_inputs(Path(embeddings), ds, want, notes)
+        if decode != "default":
+            notes.append(f"decode {decode!r} has no effect on precomputed embeddings")
     else:
-        inputs = model_inputs(model, ds, cond, want, out, batch_size, shard_size, progress, notes)
+        inputs = model_inputs(
+            model, ds, cond, want, out, batch_size, shard_size, progress, notes, decode
+        )
     t_embed = time.perf_counter() - t0
-    counts, note = clip_counts(distractor_counts, inputs.available)
-    notes += [note] if note else []
+    warnings: list[str] = []
+    counts, warning = serve_counts(
+        distractor_counts, inputs.available, inputs.exhausted, allow_fewer_distractors
+    )
+    warnings += [warning] if warning else []
+    folds = _load_folds(lrvsf_indices, notes)
     n_stream = max(counts, default=0)
     labels = inputs.labels[:n_stream]
     boot = _load_bootstrap(bootstrap, ds, notes)
@@ -229,7 +292,8 @@ def run_benchmark(
                 bootstrap=boot,
                 product_ids=inputs.products.keys,
                 distractor_labels=labels,
-                lrvsf_seed=seed,
+                lrvsf_seed=seed if folds is None or seed is not None else 0,
+                lrvsf_folds=folds,
                 model=name,
                 conditioning=c,
                 config=rcfg,
@@ -249,6 +313,8 @@ def run_benchmark(
         extra = ([] if cond == "none" else [base]) + [filter_report(base, "none + category filter")]
     report.update(
         notes=notes,
+        warnings=warnings,
+        decode=decode,
         data={
             "root": str(ds.root),
             "layout": ds.layout,
@@ -258,7 +324,7 @@ def run_benchmark(
     )
     if extra:
         report["baselines"] = extra
-    result = BenchmarkResult(report, extra, notes=notes)
+    result = BenchmarkResult(report, extra, notes=notes, warnings=warnings)
     if write:
         result.paths = _write(result, out)
     return result
@@ -267,6 +333,8 @@ def run_benchmark(
 def _write(result: BenchmarkResult, out: Path) -> dict[str, Path]:
     paths = write_report(result.report, out, name=result.report.get("model"))
     text = result.table
+    if result.warnings:
+        text += "\n## Warnings\n\n" + "".join(f"- {w}\n" for w in result.warnings)
     if result.notes:
         text += "\n## Notes\n\n" + "".join(f"- {n}\n" for n in result.notes)
     paths["table"].write_text(text, encoding="utf-8")
