@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -251,3 +252,16 @@ def test_benchmark_decodes_as_asked(tmp_path, synth):
         run_benchmark(Recorder(), root, out_dir=tmp_path, decode="reference", **kw)
     report = run_benchmark(Recorder(), root, out_dir=tmp_path / "r", decode="reference", **kw)
     assert report.report["decode"] == "reference"
+
+
+def test_fold_rows_are_refused_when_products_were_skipped(tmp_path):
+    root = layout("pyarrow-int64", "hf", tmp_path)
+    simple = root / "data" / "test" / "products_simple_metadata.parquet"
+    table = pq.read_table(simple)
+    pq.write_table(table.filter(pc.not_equal(table["PRODUCT_ID"], 304)), simple)
+    kw = {"embeddings": EMBEDDINGS, "distractor_counts": (0, 4), "bootstrap": None}
+    result = run_benchmark(None, root, out_dir=tmp_path / "a", **kw)
+    assert result.report["n_queries"] == 3
+    assert any("1 test products skipped by the metadata reader" in n for n in result.notes)
+    with pytest.raises(ValueError, match="some test products were skipped"):
+        run_benchmark(None, root, out_dir=tmp_path / "b", lrvsf_indices=np.zeros((2, 3)), **kw)

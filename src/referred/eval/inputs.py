@@ -270,7 +270,11 @@ def parquet_inputs(store: Path, ds: Any, want: int, notes: list[str]) -> Inputs:
     files = metadata_files(root)  # DataFileError naming the expected files
     stats = ReadStats()
     products = read_test_products(root, stats)
-    if stats.errors:
+    lost = sum(stats.problem_counts[k] for k in ("missing-simple", "missing-complex"))
+    lost += stats.problem_counts["unknown-category"]
+    if lost:
+        notes.append(f"{lost} {SKIPPED_PRODUCTS} by the metadata reader ({stats.summary()})")
+    elif stats.errors:
         notes.append(f"test metadata: {stats.summary()}")
     rows = [
         (it.key, it.category, it.image.url)
