@@ -29,6 +29,7 @@ from referred.search.errors import (
     UnknownProductError,
     UnsupportedConditionError,
 )
+from referred.search.locks import ReadWriteLock
 from referred.web.app import create_app
 from referred.web.routes_deps import Catalog, get_catalog, get_searcher
 from referred.web.settings import Settings
@@ -70,6 +71,7 @@ class FakeSearcher:
         self.delay = delay
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
+        self.rw = ReadWriteLock()  # like the real Searcher: the only lock layer
 
     def _record(self, name: str, n: int) -> None:
         with self._lock:
@@ -103,7 +105,10 @@ class FakeSearcher:
         if self.delay:
             time.sleep(self.delay)
         queries = np.stack([self._query(i, c) for i, c in zip(images, conditions)])  # (n, 16)
-        scores, ids = self.index.search(queries, k, filter=filter)
+        with self.rw.read():
+            return self._hits(*self.index.search(queries, k, filter=filter))
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
         out = []
         for row_s, row_i in zip(scores, ids):
             keep = [(s, i) for s, i in zip(row_s, row_i) if i]
@@ -117,11 +122,19 @@ class FakeSearcher:
         return out
 
     def upsert_product(self, product_id: str, image: Any, metadata: Any = None) -> None:
-        vector = self.model.encode_targets([image])  # (1, 16)
-        self.index.upsert([product_id], vector, None if metadata is None else [dict(metadata)])
+        vector = self.model.encode_targets([image])  # (1, 16), outside the lock as the real one
+        with self.rw.write():
+            self.index.upsert([product_id], vector, None if metadata is None else [dict(metadata)])
 
     def delete_product(self, product_id: str) -> None:
-        self.index.delete([product_id])  # UnknownIdError (a KeyError) when absent
+        try:
+            with self.rw.write():
+                self.index.delete([product_id])
+        except UnknownIdError:
+            raise UnknownProductError(product_id) from None
+
+    def __len__(self) -> int:
+        return len(self.index)
 
     def save_index(self, path: Any) -> None:
         self.index.save(path)
@@ -165,7 +178,8 @@ class FakeSearcher:
 
     def product(self, product_id: str) -> dict[str, Any]:
         try:
-            return dict(self.index.get([product_id], vectors=False).metadata[0])
+            with self.rw.read():
+                return dict(self.index.get([product_id], vectors=False).metadata[0])
         except UnknownIdError:
             raise UnknownProductError(product_id) from None
 

@@ -134,7 +134,10 @@ def test_categories_healthz_samples_pages(client):
 def test_openapi_documents_the_multipart_fields(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/search"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert {"image", "category", "text", "k", "filter"} <= set(body["schema"]["properties"])
+    name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = spec["components"]["schemas"][name]["properties"]
+    assert {"image", "category", "text", "k", "filter", "attention"} <= set(fields)
+    assert fields["k"]["maximum"] == 100 and fields["attention"]["type"] == "boolean"
     assert "/products/{product_id}" in spec["paths"]
 
 

@@ -132,7 +132,8 @@ def test_bad_fields(client, photo, fields, status, words):
 
 @pytest.mark.parametrize(
     ("text", "words"),
-    [("", "empty"), ("   \n\t ", "empty"), ("x" * 501, "limit is 500")],
+    # an empty field is no field (as for 'category'); whitespace only is an empty text
+    [("", "say which item"), ("   \n\t ", "empty"), ("x" * 501, "limit is 500")],
 )
 def test_bad_text_on_a_text_model(make_client, photo, text, words):
     client = make_client(accepts_text=True)

@@ -1,8 +1,9 @@
 """Errors a caller of the :class:`~referred.search.Searcher` can cause.
 
 Each derives from :class:`SearchError` and from the builtin that fits (``ValueError`` for bad
-arguments, ``KeyError`` for unknown products), so a web layer maps them to 4xx answers with one
-``except USER_ERRORS`` clause and the message as the detail.
+arguments, ``KeyError`` for unknown products). :data:`USER_ERRORS` is the one declared set of
+errors a request can cause: a web layer maps exactly these to 4xx answers (the message as the
+detail) and treats anything else, ``ValueError`` and ``KeyError`` included, as a bug.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from referred.imageio import ImageDecodeError
-from referred.index.errors import IndexUsageError
+from referred.index.errors import FilterError, MetadataError, UnknownFieldError
 
 
 class SearchError(Exception):
@@ -37,7 +38,8 @@ class UnsupportedConditionError(QueryError):
 
 
 class IndexMismatchError(SearchError, ValueError):
-    """A model whose embeddings do not fit the index (different dimension)."""
+    """A model whose embeddings do not fit the index (different dimension). Raised when a
+    Searcher is built, never by a request: not a user error."""
 
 
 class UnknownProductError(SearchError, KeyError):
@@ -51,6 +53,15 @@ class UnknownProductError(SearchError, KeyError):
         return str(self.args[0])
 
 
-#: Every error a request can cause (map to 4xx): the Searcher's, the index's (bad filter,
-#: unknown filter field) and undecodable images.
-USER_ERRORS: tuple[type[Exception], ...] = (SearchError, IndexUsageError, ImageDecodeError)
+#: Every error a request can cause (map to 4xx, nothing else): bad queries (category, text,
+#: k, …), unknown products, the index's bad filter / unknown filter field / metadata it cannot
+#: store, and undecodable images. Not included, because no request causes them: a model that
+#: does not fit the index, a corrupt or missing index, a missing optional dependency.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    QueryError,
+    UnknownProductError,
+    FilterError,
+    UnknownFieldError,
+    MetadataError,
+    ImageDecodeError,
+)

@@ -4,13 +4,15 @@ A query is a photo plus what the shopper points at (a category, a free text, or 
 model embeds it conditioned, the index returns the nearest catalog products (embedded
 unconditioned), and each hit carries the product's metadata.
 
-Threads: every method may be called from several threads at once. Image decoding and
-preprocessing run unlocked; model forwards (and text encoding) take one lock, since parallel
-forwards on a few cores only thrash (torch inference itself is thread-safe). Index calls go
-through a readers-writer lock: searches share it (backends declaring ``thread_safe_search``:
-flat, faiss) or take it alone (Milvus), and the catalog writes offered here
-(:meth:`Searcher.upsert_product`, :meth:`Searcher.delete_product`) take it alone. While it
-serves, write through the Searcher, not through the index.
+Threads: every method may be called from several threads at once, and the Searcher is the
+only lock layer (a web layer adds none). Image decoding and preprocessing run unlocked; model
+forwards (and text encoding) take one lock, since parallel forwards on a few cores only thrash
+(torch inference itself is thread-safe). Index calls go through a readers-writer lock:
+searches share it (backends declaring ``thread_safe_search``: flat, faiss) or take it alone
+(Milvus). The catalog writes offered here (:meth:`Searcher.upsert_product`,
+:meth:`Searcher.delete_product`) take it alone for the index change only: a new product's
+forward runs before, like a search's, so a write never holds searches up for a forward.
+While it serves, write through the Searcher, not through the index.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 
 from referred.categories import LRVSF_CATEGORIES
 from referred.imageio import ImageDecodeError
-from referred.index import UnknownIdError
+from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.fast import inference_model
 from referred.model.text import TextMemo
@@ -117,7 +119,8 @@ class Searcher:
         return cls(model, index, **kwargs)
 
     def __len__(self) -> int:
-        return len(self.index)
+        with self._reading():
+            return len(self.index)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -257,7 +260,11 @@ class Searcher:
     def upsert_product(
         self, product_id: str, image: Any, metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Embed a product photo unconditioned and add it (or replace it: vector and metadata)."""
+        """Embed a product photo unconditioned and add it (or replace it: vector and metadata).
+
+        The forward runs outside the index lock (searches go on meanwhile); only the index
+        change itself is exclusive.
+        """
         pixels = self._pixels([image])
         vector = self._forward(pixels, [cond_mod.NONE])  # (1, D)
         meta = None if metadata is None else [dict(metadata)]
@@ -349,7 +356,12 @@ class Searcher:
         ids = np.full((len(vectors), k), PAD_ID, dtype=object)
         with self._reading():
             for key, rows in groups.items():
-                res: SearchResult = self.index.search(vectors[rows], k, filter=keyed[key] or None)
+                try:
+                    res: SearchResult = self.index.search(
+                        vectors[rows], k, filter=keyed[key] or None
+                    )
+                except EmptyIndexError:  # every product deleted: no hits, not a failure
+                    continue
                 scores[rows], ids[rows] = res.scores, res.ids
             meta = self._metadata(list(dict.fromkeys(i for i in ids.ravel() if i != PAD_ID)))
         return [

@@ -2,49 +2,35 @@
 
 The model and the index are loaded in the lifespan (never at import), the Searcher is built
 from them, and routes reach it through dependencies. Every error leaves as JSON in one shape
-(``{"error": {...}}``, see :mod:`referred.web.schemas`): client mistakes as 4xx with a
+(``{"error": {...}}``, see :mod:`referred.web.errors`): client mistakes as 4xx with a
 message naming the problem, anything unexpected as a logged 500 carrying a request id.
+``HEAD`` and ``OPTIONS`` are answered for every path (:mod:`referred.web.middleware`); the
+OpenAPI schema is completed with the served model's names and limits (:mod:`referred.web.openapi`).
 The web page and the API docs page are static files served from this package (no CDN).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from referred.web.errors import add_error_handlers
+from referred.web.middleware import MethodsMiddleware, RequestIdMiddleware
+from referred.web.openapi import install_openapi
 from referred.web.routes_deps import Catalog, SearchRunner
-from referred.web.schemas import ApiError
 from referred.web.settings import Settings
 from referred.web.uploads import BodyLimitMiddleware
 
 log = logging.getLogger("referred.web")
 STATIC = Path(__file__).parent / "static"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "too_many_requests",
-}
 
 
 def create_app(
@@ -99,8 +85,11 @@ def create_app(
     app.include_router(routes_products.router)
     app.include_router(routes_info.router)
     _add_pages(app)
-    _add_error_handlers(app)
+    add_error_handlers(app)
+    install_openapi(app)
+    # outermost last: request id (and the 500 of last resort) → HEAD/OPTIONS → body limit
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(MethodsMiddleware, api=app)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -169,85 +158,3 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
         return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
-
-
-# -- errors -------------------------------------------------------------------------------------
-def error_response(
-    request: Request, status: int, code: str, message: str, headers: dict | None = None
-) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", "") or ""
-    body = {"error": {"status": status, "code": code, "message": message, "request_id": request_id}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
-    return "; ".join(parts) or "invalid request"
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.extra.get("headers"))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(request, 422, "invalid_request", _validation_message(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no such endpoint: {request.method} {request.url.path[:200]}"
-        if exc.status_code == 405:
-            message = f"method {request.method} is not allowed on {request.url.path[:200]}"
-        return error_response(
-            request, exc.status_code, code, message, getattr(exc, "headers", None)
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", "")
-        log.exception(
-            "unexpected error in %s %s (request %s)", request.method, request.url.path, request_id
-        )
-        return error_response(
-            request,
-            500,
-            "internal_error",
-            f"unexpected server error; quote request id {request_id} when reporting it",
-        )
-
-
-class RequestIdMiddleware:
-    """Give each request an id (the client's ``X-Request-ID`` when sane) and echo it back;
-    also set the headers that keep browsers from sniffing or framing responses."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-request-id", request_id.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                ]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)

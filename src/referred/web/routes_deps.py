@@ -8,8 +8,9 @@ in worker threads, at most ``max_inflight`` at once; the other requests wait in 
 (a FIFO capacity limiter), so no request starves behind the model lock, which threads would
 otherwise grab in no particular order. With ``batching="micro"`` it also gathers concurrent
 ``/search`` requests into one ``search_many`` call (while one batch runs, the next queues up).
-A readers-writer lock (:class:`referred.search.locks.ReadWriteLock`) keeps catalog writes
-away from running searches.
+The runner holds no lock of its own: the Searcher is the one lock layer (catalog writes take
+its index lock only for the index change, after the new product's forward), so a product
+write goes through the same queue as a search and never stalls the others.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ from typing import Annotated, Any
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
-from starlette.datastructures import FormData
 
-from referred.search.locks import ReadWriteLock
+from referred.web.forms import before_body
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
-from referred.web.uploads import multipart_form
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,6 @@ class SearchRunner:
         self.max_batch = settings.max_batch
         self.wait_s = settings.batch_wait_ms / 1000.0
         self.max_inflight = settings.max_inflight
-        self.lock = ReadWriteLock()
         self._limiter: anyio.CapacityLimiter | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
@@ -76,24 +74,14 @@ class SearchRunner:
             self._task = None
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` in a worker thread, under the read lock."""
+        """``fn(*args, **kwargs)`` in a worker thread, at most ``max_inflight`` at once (FIFO).
 
-        def run() -> Any:
-            with self.lock.read():
-                return fn(*args, **kwargs)
-
+        Catalog writes come through here too: their forward is one more in the queue, and the
+        Searcher takes its index lock only for the index change itself.
+        """
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.max_inflight)
-        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
-
-    async def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` in a worker thread, alone (no search runs meanwhile)."""
-
-        def run() -> Any:
-            with self.lock.write():
-                return fn(*args, **kwargs)
-
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
 
     async def search(
         self,
@@ -222,6 +210,7 @@ def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
+@before_body
 def require_admin(request: Request) -> None:
     """403 when writes are disabled (no token configured), 401 without the right token."""
     settings: Settings = request.app.state.settings
@@ -255,4 +244,3 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[SearchRunner, Depends(get_runner)]
 SearcherDep = Annotated[Any, Depends(get_searcher)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-FormDep = Annotated[FormData, Depends(multipart_form)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from referred.web import schemas
-from referred.web.routes import IMAGE_SUFFIXES
+from referred.web.errors import responses
+from referred.web.results import IMAGE_CONTENT, IMAGE_TYPES
 from referred.web.routes_deps import SearcherDep, SettingsDep
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
@@ -20,7 +21,12 @@ from referred.web.settings import Settings
 router = APIRouter()
 
 
-@router.get("/categories", response_model=schemas.CategoriesResponse, tags=["catalog"])
+@router.get(
+    "/categories",
+    response_model=schemas.CategoriesResponse,
+    tags=["catalog"],
+    responses=responses(503),
+)
 def categories(searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     return {
         "categories": list(searcher.category_choices),
@@ -32,16 +38,18 @@ def categories(searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz", response_model=schemas.Health, tags=["service"])
+@router.get("/healthz", response_model=schemas.Health, tags=["service"], responses=responses())
 def healthz(request: Request, settings: SettingsDep) -> dict[str, Any]:
     state = request.app.state
     searcher = getattr(state, "searcher", None)
     catalog = getattr(state, "catalog", None)
     info = getattr(state, "info", {}) or {}
+    model = info.get("model")
     return {
         "status": "ok" if searcher is not None else "no_model",
-        "products": len(catalog.searcher.index) if catalog is not None else None,
-        "model": info.get("model"),
+        "products": len(catalog.searcher) if catalog is not None else None,
+        # the model's name only: the server's folders are nobody's business
+        "model": PurePath(str(model)).name or str(model) if model else None,
         "trained_model": info.get("trained"),
         "writes_enabled": settings.writes_enabled,
     }
@@ -63,7 +71,7 @@ def list_samples(settings: Settings) -> dict[str, tuple[Path, dict[str, Any]]]:
             described = dict(json.loads(meta.read_text()))
     out = {}
     for p in sorted(root.iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+        if p.suffix.lower() in IMAGE_TYPES and p.is_file():
             d = described.get(p.name)
             d = d if isinstance(d, dict) else {"caption": d}
             cats = d.get("categories")
@@ -77,7 +85,9 @@ def list_samples(settings: Settings) -> dict[str, tuple[Path, dict[str, Any]]]:
     return out
 
 
-@router.get("/samples", response_model=schemas.SamplesResponse, tags=["catalog"])
+@router.get(
+    "/samples", response_model=schemas.SamplesResponse, tags=["catalog"], responses=responses()
+)
 def samples(settings: SettingsDep) -> dict[str, Any]:
     return {
         "samples": [
@@ -87,7 +97,18 @@ def samples(settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-@router.get("/samples/{name}", tags=["catalog"], response_class=FileResponse)
+@router.get(
+    "/samples/{name}",
+    tags=["catalog"],
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the sample scene's image",
+            "content": IMAGE_CONTENT,
+        },
+        **responses(404),
+    },
+)
 def sample_image(name: str, settings: SettingsDep) -> FileResponse:
     found = list_samples(settings).get(name)  # looked up, never joined onto a path
     if found is None:
@@ -95,6 +116,6 @@ def sample_image(name: str, settings: SettingsDep) -> FileResponse:
     path = found[0]
     return FileResponse(
         path,
-        media_type=IMAGE_SUFFIXES[path.suffix.lower()],
+        media_type=IMAGE_TYPES[path.suffix.lower()],
         headers={"Cache-Control": "public, max-age=3600"},
     )

@@ -1,32 +1,40 @@
 """Product endpoints: read one product and its image; add or delete one (admin token).
 
-A product id is only ever a key into the index, never a path. Product images are read from
-the ``image`` metadata field, resolved under the configured image roots and refused when the
-resolved file (symlinks followed) lies outside them.
+A product id is only ever a key into the index, never a path. Ids may hold slashes (send them
+URL-encoded), so the id path parameter uses a convertor that cannot end in ``/image``:
+``/products/0/image`` is always the image of product ``0`` (a ``DELETE`` there is 405), never
+the product ``0/image``, and such ids are refused when a product is added. Product images are
+read from the ``image`` metadata field, resolved under the configured image roots and refused
+when the resolved file (symlinks followed) lies outside them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Form
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import WithJsonSchema
+from starlette.convertors import Convertor, register_url_convertor
 
 from referred.web import schemas
-from referred.web.routes import (
-    IMAGE_FIELD,
-    IMAGE_SUFFIXES,
-    match_category,
-    multipart_body,
-    product_dict,
-    user_errors,
+from referred.web.condition import resolve_category
+from referred.web.errors import responses
+from referred.web.forms import (
+    CategoryField,
+    FormRoute,
+    ImageFile,
+    MetadataField,
+    parse_json_object,
 )
+from referred.web.results import IMAGE_CONTENT, IMAGE_TYPES, product_dict
 from referred.web.routes_deps import (
     CatalogDep,
-    FormDep,
     RunnerDep,
     SearcherDep,
     SearchRunner,
@@ -35,15 +43,8 @@ from referred.web.routes_deps import (
 )
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
-from referred.web.uploads import (
-    decode_image,
-    json_object_field,
-    read_upload,
-    sniff_format,
-    text_field,
-)
+from referred.web.uploads import decode_image, read_image, sniff_format
 
-router = APIRouter(tags=["catalog"])
 MAX_ID_CHARS = 256
 _BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
 _EXT = {
@@ -55,24 +56,80 @@ _EXT = {
     "BMP": ".bmp",
     "TIFF": ".tiff",
 }
+_SUB_RESOURCE = "/image"
+
+
+class ProductIdConvertor(Convertor[str]):
+    """A product id in a path: anything (slashes included) not ending in ``/image``."""
+
+    regex = r".+(?<!/image)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("product_id", ProductIdConvertor())
+router = APIRouter(tags=["catalog"], route_class=FormRoute)
+ProductId = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": r"^[^\u0000-\u001f\u007f]+(?<!/image)$",
+            "description": "URL-encoded; no control characters, cannot end in '/image'",
+        }
+    ),
+    PathParam(),
+]
+IdField = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": r"^(?!\s)[^\u0000-\u001f\u007f]+(?<!\s)(?<!/image)$",
+            "description": "the product id (an existing one is replaced); no control "
+            "characters, no surrounding spaces, cannot end in '/image'",
+        }
+    ),
+    Form(),
+]
+TitleField = Annotated[
+    str | None, WithJsonSchema({"type": "string", "description": "the product's title"}), Form()
+]
 
 
 def check_id(product_id: str) -> str:
+    """``product_id`` if it may name a product; 422 saying which rule it breaks."""
     if not product_id or len(product_id) > MAX_ID_CHARS:
         raise ApiError(
             422, "invalid_product_id", f"a product id has 1 to {MAX_ID_CHARS} characters"
         )
     if _BAD_ID.search(product_id):
         raise ApiError(422, "invalid_product_id", "a product id cannot contain control characters")
+    if product_id != product_id.strip():
+        raise ApiError(
+            422, "invalid_product_id", "a product id cannot start or end with whitespace"
+        )
+    if product_id.endswith(_SUB_RESOURCE):
+        raise ApiError(
+            422,
+            "invalid_product_id",
+            f"a product id cannot end in {_SUB_RESOURCE!r}: /products/ID{_SUB_RESOURCE} is the "
+            "product's image",
+        )
     return product_id
 
 
 async def lookup(searcher: Any, runner: SearchRunner, product_id: str) -> dict[str, Any]:
     check_id(product_id)
-    try:
-        return dict(await runner.call(searcher.product, product_id))
-    except KeyError:
-        raise ApiError(404, "unknown_product", f"no product with id {product_id[:80]!r}") from None
+    return dict(await runner.call(searcher.product, product_id))  # UnknownProductError: 404
 
 
 def image_roots(settings: Settings) -> list[Path]:
@@ -93,9 +150,22 @@ def resolve_image(value: str, roots: list[Path]) -> Path | None:
     return None
 
 
-@router.get("/products/{product_id:path}/image", summary="The product's image")
+READ_ERRORS = (404, 422, 503)
+WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 503)
+
+
+@router.get(
+    "/products/{product_id:product_id}/image",
+    summary="The product's image",
+    response_class=Response,
+    responses={
+        200: {"description": "the image file", "content": IMAGE_CONTENT},
+        307: {"description": "the image is elsewhere: see the Location header"},
+        **responses(*READ_ERRORS),
+    },
+)
 async def product_image(
-    product_id: str,
+    product_id: ProductId,
     searcher: SearcherDep,
     settings: SettingsDep,
     runner: RunnerDep,
@@ -105,24 +175,23 @@ async def product_image(
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         return RedirectResponse(value, status_code=307)
     path = resolve_image(value, image_roots(settings)) if isinstance(value, str) else None
-    if path is None:
+    if path is None or path.suffix.lower() not in IMAGE_TYPES:
         raise ApiError(
             404,
             "image_not_available",
             f"product {product_id[:80]!r} has no image this service can serve",
         )
-    media = IMAGE_SUFFIXES.get(path.suffix.lower(), "application/octet-stream")
+    media = IMAGE_TYPES[path.suffix.lower()]
     return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get(
-    "/products/{product_id:path}", response_model=schemas.Product, summary="One product's metadata"
+    "/products/{product_id:product_id}",
+    response_model=schemas.Product,
+    summary="One product's metadata",
+    responses=responses(*READ_ERRORS),
 )
-async def get_product(
-    product_id: str,
-    searcher: SearcherDep,
-    runner: RunnerDep,
-) -> dict[str, Any]:
+async def get_product(product_id: ProductId, searcher: SearcherDep, runner: RunnerDep) -> dict:
     return product_dict(product_id, await lookup(searcher, runner, product_id))
 
 
@@ -132,37 +201,41 @@ async def get_product(
     status_code=201,
     dependencies=[Depends(require_admin)],
     summary="Add or replace a product (needs the admin bearer token)",
-    openapi_extra={
-        **multipart_body(
-            {
-                "image": IMAGE_FIELD,
-                "id": {"type": "string"},
-                "category": {"type": "string"},
-                "title": {"type": "string"},
-                "metadata": {"type": "string", "description": "JSON object of extra fields"},
-            },
-            ["image", "id"],
-        ),
-        "security": [{"bearer": []}],
-    },
+    responses=responses(*WRITE_ERRORS),
+    openapi_extra={"security": [{"bearer": []}]},
 )
 async def add_product(
-    form: FormDep,
+    image: ImageFile,
+    id: IdField,
     searcher: SearcherDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     runner: RunnerDep,
+    category: CategoryField = None,
+    title: TitleField = None,
+    metadata: MetadataField = None,
 ) -> dict[str, Any]:
-    product_id = check_id((text_field(form, "id") or "").strip())
-    metadata = json_object_field(form, "metadata") or {}
-    for name in ("category", "title"):
-        value = text_field(form, name)
+    product_id = check_id(id)
+    fields = product_metadata(parse_json_object(metadata, "metadata") or {}, category, title)
+    if fields.get("category") is not None:
+        fields["category"] = resolve_category(str(fields["category"]), searcher)
+    data = await read_image(image)
+    photo = await runner.call(decode_image, data, settings.max_pixels)
+    if settings.upload_dir is not None and fields.get("image") is None:
+        fields["image"] = await runner.call(store_upload, data, settings)
+    count = await runner.call(catalog.upsert, product_id, photo, fields)
+    return {**product_dict(product_id, fields), "products": count}
+
+
+def product_metadata(
+    metadata: dict[str, Any], category: str | None, title: str | None
+) -> dict[str, Any]:
+    """The metadata of a new product: the JSON fields, then ``category`` and ``title``."""
+    for name, value in (("category", category), ("title", title)):
         if value is not None and value.strip():
             metadata[name] = value.strip()
     if "id" in metadata:
         raise ApiError(422, "invalid_metadata", "'id' goes in its own form field, not metadata")
-    if metadata.get("category") is not None:
-        metadata["category"] = match_category(str(metadata["category"]), searcher.category_choices)
     image_value = metadata.get("image")
     if image_value is not None and not (
         isinstance(image_value, str) and image_value.startswith(("http://", "https://"))
@@ -179,15 +252,7 @@ async def add_product(
                 "invalid_metadata",
                 f"metadata field {key!r} must be a string, number or boolean",
             )
-    data = await read_upload(form, "image")
-    image = await runner.call(decode_image, data, settings.max_pixels)
-    if settings.upload_dir is not None and image_value is None:
-        metadata["image"] = await runner.call(store_upload, data, settings)
-    with user_errors():
-        count = await runner.write(catalog.upsert, product_id, image, metadata)
-    out = product_dict(product_id, metadata)
-    out["products"] = count
-    return out
+    return metadata
 
 
 def store_upload(data: bytes, settings: Settings) -> str:
@@ -198,27 +263,23 @@ def store_upload(data: bytes, settings: Settings) -> str:
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
     path = settings.upload_dir / name
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")  # one per writer
         tmp.write_bytes(data)
         tmp.replace(path)
     return name
 
 
 @router.delete(
-    "/products/{product_id:path}",
+    "/products/{product_id:product_id}",
     response_model=schemas.Deleted,
     dependencies=[Depends(require_admin)],
     summary="Delete a product (needs the admin bearer token)",
+    responses=responses(401, 403, *READ_ERRORS),
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def delete_product(
-    product_id: str,
-    catalog: CatalogDep,
-    runner: RunnerDep,
+    product_id: ProductId, catalog: CatalogDep, runner: RunnerDep
 ) -> dict[str, Any]:
     check_id(product_id)
-    try:
-        count = await runner.write(catalog.delete, product_id)
-    except KeyError:
-        raise ApiError(404, "unknown_product", f"no product with id {product_id[:80]!r}") from None
+    count = await runner.call(catalog.delete, product_id)  # UnknownProductError: 404
     return {"id": product_id, "deleted": True, "products": count}

@@ -19,6 +19,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+def error_body(status: int, code: str, message: str, request_id: str) -> dict[str, Any]:
+    """The JSON body of every error answer (the shape :class:`ErrorBody` documents)."""
+    return {"error": {"status": status, "code": code, "message": message, "request_id": request_id}}
+
+
 class ErrorDetail(BaseModel):
     status: int = Field(description="the HTTP status, repeated")
     code: str = Field(description="stable machine-readable code, e.g. 'unknown_category'")

@@ -4,7 +4,9 @@ Everything a client can get wrong about an upload becomes an :class:`ApiError` w
 status and a message that names the problem:
 
 * the request body is counted as it streams in (:class:`BodyLimitMiddleware`); a declared or
-  actual size over ``max_upload_bytes`` is answered 413 before the rest is read;
+  actual size over ``max_upload_bytes`` is answered 413, and the rest of the body is read and
+  dropped first (up to :data:`DRAIN_BYTES`), so that a client still sending gets the readable
+  413 instead of a connection reset;
 * a body that is not ``multipart/form-data`` is 415, a broken multipart body 400;
 * an image is sniffed from its bytes (never from its filename or declared type): empty → 422,
   not a JPEG/PNG/WebP/GIF/BMP/TIFF (SVG included) → 415, more pixels than ``max_pixels`` → 413
@@ -16,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+import re
 
+import anyio
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -27,12 +29,19 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referred.imageio import ImageDecodeError, open_image
-from referred.web.schemas import ApiError
+from referred.web.schemas import ApiError, error_body
 from referred.web.settings import ACCEPTED_FORMATS
 
 ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 MAX_FORM_FIELDS = 64
+MAX_FORM_FILES = 4
 MAX_FIELD_BYTES = 64 * 1024
+#: An over-limit body is read and dropped up to this size (and for at most DRAIN_SECONDS)
+#: before the 413 is sent: closing on a client still sending resets its connection, and it
+#: never sees the answer. Past these bounds the connection is closed after the 413.
+DRAIN_BYTES = 256 * 1024 * 1024
+DRAIN_SECONDS = 20.0
+_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 def _human(n: int) -> str:
@@ -44,11 +53,13 @@ class _BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413, reading no more than the limit.
+    """Refuse request bodies over ``limit`` bytes with 413, never handing more to the app.
 
-    A ``Content-Length`` over the limit is refused before any of the body is read. A body
-    without one (chunked) is counted as it arrives; past the limit the app is told the client
-    went away and whatever it tries to answer is replaced by the 413.
+    A ``Content-Length`` over the limit is refused before the app runs. A body without one
+    (chunked) is counted as it arrives; past the limit the app is told the client went away
+    and whatever it tries to answer is replaced by the 413. Either way the remaining body is
+    drained (bounded) before answering, unless the client sent ``Expect: 100-continue`` and so
+    waits for the answer before sending.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -58,7 +69,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        waiting = headers.get(b"expect", b"").lower() == b"100-continue"
         if declared is not None:
             try:
                 size = int(declared)
@@ -66,17 +79,20 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, send, 400, "bad_request", "invalid Content-Length")
                 return
             if size > self.limit:
+                if not waiting and size <= DRAIN_BYTES:
+                    await _drain(receive)
                 await self._refuse_size(scope, send, size)
                 return
-        seen, exceeded, started = 0, False, False
+        seen, exceeded, started, finished = 0, False, False, False
 
         async def limited_receive() -> Message:
-            nonlocal seen, exceeded
+            nonlocal seen, exceeded, finished
             if exceeded:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                finished = not message.get("more_body", False)
                 if seen > self.limit:
                     exceeded = True
                     raise _BodyTooLarge
@@ -92,6 +108,8 @@ class BodyLimitMiddleware:
         with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, limited_receive, guarded_send)
         if exceeded and not started:
+            if not finished:
+                await _drain(receive)
             await self._refuse_size(scope, send, None)
 
     async def _refuse_size(self, scope: Scope, send: Send, size: int | None) -> None:
@@ -108,16 +126,7 @@ class BodyLimitMiddleware:
     @staticmethod
     async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
         request_id = scope.get("state", {}).get("request_id", "")
-        body = json.dumps(
-            {
-                "error": {
-                    "status": status,
-                    "code": code,
-                    "message": message,
-                    "request_id": request_id,
-                }
-            }
-        ).encode()
+        body = json.dumps(error_body(status, code, message, request_id)).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -125,6 +134,19 @@ class BodyLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop what is left of the request body, within DRAIN_BYTES / DRAIN_SECONDS."""
+    left = DRAIN_BYTES
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 async def read_form(request: Request) -> FormData:
@@ -140,7 +162,7 @@ async def read_form(request: Request) -> FormData:
         )
     try:
         return await request.form(
-            max_files=4, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES
+            max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES
         )
     except (MultiPartException, HTTPException) as exc:
         detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
@@ -149,33 +171,9 @@ async def read_form(request: Request) -> FormData:
         raise ApiError(400, "malformed_multipart", f"malformed multipart body: {exc}") from exc
 
 
-async def multipart_form(request: Request) -> AsyncIterator[FormData]:
-    """FastAPI dependency: the parsed form, its spooled files closed after the response."""
-    form = await read_form(request)
-    try:
-        yield form
-    finally:
-        await form.close()
-
-
-async def read_upload(form: FormData, name: str = "image", required: bool = True) -> bytes | None:
-    """The bytes of file field ``name``; 422 when missing, empty, or not a file."""
-    value = form.get(name)
-    if value is None:
-        if not required:
-            return None
-        raise ApiError(
-            422,
-            "missing_image",
-            f"missing form field {name!r}: attach the photo as a file ({ACCEPTED_NAMES})",
-        )
-    if not isinstance(value, UploadFile):
-        raise ApiError(
-            422,
-            "image_not_a_file",
-            f"form field {name!r} must be a file upload, got a text value",
-        )
-    data = await value.read()
+async def read_image(upload: UploadFile, name: str = "image") -> bytes:
+    """The bytes of an uploaded file; 422 when it is empty."""
+    data = await upload.read()
     if not data:
         raise ApiError(422, "empty_image", f"the uploaded {name!r} file is empty (0 bytes)")
     return data
@@ -190,23 +188,16 @@ def sniff_format(data: bytes, max_pixels: int) -> tuple[str, int, int]:
             "unsupported_image_format",
             f"SVG images are not accepted; send a {ACCEPTED_NAMES} photo",
         )
+    limit = f"the limit of {max_pixels / 1e6:g} megapixels (setting max_pixels)"
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, (w, h) = img.format or "unknown", img.size
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-    ) as exc:
-        if isinstance(exc, Image.DecompressionBombError):
-            raise ApiError(
-                413,
-                "image_too_large",
-                f"image is over the limit of {max_pixels / 1e6:g} megapixels "
-                f"(setting max_pixels): {exc}",
-            ) from exc
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses it before we can read the size; its own (larger) limit is not ours.
+        found = _PIXELS.search(str(exc))
+        size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too many pixels"
+        raise ApiError(413, "image_too_large", f"image is {size}, over {limit}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(
             415,
             "unsupported_image_format",
@@ -224,8 +215,7 @@ def sniff_format(data: bytes, max_pixels: int) -> tuple[str, int, int]:
         raise ApiError(
             413,
             "image_too_large",
-            f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:g} megapixels (setting max_pixels)",
+            f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over {limit}",
         )
     return fmt, w, h
 
@@ -236,40 +226,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         return open_image(data, max_pixels=max_pixels)
     except ImageDecodeError as exc:
-        reason = str(exc).split(": ", 1)[-1]
-        raise ApiError(
-            422, "corrupt_image", f"the image could not be decoded (truncated or corrupt): {reason}"
-        ) from exc
-
-
-def text_field(form: FormData, name: str) -> str | None:
-    """A text field's value (None when absent); 422 when a file was sent instead."""
-    value = form.get(name)
-    if value is None:
-        return None
-    if isinstance(value, UploadFile):
-        raise ApiError(422, "invalid_field", f"form field {name!r} must be text, got a file")
-    return value
-
-
-def json_object_field(form: FormData, name: str) -> dict[str, Any] | None:
-    """A form field holding a JSON object; 400 for malformed JSON, 422 for another type."""
-    raw = text_field(form, name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400,
-            "malformed_json",
-            f"form field {name!r} is not valid JSON: {exc.msg} at character {exc.pos}",
-        ) from exc
-    if not isinstance(value, dict):
         raise ApiError(
             422,
-            "invalid_" + name,
-            f"form field {name!r} must be a JSON object such as "
-            f'{{"category": "Bags"}}, got a JSON {type(value).__name__}',
-        )
-    return value
+            "corrupt_image",
+            f"the image could not be decoded (truncated or corrupt); send a {ACCEPTED_NAMES} file",
+        ) from exc

@@ -1,0 +1,107 @@
+"""The web layer's one door to condition rules: which category names and texts a request may use.
+
+Every route goes through :func:`resolve_condition`, :func:`resolve_categories` or
+:func:`resolve_category`; nothing else in ``referred.web`` decides what a condition may be.
+
+TODO(query.py): these rules duplicate ``referred.search.conditions`` (and the model's own
+encoding) with different details: here a category matches case-insensitively with ``_`` for a
+space, control characters in a text become spaces, and the text limit is the setting
+``max_text_chars`` (500) where the library allows 1000. When ``referred.query`` owns condition
+parsing, make these three functions call it (one set of rules) and delete the copies below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def resolve_condition(
+    category: str | None, text: str | None, searcher: Any, settings: Settings
+) -> tuple[str | None, str | None]:
+    """(category, text) of a search: exactly one of them, validated (422 naming the problem)."""
+    category = category if category and category.strip() else None
+    if text is not None and category is None:
+        return None, _check_text(text, searcher, settings)
+    if category is not None and text is not None and text.strip():
+        raise ApiError(422, "ambiguous_condition", "give either 'category' or 'text', not both")
+    if category is None:
+        hint = " or a 'text'" if searcher.accepts_text else ""
+        raise ApiError(
+            422,
+            "missing_condition",
+            f"say which item you mean: a 'category' ({', '.join(searcher.category_choices)}){hint}",
+        )
+    return resolve_category(category, searcher), None
+
+
+def resolve_category(name: str, searcher: Any) -> str:
+    """The canonical spelling of ``name`` (case and spaces ignored); 422 listing valid ones."""
+    categories = tuple(searcher.category_choices)
+    key = " ".join(name.split()).casefold()
+    for c in categories:
+        if c.casefold() == key or c.casefold().replace(" ", "_") == key:
+            return c
+    raise ApiError(
+        422,
+        "unknown_category",
+        f"unknown category {name[:60]!r}; valid categories: {', '.join(categories)}",
+    )
+
+
+def resolve_categories(
+    values: list[str] | None, searcher: Any, settings: Settings
+) -> list[str] | None:
+    """Shop-the-look categories: repeated fields, comma-separated or JSON lists; None for all."""
+    raw: list[str] = []
+    for value in values or []:
+        value = value.strip()
+        if value.startswith("["):
+            raw.extend(_json_names(value))
+        else:
+            raw.extend(x for x in value.split(",") if x.strip())
+    if not raw:
+        return None
+    if len(raw) > settings.max_categories:
+        raise ApiError(
+            422,
+            "too_many_categories",
+            f"{len(raw)} categories asked; at most {settings.max_categories}",
+        )
+    return list(dict.fromkeys(resolve_category(x, searcher) for x in raw))
+
+
+def _json_names(value: str) -> list[str]:
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"'categories' is not valid JSON: {exc.msg}") from exc
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise ApiError(422, "invalid_field", "'categories' must be a list of names")
+    return items
+
+
+def _check_text(text: str, searcher: Any, settings: Settings) -> str:
+    if not searcher.accepts_text:
+        raise ApiError(
+            422,
+            "text_not_supported",
+            "this model is conditioned on categories only; send a 'category' instead "
+            f"({', '.join(searcher.category_choices)})",
+        )
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise ApiError(422, "empty_text", "the text condition is empty; describe the item")
+    if len(text) > settings.max_text_chars:
+        raise ApiError(
+            422,
+            "text_too_long",
+            f"the text is {len(text)} characters; the limit is {settings.max_text_chars}",
+        )
+    return text

@@ -1,0 +1,186 @@
+"""Multipart forms: FastAPI's own ``Form``/``File`` parameters, with this service's upload rules.
+
+Routes declare their fields as ``Annotated[..., Form()]`` / ``UploadFile`` parameters (the
+aliases below), so FastAPI validates them and the OpenAPI schema shows them as they are.
+:class:`FormRoute` runs first, before FastAPI reads the body:
+
+1. guards marked ``before_body`` (the admin token check) run before any of the body is read;
+2. a body that is not ``multipart/form-data`` is 415, a broken one 400, with this service's
+   limits (:data:`~referred.web.uploads.MAX_FORM_FIELDS` fields, 4 files, 64 KiB per field);
+3. a field sent more than once is 422 (``duplicate_field``), except declared list fields.
+
+FastAPI then finds the parsed form cached on the request. What a schema cannot say (a JSON
+object in a text field, a yes/no flag, k within the configured range) is parsed by the helpers
+here, each answering 4xx with a message naming the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from fastapi import File, Form, Request, UploadFile
+from fastapi.routing import APIRoute
+from pydantic import WithJsonSchema
+from starlette.responses import Response
+
+from referred.web.schemas import ApiError
+from referred.web.settings import Settings
+from referred.web.uploads import ACCEPTED_NAMES, read_form
+
+#: The spellings of a yes/no form field.
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def before_body(guard: Callable[[Request], None]) -> Callable[[Request], None]:
+    """Mark a dependency to be run by :class:`FormRoute` before the body is read."""
+    guard.before_body = True  # type: ignore[attr-defined]
+    return guard
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(a) for a in get_args(annotation))
+    return get_origin(annotation) is list
+
+
+class FormRoute(APIRoute):
+    """An APIRoute whose multipart body is checked by this service's rules before FastAPI
+    validates the declared fields (see the module docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        guards = [
+            d.dependency for d in self.dependencies if getattr(d.dependency, "before_body", False)
+        ]
+        if self.body_field is None:
+            return handler
+        repeatable = {
+            f.alias for f in self.dependant.body_params if _is_list(f.field_info.annotation)
+        }
+
+        async def route(request: Request) -> Response:
+            for guard in guards:
+                guard(request)
+            form = await read_form(request)  # cached: FastAPI's own request.form() reuses it
+            for name in set(form.keys()) - repeatable:
+                count = len(form.getlist(name))
+                if count > 1:
+                    raise ApiError(
+                        422,
+                        "duplicate_field",
+                        f"form field {name[:60]!r} was sent {count} times; send it once",
+                    )
+            return await handler(request)
+
+        return route
+
+
+# -- field types ---------------------------------------------------------------------------------
+def _text(description: str, **schema: Any) -> Any:
+    """An optional text field; the schema says string (an absent field is simply left out)."""
+    return Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "description": description, **schema}),
+        Form(),
+    ]
+
+
+ImageFile = Annotated[
+    UploadFile, File(description=f"the photo: {ACCEPTED_NAMES}, recognised from its bytes")
+]
+CategoryField = _text("which item: one of GET /categories (case ignored)")
+TextField = _text("or describe the item in free text (text-conditioned models only)")
+KField = Annotated[
+    int | None,
+    WithJsonSchema({"type": "integer", "minimum": 1, "description": "how many results"}),
+    Form(),
+]
+FlagField = Annotated[
+    str | None,
+    WithJsonSchema({"type": "boolean", "description": "true/false (also accepted: 1/0, yes/no)"}),
+    Form(),
+]
+JSON_OBJECT = {"contentMediaType": "application/json"}
+FilterField = _text(
+    'JSON object of field → value or [values], e.g. {"category": ["Bags", "Feet"]}',
+    **JSON_OBJECT,
+    contentSchema={
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+            ]
+        },
+    },
+)
+MetadataField = _text(
+    "JSON object of extra fields (strings, numbers, booleans)",
+    **JSON_OBJECT,
+    contentSchema={
+        "type": "object",
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+    },
+)
+CategoriesField = Annotated[
+    list[str] | None,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "categories to shop (repeat the field, or comma-separate, or a "
+            "JSON list); default: all of GET /categories",
+        }
+    ),
+    Form(),
+]
+
+
+# -- values a schema cannot check -----------------------------------------------------------------
+def check_k(k: int | None, settings: Settings, default: int | None = None) -> int:
+    if k is None:
+        return settings.default_k if default is None else default
+    if not 1 <= k <= settings.max_k:
+        shown = str(k) if len(str(k)) <= 40 else str(k)[:37] + "..."
+        raise ApiError(
+            422, "invalid_k", f"k must be an integer from 1 to {settings.max_k}, got {shown!r}"
+        )
+    return k
+
+
+def parse_flag(value: str | None, name: str) -> bool:
+    """A yes/no field: true/false, 1/0, yes/no (any case); absent or empty is false."""
+    if value is None or not value.strip():
+        return False
+    word = value.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    accepted = "/".join(f"{t}/{f}" for t, f in zip(TRUE_WORDS, FALSE_WORDS))
+    raise ApiError(
+        422, "invalid_flag", f"form field {name!r} must be one of {accepted}, got {value[:40]!r}"
+    )
+
+
+def parse_json_object(raw: str | None, name: str) -> dict[str, Any] | None:
+    """A form field holding a JSON object; 400 for malformed JSON, 422 for another type."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"form field {name!r} is not valid JSON: {exc.msg} at character {exc.pos}",
+        ) from exc
+    if not isinstance(value, dict):
+        raise ApiError(
+            422,
+            "invalid_" + name,
+            f"form field {name!r} must be a JSON object such as "
+            f'{{"category": "Bags"}}, got a JSON {type(value).__name__}',
+        )
+    return value
