@@ -20,12 +20,18 @@ LRVSF_CATEGORIES: tuple[str, ...] = (
 )
 
 
+def category_key(name: str) -> str:
+    """How names are compared: case, surrounding space and ``_``/``-`` versus space are
+    ignored (``lower_body``, ``Lower-Body`` and ``lower body`` all name ``Lower Body``)."""
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).casefold()
+
+
 def category_index(name: str, categories: tuple[str, ...] = LRVSF_CATEGORIES) -> int:
-    """Index of ``name`` in ``categories`` (exact match first, then case-insensitive)."""
+    """Index of ``name`` in ``categories`` (exact match first, then by :func:`category_key`)."""
     if name in categories:
         return categories.index(name)
-    folded = {c.casefold(): i for i, c in enumerate(categories)}
-    key = name.strip().casefold()
-    if key in folded:
-        return folded[key]
+    keyed = {category_key(c): i for i, c in enumerate(categories)}
+    key = category_key(name)
+    if key in keyed:
+        return keyed[key]
     raise ValueError(f"unknown category {name!r}; expected one of: {', '.join(categories)}")

@@ -193,29 +193,28 @@ def embed_items(
     """Embed ``(id, image)`` pairs with ``model`` into the parquet file ``out``.
 
     ``condition``: None (unconditioned, as catalog products are), a category name or a text,
-    applied to every image. Decoding of the next batch overlaps the model's forward. ``fast``:
-    on the CPU, run :func:`referred.model.fast.optimize_for_inference` (same vectors to ~1e-6).
+    applied to every image, with :mod:`referred.query`'s rules. Decoding of the next batch
+    overlaps the model's forward. ``fast``: on the CPU, run the fast forward (same vectors to
+    ~1e-6).
     """
-    from referred.model.fast import inference_model
+    from referred.query import QueryEncoder
 
+    encoder = QueryEncoder(model, fast=fast, batch_size=batch_size)
+    cond = encoder.conditions([condition], 1)[0]  # checked before any image is read
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = EmbedReport(output=out)
-    cond = None if condition is None else model.encode_conditions([condition])
-    meta = {"model": model.config.name, "condition": "" if condition is None else str(condition)}
+    meta = {"model": model.config.name, "condition": cond.value or ""}
     writer = PartWriter(out, model.config.output_dim, meta, rows_per_part)
     bar = progress_bar(progress, total)
     cfg = model.config.preprocess
-    net = inference_model(model, fast)
 
     def forward(decoded: tuple[list[str], list[np.ndarray], list[tuple[str, str]]]) -> None:
         ids, arrays, failures = decoded
         report.failures.extend(failures)
         if arrays:
-            pixels = torch.from_numpy(np.stack(arrays)).to(model.device)  # (b, 3, R, R)
-            c = None if cond is None else cond.expand(len(ids), *cond.shape[1:]).to(model.device)
-            emb = torch.nn.functional.normalize(net(pixels, c).float(), dim=-1)
-            writer.add(ids, emb.cpu().numpy())
+            pixels = torch.from_numpy(np.stack(arrays))  # (b, 3, R, R)
+            writer.add(ids, encoder.forward(pixels, [cond] * len(ids)).numpy())
             report.embedded += len(ids)
         if bar is not None:
             bar.update(len(ids) + len(failures))

@@ -85,13 +85,13 @@ class CountingForward:
 
     def __init__(self, searcher, monkeypatch):
         self.batches: list[int] = []
-        original = searcher._net
+        original = searcher.encoder.net
 
         def forward(x, c=None):
             self.batches.append(x.shape[0])
             return original(x, c)
 
-        monkeypatch.setattr(searcher, "_net", forward)
+        monkeypatch.setattr(searcher.encoder, "net", forward)
 
 
 def test_interface_attributes(searcher, text_searcher):
@@ -124,9 +124,9 @@ def test_search_returns_k_hits_with_metadata(searcher, model, condition):
 def test_the_fast_forward_finds_what_the_plain_model_finds(searcher, model):
     from referred.model.fast import FastCondViT
 
-    assert isinstance(searcher._net, FastCondViT)
+    assert isinstance(searcher.encoder.net, FastCondViT)
     plain = Searcher(model, searcher.index, fast=False)
-    assert plain._net is model
+    assert plain.encoder.net is model
     for cond in ({}, {"category": "Feet"}):
         fast_hits, plain_hits = (
             searcher.search(png(7), k=8, **cond),

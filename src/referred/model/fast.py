@@ -205,23 +205,17 @@ class FastCondViT:
         """Already inference-only (for code that calls ``model.eval()``)."""
         return self
 
-    def encode_conditions(self, conds: Any) -> torch.Tensor | None:
-        from referred.model import encoding
-
-        return encoding.encode_conditions(self.model, conds)
-
     def encode_queries(self, images: Any, conds: Any = None, batch_size: int = 32) -> torch.Tensor:
         """As :meth:`CondViT.encode_queries`, through this forward."""
-        from referred.model import encoding
+        from referred.query import QueryEncoder
 
-        c = encoding.encode_conditions(self.model, conds)
-        return encoding.embed(self, images, c, batch_size)
+        return QueryEncoder(self, batch_size=batch_size).encode(images, conds)
 
     def encode_targets(self, images: Any, batch_size: int = 32) -> torch.Tensor:
         """As :meth:`CondViT.encode_targets`, through this forward."""
-        from referred.model import encoding
+        from referred.query import QueryEncoder
 
-        return encoding.embed(self, images, None, batch_size)
+        return QueryEncoder(self, batch_size=batch_size).encode(images, None)
 
     def attention_map(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.attention_map(x, c)

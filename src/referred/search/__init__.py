@@ -17,7 +17,7 @@ from typing import Any
 _LAZY = {
     "Hit": "referred.search.searcher",
     "Searcher": "referred.search.searcher",
-    "Condition": "referred.search.conditions",
+    "Condition": "referred.query",
         "IndexMismatchError": "referred.search.errors",
     "QueryError": "referred.search.errors",
     "SearchError": "referred.search.errors",

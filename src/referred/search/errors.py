@@ -8,33 +8,26 @@ detail) and treats anything else, ``ValueError`` and ``KeyError`` included, as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from referred.imageio import ImageDecodeError
 from referred.index.errors import FilterError, MetadataError, UnknownFieldError
 
+# The query errors are raised where conditions are parsed (referred.query, below this layer).
+from referred.query import (
+    QueryError,
+    SearchError,
+    UnknownCategoryError,
+    UnsupportedConditionError,
+)
 
-class SearchError(Exception):
-    """Base class of the errors raised by the Searcher for bad requests."""
-
-
-class QueryError(SearchError, ValueError):
-    """A bad argument: k out of range, images and conditions that do not pair up, …"""
-
-
-class UnknownCategoryError(QueryError):
-    """A category the model does not know; the message lists the valid ones."""
-
-    def __init__(self, category: object, valid: Iterable[str]) -> None:
-        self.category = category
-        self.valid = tuple(valid)
-        super().__init__(
-            f"unknown category {category!r}; this model accepts: {', '.join(self.valid)}"
-        )
-
-
-class UnsupportedConditionError(QueryError):
-    """A condition the model cannot take (text on a category-only model, both at once, …)."""
+__all__ = [
+    "USER_ERRORS",
+    "IndexMismatchError",
+    "QueryError",
+    "SearchError",
+    "UnknownCategoryError",
+    "UnknownProductError",
+    "UnsupportedConditionError",
+]
 
 
 class IndexMismatchError(SearchError, ValueError):

@@ -18,7 +18,6 @@ While it serves, write through the Searcher, not through the index.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from referred.categories import LRVSF_CATEGORIES
-from referred.imageio import ImageDecodeError
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
-from referred.model.fast import inference_model
-from referred.model.text import TextMemo
-from referred.preprocess import preprocess_image
-from referred.search import conditions as cond_mod
-from referred.search.conditions import Condition
+from referred.query import NONE, Condition, QueryEncoder
 from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
 from referred.search.locks import ReadWriteLock
 from referred.search.provenance import check_model
@@ -58,7 +50,6 @@ class Hit:
 
 
 #: Distinct condition texts whose vectors a Searcher remembers (384 floats each: ~6 MB).
-TEXT_MEMO_ITEMS = 4096
 
 
 class Searcher:
@@ -83,7 +74,8 @@ class Searcher:
         if batch_size < 1 or max_k < 1:
             raise ValueError(f"batch_size and max_k must be >= 1, got {batch_size}, {max_k}")
         self.model = model.eval()
-        self._net = inference_model(self.model, fast)  # what the searches run
+        #: the one path from images and conditions to vectors (rules, fast forward, batching)
+        self.encoder = QueryEncoder(self.model, fast=fast, batch_size=batch_size)
         self.index = index
         self.batch_size = int(batch_size)
         self.max_k = int(max_k)
@@ -93,11 +85,7 @@ class Searcher:
         self.accepts_text: bool = self._config.cond_dim is not None
         #: What a shopper can pick as a category: the model's table, or for a text model
         #: LRVS-F's names, which it receives as texts ("Bags").
-        self.category_choices: tuple[str, ...] = self.categories or (
-            LRVSF_CATEGORIES if self.accepts_text else ()
-        )
-        self._model_lock = threading.Lock()
-        self._text_memo: TextMemo | None = None
+        self.category_choices: tuple[str, ...] = self.encoder.category_choices
         self._rw = ReadWriteLock()
         self._shared_reads = bool(getattr(index, "thread_safe_search", False))
         if threads is not None:
@@ -140,7 +128,7 @@ class Searcher:
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
         (neither: the image alone), best first, among those matching ``filter``."""
-        cond = cond_mod.parse(self._config, category, text)
+        cond = self.encoder.parse(category, text)
         k = self._check_k(k)
         vectors = self._embed([image], [cond])  # (1, D)
         return self._search_vectors(vectors, k, [filter])[0]
@@ -163,7 +151,7 @@ class Searcher:
         conds = [None] * len(images) if conditions is None else list(conditions)
         if len(conds) != len(images):
             raise QueryError(f"{len(images)} images but {len(conds)} conditions")
-        parsed = [cond_mod.coerce(self._config, c) for c in conds]
+        parsed = self.encoder.conditions(conds, len(conds))
         k = self._check_k(k)
         if not images:
             return []
@@ -190,7 +178,7 @@ class Searcher:
         names = categories if categories is not None else self.category_choices
         if isinstance(names, str):
             raise QueryError(f"categories must be a list of names, got the str {names!r}")
-        parsed = list(dict.fromkeys(cond_mod.parse(self._config, category=c) for c in names))
+        parsed = list(dict.fromkeys(self.encoder.parse(category=c) for c in names))
         if not parsed:
             raise QueryError("shop the look needs at least one category")
         k = self._check_k(k)
@@ -223,11 +211,9 @@ class Searcher:
     ) -> np.ndarray:
         """Where the model looked: the class token's attention over the patches in the last
         block, (g, g) float32 summing to 1, for the same condition as :meth:`search`."""
-        cond = cond_mod.parse(self._config, category, text)
+        cond = self.encoder.parse(category, text)
         pixels = self._pixels([image])
-        with self._model_lock, torch.inference_mode():
-            c = cond_mod.to_tensor(self._config, self._encode_text, [cond])
-            amap = self.model.attention_map(pixels.to(self.model.device), c)  # (1, g, g)
+        amap = self.encoder.attention_map(pixels, [cond])  # (1, g, g)
         out = amap[0].float().cpu().numpy().astype(np.float64)
         return (out / out.sum()).astype(np.float32)
 
@@ -237,9 +223,7 @@ class Searcher:
         first shopper does not wait for them (~8 s for sentence-transformers)."""
         from PIL import Image
 
-        conds = [cond_mod.NONE] + [
-            cond_mod.parse(self._config, category=c) for c in self.category_choices
-        ]
+        conds = [NONE] + [self.encoder.parse(category=c) for c in self.category_choices]
         self._embed([Image.new("RGB", (8, 8), "white")] * len(conds), conds)
 
     def product(self, product_id: str) -> dict[str, Any]:
@@ -252,7 +236,7 @@ class Searcher:
 
     def embed(self, image: Any, *, category: str | None = None, text: str | None = None) -> Any:
         """The L2-normalised query embedding, (D,) float32."""
-        cond = cond_mod.parse(self._config, category, text)
+        cond = self.encoder.parse(category, text)
         return self._embed([image], [cond])[0]
 
     # ------------------------------------------------------------------- catalog writes
@@ -266,7 +250,7 @@ class Searcher:
         change itself is exclusive.
         """
         pixels = self._pixels([image])
-        vector = self._forward(pixels, [cond_mod.NONE])  # (1, D)
+        vector = self._forward(pixels, [NONE])  # (1, D)
         meta = None if metadata is None else [dict(metadata)]
         with self._rw.write():
             self.index.upsert([product_id], vector, meta)
@@ -301,42 +285,15 @@ class Searcher:
 
     def _pixels(self, images: Sequence[Any]) -> torch.Tensor:
         """Decode and preprocess (no lock: PIL releases the GIL) → (B, 3, R, R) float32."""
-        arrays = []
-        for image in images:
-            try:
-                arrays.append(preprocess_image(image, self._config.preprocess))
-            except TypeError as exc:
-                raise ImageDecodeError(str(exc)) from None
-        return torch.from_numpy(np.stack(arrays))
-
-    def _encode_text(self, texts: list[str]) -> torch.Tensor:
-        """Condition vectors of texts, remembered (category chips of a text model and repeated
-        queries skip the sentence encoder); called under the model lock."""
-        if self._text_memo is None:
-            from referred.model.encoding import text_encoder
-
-            self._text_memo = TextMemo(text_encoder(self.model), max_items=TEXT_MEMO_ITEMS)
-        return self._text_memo(texts)
+        return self.encoder.pixels(images)
 
     def _forward(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> np.ndarray:
         """One forward of (B, 3, R, R) pixels with B conditions of one kind → (B, D) unit rows."""
-        with self._model_lock, torch.inference_mode():
-            c = cond_mod.to_tensor(self._config, self._encode_text, conds)
-            device = self.model.device
-            emb = self._net(pixels.to(device), None if c is None else c.to(device))
-            emb = F.normalize(emb.float(), dim=-1)  # (B, D)
-        return emb.cpu().numpy()
+        return self.encoder.forward(pixels, conds).numpy()
 
     def _embed(self, images: Sequence[Any], conds: Sequence[Condition]) -> np.ndarray:
         """Embed images with their conditions: one forward per kind and per ``batch_size``."""
-        out = np.empty((len(images), self._config.output_dim), dtype=np.float32)
-        for kind in ("none", "category", "text"):
-            rows = [i for i, c in enumerate(conds) if c.kind == kind]
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start : start + self.batch_size]
-                pixels = self._pixels([images[i] for i in chunk])
-                out[chunk] = self._forward(pixels, [conds[i] for i in chunk])
-        return out
+        return self.encoder.encode(list(images), list(conds)).numpy()
 
     def _search_vectors(
         self, vectors: np.ndarray, k: int, filters: Sequence[Mapping[str, Any] | None]

@@ -1,0 +1,288 @@
+"""The one path from (images, conditions) to L2-normalised vectors.
+
+Every caller — the Searcher, ``referred embed``, the catalog build and its Ray actors, the
+benchmark, training validation, the demo and the CLI — goes through a :class:`QueryEncoder`,
+so a condition means the same thing everywhere and the same image and condition give the same
+vector everywhere. The rules, in one place:
+
+* a **condition** is nothing (the image alone), a **category** or a **text**, never two;
+* a category is a name of the model's table, matched ignoring case, surrounding space and
+  ``_``/``-`` versus space (``lower_body`` = ``Lower Body``), or an int index into it. A
+  text-only model has no table: it takes LRVS-F's names (:data:`LRVSF_CATEGORIES`, its
+  :attr:`QueryEncoder.category_choices`) and receives them as texts, as it was trained. A name
+  outside the choices is an :class:`UnknownCategoryError` listing them, on every model;
+* a text is a non-empty str of at most :data:`MAX_TEXT_CHARS` characters (stripped); a
+  category-only model refuses texts (:class:`UnsupportedConditionError`);
+* a bare str given where either is allowed (``search_many``, ``encode_queries``) is a category
+  when it names one of the choices, else a text.
+
+Vectors come from the model's fast CPU forward where it applies
+(:func:`referred.model.fast.inference_model`), one forward per kind of condition and per
+``batch_size`` images, and are L2-normalised float32.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from referred.categories import LRVSF_CATEGORIES, category_index
+from referred.imageio import ImageDecodeError
+from referred.preprocess import preprocess_image
+
+Kind = Literal["none", "category", "text"]
+KINDS: tuple[Kind, ...] = ("none", "category", "text")
+#: Longest free text accepted, in characters (sentence encoders truncate far earlier).
+MAX_TEXT_CHARS = 1000
+#: Text condition vectors remembered per encoder (category chips of a text model, repeats).
+TEXT_MEMO_ITEMS = 4096
+
+
+class SearchError(Exception):
+    """Base class of the errors a query or a search request can cause."""
+
+
+class QueryError(SearchError, ValueError):
+    """A bad argument: a malformed condition, images and conditions that do not pair up, …"""
+
+
+class UnknownCategoryError(QueryError):
+    """A category the model does not know; the message lists the valid ones."""
+
+    def __init__(self, category: object, valid: Iterable[str]) -> None:
+        self.category = category
+        self.valid = tuple(valid)
+        super().__init__(
+            f"unknown category {category!r}; this model accepts: {', '.join(self.valid)}"
+        )
+
+
+class UnsupportedConditionError(QueryError):
+    """A condition the model cannot take (text on a category-only model, both at once, …)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``kind`` "none" (value None), "category" (the table's own spelling) or "text"."""
+
+    kind: Kind
+    value: str | None = None
+
+
+NONE = Condition("none")
+
+
+# -- parsing: pure functions of the model's config ---------------------------------------------
+def category_choices(config: Any) -> tuple[str, ...]:
+    """What a user can pick as a category: the model's table, or LRVS-F's names for a text-only
+    model (sent as texts), or nothing for an unconditioned or vector-only model."""
+    if config.categories:
+        return tuple(config.categories)
+    return LRVSF_CATEGORIES if config.cond_dim is not None else ()
+
+
+def parse(config: Any, category: Any = None, text: Any = None) -> Condition:
+    """The condition for ``category`` or ``text`` (at most one), checked against ``config``."""
+    if category is not None and text is not None:
+        raise UnsupportedConditionError("give a category or a text, not both")
+    if category is None and text is None:
+        return NONE
+    if not config.conditional:
+        raise UnsupportedConditionError(
+            "this model takes no condition; search with the image alone"
+        )
+    if category is not None:
+        return _category(config, category)
+    if config.cond_dim is None:
+        raise UnsupportedConditionError(
+            "this model is conditioned on categories only; free text is not accepted. "
+            f"Valid categories: {', '.join(config.categories)}"
+        )
+    return Condition("text", _checked_text(text))
+
+
+def coerce(config: Any, cond: Any) -> Condition:
+    """One condition given loosely: None, a :class:`Condition`, a mapping with one of
+    ``category``/``text``, an int (a category index) or a str (a category when it names one of
+    :func:`category_choices`, else a text)."""
+    if cond is None:
+        return NONE
+    if isinstance(cond, Condition):
+        return cond
+    if isinstance(cond, Mapping):
+        unknown = set(cond) - {"category", "text"}
+        if unknown:
+            raise QueryError(f"a condition takes 'category' or 'text', got keys {sorted(unknown)}")
+        return parse(config, cond.get("category"), cond.get("text"))
+    if isinstance(cond, (int, np.integer)) and not isinstance(cond, bool):
+        return parse(config, category=int(cond))
+    if isinstance(cond, str):
+        names = category_choices(config)
+        if _find(cond, names) is not None or config.cond_dim is None:
+            return parse(config, category=cond)
+        return parse(config, text=cond)
+    raise QueryError(
+        "a condition must be None, a category name or index, a text, or "
+        f"{{'category'|'text': value}}; got {cond!r}"
+    )
+
+
+def _find(name: str, names: Sequence[str]) -> int | None:
+    try:
+        return category_index(name, tuple(names))
+    except ValueError:
+        return None
+
+
+def _category(config: Any, category: Any) -> Condition:
+    names = category_choices(config)
+    if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
+        if not 0 <= int(category) < len(names):
+            raise UnknownCategoryError(category, names)
+        i: int | None = int(category)
+    elif isinstance(category, str):
+        i = _find(category, names)
+    else:
+        raise QueryError(f"a category must be a name (str) or an index (int), got {category!r}")
+    if i is None:
+        raise UnknownCategoryError(category, names)
+    return Condition("category" if config.categories else "text", names[i])
+
+
+def _checked_text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError(f"a text condition must be a non-empty str, got {text!r}")
+    text = text.strip()
+    if len(text) > MAX_TEXT_CHARS:
+        raise QueryError(f"text condition of {len(text)} characters; at most {MAX_TEXT_CHARS}")
+    return text
+
+
+# -- the encoder --------------------------------------------------------------------------------
+class QueryEncoder:
+    """Images and conditions → L2-normalised vectors with one model; thread-safe.
+
+    ``fast``: run the fast CPU forward (same vectors to ~1e-6; weights are snapshotted, so
+    build a new encoder after changing the model). ``text_encoder``: a callable list[str] →
+    (B, cond_dim) to use instead of the model's own sentence encoder.
+    """
+
+    def __init__(
+        self, model: Any, *, fast: bool = True, batch_size: int = 32, text_encoder: Any = None
+    ) -> None:
+        from referred.model.fast import FastCondViT, inference_model
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(model, FastCondViT):  # already the fast twin: use it, keep its CondViT
+            self.model, self.net = model.model, model
+        else:
+            self.model, self.net = model, inference_model(model, fast)
+        self.config = model.config
+        self.batch_size = int(batch_size)
+        self.category_choices = category_choices(self.config)
+        self._text_encoder = text_encoder
+        self._memo: Any = None
+        self._lock = threading.Lock()  # one forward at a time: parallel ones thrash few cores
+
+    # conditions
+    def parse(self, category: Any = None, text: Any = None) -> Condition:
+        return parse(self.config, category, text)
+
+    def conditions(self, conds: Any, n: int) -> list[Condition]:
+        """``n`` conditions from None (all unconditioned), one condition for all, or a list."""
+        if conds is None:
+            return [NONE] * n
+        if isinstance(conds, (str, Mapping, Condition, int, np.integer)):
+            conds = [conds] * n
+        conds = list(conds)
+        if len(conds) != n:
+            raise QueryError(f"{n} images but {len(conds)} conditions")
+        return [coerce(self.config, c) for c in conds]
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Condition vectors of texts (B, cond_dim), remembered across calls."""
+        if self._memo is None:
+            from referred.model.text import TextMemo
+
+            encoder = self._text_encoder
+            if encoder is None:
+                from referred.model.encoding import text_encoder
+
+                encoder = text_encoder(self.model)
+            self._memo = TextMemo(encoder, max_items=TEXT_MEMO_ITEMS)
+        return self._memo(texts)
+
+    def condition_tensor(self, conds: Sequence[Condition]) -> torch.Tensor | None:
+        """Conditions of one kind → None, a LongTensor (B,) or a FloatTensor (B, cond_dim)."""
+        kinds = {c.kind for c in conds}
+        if len(kinds) != 1:
+            raise ValueError(f"conditions of one kind per forward, got {sorted(kinds)}")
+        kind = kinds.pop()
+        if kind == "none":
+            return None
+        if kind == "category":
+            return torch.tensor([self.config.categories.index(c.value) for c in conds])
+        vectors = self.encode_text([str(c.value) for c in conds])
+        return torch.as_tensor(vectors, dtype=torch.float32).reshape(len(conds), -1)
+
+    # images
+    def pixels(self, images: Sequence[Any]) -> torch.Tensor:
+        """Decode and preprocess with the model's settings → (B, 3, R, R) float32."""
+        arrays = []
+        for image in images:
+            try:
+                arrays.append(preprocess_image(image, self.config.preprocess))
+            except TypeError as exc:
+                raise ImageDecodeError(str(exc)) from None
+        return torch.from_numpy(np.stack(arrays))
+
+    def forward(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
+        """One forward of pixels (B, 3, R, R) with B conditions of one kind → (B, D) unit rows,
+        float32 on the CPU."""
+        with self._lock, torch.inference_mode():
+            c = self.condition_tensor(conds)
+            device = self.model.device
+            emb = self.net(pixels.to(device), None if c is None else c.to(device))  # (B, D)
+            return F.normalize(emb.float(), dim=-1).cpu()
+
+    def attention_map(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
+        """Where the model looked: the last block's class-token attention → (B, g, g)."""
+        with self._lock, torch.inference_mode():
+            c = self.condition_tensor(conds)
+            device = self.model.device
+            return self.model.attention_map(pixels.to(device), None if c is None else c.to(device))
+
+    def encode(self, images: Any, conds: Any = None) -> torch.Tensor:
+        """Images (paths, bytes, PIL images, or a pixel tensor (B, 3, R, R)) with their
+        conditions (see :meth:`conditions`) → (B, D) L2-normalised float32 on the CPU."""
+        if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+            images = [images]
+        n = len(images)
+        parsed = self.conditions(conds, n)
+        out = torch.empty(n, self.config.output_dim)
+        for kind in KINDS:
+            rows = [i for i, c in enumerate(parsed) if c.kind == kind]
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                if isinstance(images, torch.Tensor):
+                    pixels = images[chunk]
+                else:
+                    pixels = self.pixels([images[i] for i in chunk])
+                out[chunk] = self.forward(pixels, [parsed[i] for i in chunk])
+        return out
+
+    # the LRVSF-Benchmark interface
+    def encode_queries(self, images: Any, conds: Any) -> torch.Tensor:
+        """Conditioned scenes → (B, D) L2-normalised."""
+        return self.encode(images, conds)
+
+    def encode_targets(self, images: Any) -> torch.Tensor:
+        """Products, unconditioned → (B, D) L2-normalised."""
+        return self.encode(images, None)
