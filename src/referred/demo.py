@@ -186,11 +186,11 @@ def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: i
                 return index
         except (ValueError, OSError) as exc:
             log.warning("rebuilding the demo index (%s)", exc)
-    from referred.model.fast import inference_model
+    from referred.query import QueryEncoder
 
     ids = [r[0] for r in catalog.records]
-    net = inference_model(model)
-    vectors = net.encode_targets([r[1] for r in catalog.records], batch_size=batch_size)
+    encoder = QueryEncoder(model, batch_size=batch_size)
+    vectors = encoder.encode_targets([r[1] for r in catalog.records])
     index = create_index("flat", dim=vectors.shape[1])
     index.add(ids, vectors.numpy(), [r[2] for r in catalog.records])  # (N, D)
     ref = str(DEMO_MODEL_DIR) if (DEMO_MODEL_DIR / "config.json").is_file() else None

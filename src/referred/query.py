@@ -216,7 +216,8 @@ class QueryEncoder:
                 from referred.model.encoding import text_encoder
 
                 encoder = text_encoder(self.model)
-            self._memo = TextMemo(encoder, max_items=TEXT_MEMO_ITEMS)
+            memo = isinstance(encoder, TextMemo)  # already remembering: not twice
+            self._memo = encoder if memo else TextMemo(encoder, max_items=TEXT_MEMO_ITEMS)
         return self._memo(texts)
 
     def condition_tensor(self, conds: Sequence[Condition]) -> torch.Tensor | None:
@@ -279,6 +280,10 @@ class QueryEncoder:
         return out
 
     # the LRVSF-Benchmark interface
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The model's weights (what identifies this encoder's vectors, e.g. in caches)."""
+        return self.model.state_dict()
+
     def encode_queries(self, images: Any, conds: Any) -> torch.Tensor:
         """Conditioned scenes → (B, D) L2-normalised."""
         return self.encode(images, conds)

@@ -31,20 +31,20 @@ class _Embedder:
         import torch
 
         from referred.model import CondViT, ModelConfig
-        from referred.model.fast import inference_model
+        from referred.query import QueryEncoder
 
         torch.set_num_threads(threads)
         config, state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
         self.model = CondViT(ModelConfig.from_dict(config)).eval()
         self.model.load_state_dict(state)
-        self.net = inference_model(self.model)  # the fast CPU forward (as embed_items)
+        self.encoder = QueryEncoder(self.model)  # the one query path, as embed_items
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
-        import torch.nn.functional as F
 
         from referred.imageio import ImageDecodeError
         from referred.preprocess import preprocess_image
+        from referred.query import NONE
 
         cfg = self.model.config
         n = len(batch["id"])
@@ -58,9 +58,8 @@ class _Embedder:
             except (ImageDecodeError, FileNotFoundError, OSError) as exc:
                 errors[i] = str(exc) or type(exc).__name__
         if arrays:
-            with torch.inference_mode():
-                emb = self.net(torch.from_numpy(np.stack(arrays)))  # (b, D)
-                vectors[ok] = F.normalize(emb.float(), dim=-1).numpy()
+            pixels = torch.from_numpy(np.stack(arrays))  # (b, 3, R, R)
+            vectors[ok] = self.encoder.forward(pixels, [NONE] * len(ok)).numpy()
         return {"id": batch["id"], "vector": vectors, "error": errors}
 
 

@@ -111,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        model = load_model(args.model)
+        from referred.query import QueryEncoder
+
+        # the one query path (condition rules, fast forward), as the Searcher and embed use
+        model = QueryEncoder(load_model(args.model), batch_size=args.batch_size)
         name = str(args.model).rstrip("/").split("/")[-1]
     from referred.data import DataFileError
     from referred.eval.embeddings import MissingEmbeddingsError

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from referred.categories import LRVSF_CATEGORIES
@@ -32,6 +31,7 @@ from referred.eval.sources import array_blocks
 from referred.imageio import ImageDecodeError
 from referred.model import CondViT
 from referred.preprocess import PreprocessConfig, preprocess_image
+from referred.query import NONE, Condition, QueryEncoder, parse
 from referred.train import distributed as D
 
 #: Gallery category code of a product without a known category (matches only its own kind).
@@ -104,19 +104,24 @@ def _distractor_item(distractor: Any, cfg: PreprocessConfig) -> tuple:
     return pixels, LRVSF_CATEGORIES.index(cat) if cat in LRVSF_CATEGORIES else -1, None
 
 
-def _conditions(model: CondViT, cats: list[int], texts: list[str], text_memo: Any) -> Any:
-    cfg = model.config
-    if not cfg.conditional:
-        return None
-    if cfg.categories:
-        return torch.tensor([cfg.categories.index(LRVSF_CATEGORIES[c]) for c in cats])
-    return text_memo(texts)
+def _conditions(config: Any, cats: list[int], texts: list[str]) -> list[Condition]:
+    """What a shopper would send for each product, by :mod:`referred.query`'s rules: its
+    category name (a category model) or its text (a text model: caption or category name)."""
+    if not config.conditional:
+        return [NONE] * len(cats)
+    if config.categories:
+        return [parse(config, category=LRVSF_CATEGORIES[c]) for c in cats]
+    return [parse(config, text=t) for t in texts]
 
 
 def _embed_stream(
     model: CondViT, stream: _Stream, workers: int, batch_size: int, autocast: Any, text_memo: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Embed a stream → positions (n,), embeddings (n, k, D), categories (n,), failures."""
+    """Embed a stream → positions (n,), embeddings (n, k, D), categories (n,), failures.
+
+    Through :class:`referred.query.QueryEncoder` with the plain forward (the model is training,
+    possibly under autocast), as every other caller embeds."""
+    encoder = QueryEncoder(model, fast=False, text_encoder=text_memo)
     loader = DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=list)
     positions, rows, cats, failed = [], [], [], 0
     for items in loader:
@@ -126,14 +131,14 @@ def _embed_stream(
             continue
         pixels = torch.from_numpy(np.stack([it[2] for it in good]))  # (b, k, 3, S, S)
         k = pixels.shape[1]  # 2: query and target; 1: a distractor
-        pixels = pixels.to(model.device)
+        nones = [NONE] * len(good)
         with autocast:
             if k == 2:  # products: the conditioned query, then the target without condition
-                cond = _conditions(model, [it[3] for it in good], [it[4] for it in good], text_memo)
-                emb = [model(pixels[:, 0], cond), model(pixels[:, 1])]
+                conds = _conditions(model.config, [it[3] for it in good], [it[4] for it in good])
+                emb = [encoder.forward(pixels[:, 0], conds), encoder.forward(pixels[:, 1], nones)]
             else:  # distractors: gallery items, without condition
-                emb = [model(pixels[:, 0])]
-        rows.append(torch.stack([F.normalize(e.float(), dim=-1) for e in emb], 1).cpu().numpy())
+                emb = [encoder.forward(pixels[:, 0], [NONE] * len(good))]
+        rows.append(torch.stack(emb, 1).numpy())  # (b, k, D), unit rows
         positions += [it[0] for it in good]
         cats += [it[3] for it in good]
     dim = model.config.output_dim
