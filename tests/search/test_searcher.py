@@ -390,3 +390,35 @@ def test_read_write_lock_excludes_writers():
     w = events.index(("w+", 0))
     assert events[w + 1] == ("w-", 0)  # nothing ran inside the write
     assert sum(1 for e in events if e[0] == "r+") == 3
+
+
+def test_a_product_write_holds_the_index_only_for_the_index_change(model, monkeypatch):
+    """The new product's forward runs outside the exclusive section: searches go on meanwhile,
+    and the write lock is taken only once the vector exists."""
+    import threading
+    import time
+
+    s = Searcher(model, catalog_index(model, 6))
+    in_forward, release, seen = threading.Event(), threading.Event(), {}
+    forward = s._forward
+
+    def slow_forward(pixels, conds):
+        if all(c.kind == "none" for c in conds):  # the product's (unconditioned) forward
+            seen["writing"] = s._rw._writing
+            in_forward.set()
+            assert release.wait(10)
+        return forward(pixels, conds)
+
+    monkeypatch.setattr(s, "_forward", slow_forward)
+    writer = threading.Thread(target=s.upsert_product, args=("new", png(40), {"title": "t"}))
+    writer.start()
+    try:
+        assert in_forward.wait(10)
+        start = time.perf_counter()
+        hits = s.search(png(1), category="Feet", k=3)  # answered while the write embeds
+        assert len(hits) == 3 and time.perf_counter() - start < 5
+        assert seen["writing"] is False and "new" not in {h.id for h in hits}
+    finally:
+        release.set()
+        writer.join(10)
+    assert s.product("new") == {"id": "new", "title": "t"}

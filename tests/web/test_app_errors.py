@@ -78,6 +78,7 @@ def _check_error(r, status: int, words: str) -> dict:
     err = r.json()["error"]
     assert err["status"] == status and err["code"] and err["request_id"]
     assert words.lower() in err["message"].lower(), err["message"]
+    assert "object at 0x" not in err["message"] and "Traceback" not in err["message"]
     return err
 
 
@@ -88,6 +89,25 @@ def test_bad_images(client, name, endpoint):
     fields = {} if endpoint == "/shop-the-look" else {"category": "Bags"}
     r = client.post(endpoint, files={"image": ("x.jpg", data, "image/jpeg")}, data=fields)
     _check_error(r, status, words)
+
+
+def test_a_decompression_bomb_names_one_limit_once(client):
+    r = client.post(
+        "/search",
+        files={"image": ("x.png", _png_header_only(20_000, 20_000))},
+        data={"category": "Bags"},
+    )
+    err = _check_error(r, 413, "megapixels")
+    assert err["message"] == (
+        "image is 400.0 megapixels, over the limit of 40 megapixels (setting max_pixels)"
+    )
+
+
+@pytest.mark.parametrize("data", [b"\x00" * 64, b"GIF89a" + b"\x00" * 10, b"\xff\xd8\xff" * 3])
+def test_unreadable_bytes_name_the_accepted_formats(client, data):
+    r = client.post("/search", files={"image": ("x.jpg", data)}, data={"category": "Bags"})
+    assert r.status_code in (415, 422)
+    assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in _check_error(r, r.status_code, "")["message"]
 
 
 def test_missing_image(client):

@@ -17,7 +17,7 @@ import re
 import uuid
 from typing import Any
 
-from starlette.routing import Mount
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referred.web.schemas import error_body
@@ -25,23 +25,38 @@ from referred.web.schemas import error_body
 log = logging.getLogger("referred.web")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_PROBED = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(app: Any, path: str) -> list[str]:
-    """Every method some route of ``app`` answers on ``path`` (empty: no route has the path)."""
+    """Every method some route of ``app`` answers on ``path`` (empty: no route has the path).
+
+    Asked of the router itself (a probe scope per method), so routers included in routers and
+    path convertors count exactly as they do when a request is routed.
+    """
     methods: set[str] = set()
     for route in app.router.routes:
         if isinstance(route, Mount):
             if path.startswith(route.path.rstrip("/") + "/"):
-                methods |= {"GET", "HEAD"}
-        elif getattr(route, "methods", None) and route.path_regex.match(path):
-            methods |= set(route.methods)
+                methods |= {"GET", "HEAD"}  # static files
+            continue
+        for method in _PROBED:
+            probe = {
+                "type": "http",
+                "method": method,
+                "path": path,
+                "root_path": "",
+                "headers": [],
+                "query_string": b"",
+            }
+            if route.matches(probe)[0] == Match.FULL:
+                methods.add(method)
     if not methods:
         return []
     if "GET" in methods:
         methods.add("HEAD")
     methods.add("OPTIONS")
-    return [m for m in _ORDER if m in methods] + sorted(methods - set(_ORDER))
+    return [m for m in _ORDER if m in methods]
 
 
 async def send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
