@@ -206,18 +206,28 @@ class QueryEncoder:
             raise QueryError(f"{n} images but {len(conds)} conditions")
         return [coerce(self.config, c) for c in conds]
 
+    def text_encoder(self) -> Any:
+        """The sentence encoder (the given one, else the model's own, loaded on first use)."""
+        if self._text_encoder is None:
+            from referred.model.encoding import text_encoder
+
+            self._text_encoder = text_encoder(self.model)
+        return self._text_encoder
+
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        """Condition vectors of texts (B, cond_dim), remembered across calls."""
+        """Condition vectors of texts (B, cond_dim), remembered across calls. Vectors saved
+        with the model (its category choices) are known from the start: category queries of
+        a text model never load the sentence encoder."""
         if self._memo is None:
             from referred.model.text import TextMemo
 
-            encoder = self._text_encoder
-            if encoder is None:
-                from referred.model.encoding import text_encoder
-
-                encoder = text_encoder(self.model)
-            memo = isinstance(encoder, TextMemo)  # already remembering: not twice
-            self._memo = encoder if memo else TextMemo(encoder, max_items=TEXT_MEMO_ITEMS)
+            given = self._text_encoder
+            if isinstance(given, TextMemo):  # already remembering: not twice
+                self._memo = given
+            else:
+                self._memo = TextMemo(lambda t: self.text_encoder()(t), TEXT_MEMO_ITEMS)
+            if given is None:  # saved vectors come from the model's own encoder
+                self._memo.seed(getattr(self.model, "known_texts", None) or {})
         return self._memo(texts)
 
     def condition_tensor(self, conds: Sequence[Condition]) -> torch.Tensor | None:

@@ -136,6 +136,32 @@ def test_text_model_search(tmp_path, monkeypatch, capsys):
     )
 
 
+def test_text_model_category_query_uses_the_saved_vectors(tmp_path, monkeypatch, capsys):
+    """A text model saved with its category choices' vectors answers a category query without
+    loading a sentence encoder; stdout carries only the results; a category outside the
+    choices is an error (exit 2), not a silent text search."""
+    model = referred.create_model("tiny", conditioning="text", seed=0)
+    model.known_texts = dict(zip(referred.LRVSF_CATEGORIES, fake_text_encoder(CATS * 4)))
+    model.save_pretrained(tmp_path / "model")
+    monkeypatch.setattr(encoding, "load_text_encoder", lambda name: fake_text_encoder)
+    photos(tmp_path / "photos", per_category=2)
+    assert build(tmp_path, "--out", str(tmp_path / "idx")) == 0
+    capsys.readouterr()
+
+    def no_encoder(name):
+        raise AssertionError("a category query loaded the sentence encoder")
+
+    monkeypatch.setattr(encoding, "load_text_encoder", no_encoder)
+    query = str(tmp_path / "photos" / "Bags" / "bags0.png")
+    base = ["search", query, "--index", str(tmp_path / "idx")]
+    assert cli.main([*base, "--category", "lower_body", "-k", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split() == ["rank", "id", "score", "category", "title"]
+    assert len(out.splitlines()) == 3 and err == ""
+    assert cli.main([*base, "--category", "Socks"]) == 2
+    assert "unknown category 'Socks'; this model accepts: Bags" in capsys.readouterr().err
+
+
 def test_user_errors_exit_2_with_a_message(built, capsys):
     query = str(built / "photos" / "Bags" / "bags0.png")
     base = ["search", query, "--index", str(built / "idx")]

@@ -115,3 +115,18 @@ def test_text_memo_embeds_each_text_once_and_forgets_the_oldest():
     assert calls[-1] == ["bag"]
     with pytest.raises(ValueError, match="max_items"):
         TextMemo(encoder, max_items=0)
+
+
+def test_saved_text_vectors_round_trip_and_belong_to_their_encoder(tmp_path):
+    from referred.model.text import TEXT_VECTORS_NAME, load_text_vectors
+
+    model = referred.create_model("tiny", conditioning="text", seed=4)
+    vectors = {"Bags": torch.ones(384), "Feet": torch.arange(384.0)}
+    model.known_texts = vectors
+    model.save_pretrained(tmp_path / "m")
+    loaded = referred.load_model(tmp_path / "m")
+    assert list(loaded.known_texts) == ["Bags", "Feet"]
+    torch.testing.assert_close(loaded.known_texts["Feet"], vectors["Feet"])
+    assert load_text_vectors(tmp_path / "m", "another-encoder") == {}  # other encoder: unused
+    (tmp_path / "m" / TEXT_VECTORS_NAME).write_bytes(b"garbage")
+    assert referred.load_model(tmp_path / "m").known_texts == {}  # unreadable: encoder instead

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 
-def quiet_backends() -> None:
-    """Keep faiss's loader and Milvus Lite's server chatter out of the CLI's INFO output."""
-    for name in ("faiss.loader", "milvus_lite"):
+def quiet_backends(text_encoder: bool = False) -> None:
+    """Keep faiss's loader and Milvus Lite's server chatter out of the CLI's INFO output;
+    with ``text_encoder``, the sentence encoder's loading line and weight-loading bar too."""
+    names = ["faiss.loader", "milvus_lite"]
+    if text_encoder:
+        names += ["sentence_transformers", "transformers"]
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in names:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

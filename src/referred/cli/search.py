@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from referred.cli.index import quiet_backends
 
     flt = _check(args)
-    quiet_backends()
+    quiet_backends(text_encoder=not args.verbose)  # stdout: results only; stderr: errors
     torch.set_num_threads(max(1, args.threads))
     try:
         searcher = _open(args)

@@ -295,6 +295,11 @@ def save_pretrained(
     tmp_config.write_text(json.dumps(config, indent=2) + "\n")
     os.replace(tmp_weights, d / WEIGHTS_NAME)
     os.replace(tmp_config, d / "config.json")
+    known = getattr(model, "known_texts", None)
+    if known and model.config.text_encoder:
+        from referred.model.text import save_text_vectors
+
+        save_text_vectors(d, model.config.text_encoder, known)
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

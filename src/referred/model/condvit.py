@@ -191,6 +191,8 @@ class CondViT(nn.Module):
         if config.conditional:
             self.c_pos_embedding = nn.Parameter(scale * torch.randn(1, w))
         self._text_encoder: Any = None  # set lazily by referred.model.encoding
+        #: condition vectors of fixed texts (text → (cond_dim,)), saved with the weights
+        self.known_texts: dict[str, torch.Tensor] = {}
 
     # -- math ---------------------------------------------------------------------------------
     def condition_token(self, c: torch.Tensor) -> torch.Tensor:

@@ -89,6 +89,10 @@ def load_model(
         )
     model = CondViT(config)
     ckpt.load_state(model, state, str(path), allowed)
+    if path.is_dir() and config.cond_dim is not None:
+        from referred.model.text import load_text_vectors
+
+        model.known_texts = load_text_vectors(path, config.text_encoder)
     return model.to(device).eval()
 
 

@@ -8,9 +8,12 @@ dependency (``pip install 'referred[text]'``), imported only here and only when 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -18,6 +21,41 @@ from referred.model.config import DEFAULT_TEXT_ENCODER
 
 #: Any callable mapping a list of texts to a float tensor (B, dim).
 TextEncoder = Callable[[Sequence[str]], torch.Tensor]
+#: In a ``save_pretrained`` folder: condition vectors of fixed texts (a text model's category
+#: choices), so that category queries need no sentence encoder (~8 s to load).
+TEXT_VECTORS_NAME = "text_conditions.safetensors"
+
+
+def save_text_vectors(directory: Path, encoder: str, vectors: dict[str, torch.Tensor]) -> None:
+    """Write ``vectors`` (text → (cond_dim,)) for the sentence encoder named ``encoder``."""
+    from safetensors.torch import save_file
+
+    texts = list(vectors)
+    stacked = torch.stack([vectors[t].float().cpu() for t in texts]).contiguous()  # (T, dim)
+    meta = {"encoder": encoder, "texts": json.dumps(texts)}
+    tmp = directory / f".{TEXT_VECTORS_NAME}.tmp"
+    save_file({"vectors": stacked}, str(tmp), metadata=meta)
+    os.replace(tmp, directory / TEXT_VECTORS_NAME)
+
+
+def load_text_vectors(directory: Path, encoder: str | None) -> dict[str, torch.Tensor]:
+    """The vectors saved for ``encoder`` in ``directory``; {} when absent, unreadable or made
+    by another encoder (they would not match what the model was trained with)."""
+    path = directory / TEXT_VECTORS_NAME
+    if encoder is None or not path.is_file():
+        return {}
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("encoder") != encoder:
+                return {}
+            texts, vectors = json.loads(meta["texts"]), f.get_tensor("vectors")
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        logging.getLogger(__name__).warning("ignoring %s (%s); texts go to the encoder", path, exc)
+        return {}
+    return dict(zip(texts, vectors)) if len(texts) == len(vectors) else {}
 
 
 class SentenceEncoder:
@@ -91,6 +129,11 @@ class TextMemo:
 
     def __len__(self) -> int:
         return len(self._memo)
+
+    def seed(self, vectors: dict[str, torch.Tensor]) -> None:
+        """Remember known vectors (e.g. saved with the model) without calling the encoder."""
+        for text, vector in vectors.items():
+            self._memo[text] = vector.float().cpu()
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         texts = list(texts)

@@ -225,6 +225,8 @@ class Searcher:
 
         conds = [NONE] + [self.encoder.parse(category=c) for c in self.category_choices]
         self._embed([Image.new("RGB", (8, 8), "white")] * len(conds), conds)
+        if self.accepts_text:  # free texts need it even when the choices' vectors were saved
+            self.encoder.text_encoder()
 
     def product(self, product_id: str) -> dict[str, Any]:
         """The stored metadata of a product (with its ``id``); UnknownProductError if absent."""
