@@ -5,6 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 EXTRAS ?= dev,faiss,text,data,eval,serve,train,e2e,milvus
+PORT   ?= 8000
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 export HF_HUB_OFFLINE ?= 1
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/referred demo
+	$(VENV)/bin/referred demo --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests scripts

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+#: The stable name of the demo's current index under ``.cache/demo/catalog/``.
+DEMO_INDEX_LINK = "index"
 log = logging.getLogger(__name__)
 
 DEMO_MODEL_DIR = Path(__file__).parent / "assets" / "demo-model"
@@ -183,6 +185,7 @@ def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: i
         try:
             index = load_index(cache, mmap=False)
             if len(index) == len(catalog.records):
+                _point_current(catalog.root, cache)
                 return index
         except (ValueError, OSError) as exc:
             log.warning("rebuilding the demo index (%s)", exc)
@@ -198,7 +201,20 @@ def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: i
     for old in catalog.root.glob("index-*"):
         shutil.rmtree(old, ignore_errors=True)
     index.save(cache)
+    _point_current(catalog.root, cache)
     return index
+
+
+def _point_current(root: Path, cache: Path) -> None:
+    """``root/index`` → the current model's index folder (a relative symlink, swapped
+    atomically), so users find the demo index under one stable path."""
+    link, tmp = root / DEMO_INDEX_LINK, root / f".{DEMO_INDEX_LINK}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(cache.name, target_is_directory=True)
+        tmp.replace(link)
+    except OSError as exc:  # e.g. no symlinks on this file system: the folder itself works
+        log.info("no %s link (%s); the index is %s", link, exc, cache)
 
 
 def build_demo_app(
@@ -258,10 +274,13 @@ def run_demo(
             probe.bind((host, port))
         except OSError as exc:
             raise ValueError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port"
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port "
+                "(make demo PORT=8001)"
             ) from None
     print("preparing the demo (a first run builds a synthetic catalog: ~10 s) …", flush=True)
     app = build_demo_app(Path(cache), Settings.from_env(host=host, port=port))
+    index = Path(cache) / "catalog" / DEMO_INDEX_LINK
+    print(f"demo index: {index} (referred search --index {index} --category Bags IMAGE)")
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)

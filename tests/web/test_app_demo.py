@@ -224,3 +224,15 @@ def test_the_bundled_demo_model_is_trained_and_takes_text(bigger_demo):
             asked += 1
             right += r.json()["results"][0]["category"] == category
     assert right / asked >= 0.7, ("by text", right, asked)
+
+
+def test_the_demo_index_has_a_stable_path_the_cli_can_search(demo, capsys):
+    from referred.cli import main
+    from referred.index import load_index
+
+    client, cache = demo
+    link = cache / "catalog" / "index"
+    assert link.is_symlink() and load_index(link).info["model"]
+    scene = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    assert main(["search", "--index", str(link), "--category", "bags", str(scene), "-k", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # header + 2 results
