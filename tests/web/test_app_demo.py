@@ -230,7 +230,7 @@ def test_the_demo_index_has_a_stable_path_the_cli_can_search(demo, capsys):
     from referred.cli import main
     from referred.index import load_index
 
-    client, cache = demo
+    _, cache = demo
     link = cache / "catalog" / "index"
     assert link.is_symlink() and load_index(link).info["model"]
     scene = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
