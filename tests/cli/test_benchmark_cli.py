@@ -111,6 +111,10 @@ def test_embeddings_from_metadata_alone_and_too_many_distractors(tmp_path, run_c
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["distractor_counts"] == [0, 2, 4] and report["warnings"]
     assert "no embedding" in " ".join(report["notes"])  # dt2: in the metadata, not embedded
+    # no --distractors: the paper's counts, those above what exists replaced, loudly
+    code, out, err = run_cli(*base, "--out", tmp_path / "c")
+    assert code == 0 and "warning: distractor counts [10000, 100000, 1000000, 2000000]" in err
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["distractor_counts"] == [0, 4]
 
 
 def test_bad_values_are_named(tmp_path, run_cli, capsys):
