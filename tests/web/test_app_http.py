@@ -175,3 +175,27 @@ def test_healthz_shows_the_model_name_not_its_path(client):
     assert client.get("/healthz").json()["model"] == "condvit-b16-cat"
     client.app.state.info = {"model": "Slep/CondViT-B16-txt"}
     assert client.get("/healthz").json()["model"] == "CondViT-B16-txt"
+
+
+@pytest.mark.parametrize(
+    ("pid", "words"),
+    [
+        (" x", "start or end with a space"),
+        ("x\u3000", "start or end with a space"),
+        ("a\x85b", "control characters"),
+    ],
+)
+def test_new_ids_follow_the_id_rules(client, admin, png, pid, words):
+    r = client.post("/products", headers=admin, files={"image": ("n.png", png())}, data={"id": pid})
+    assert r.status_code == 422 and words in r.json()["error"]["message"]
+
+
+def test_reading_an_id_that_cannot_exist_is_404(client):
+    r = client.get("/products/%20x")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_product"
+
+
+def test_undeclared_fields_are_ignored_even_when_repeated(client, photo):
+    files = [("image", ("q.png", photo)), ("category", (None, "Bags"))]
+    files += [("note", (None, "a")), ("note", (None, "b"))]
+    assert client.post("/search", files=files).status_code == 200

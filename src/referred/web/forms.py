@@ -7,7 +7,8 @@ aliases below), so FastAPI validates them and the OpenAPI schema shows them as t
 1. guards marked ``before_body`` (the admin token check) run before any of the body is read;
 2. a body that is not ``multipart/form-data`` is 415, a broken one 400, with this service's
    limits (:data:`~referred.web.uploads.MAX_FORM_FIELDS` fields, 4 files, 64 KiB per field);
-3. a field sent more than once is 422 (``duplicate_field``), except declared list fields.
+3. a declared field sent more than once is 422 (``duplicate_field``), except list fields;
+   fields the route does not declare are ignored.
 
 FastAPI then finds the parsed form cached on the request. What a schema cannot say (a JSON
 object in a text field, a yes/no flag, k within the configured range) is parsed by the helpers
@@ -57,15 +58,15 @@ class FormRoute(APIRoute):
         ]
         if self.body_field is None:
             return handler
-        repeatable = {
-            f.alias for f in self.dependant.body_params if _is_list(f.field_info.annotation)
+        single = {
+            f.alias for f in self.dependant.body_params if not _is_list(f.field_info.annotation)
         }
 
         async def route(request: Request) -> Response:
             for guard in guards:
                 guard(request)
             form = await read_form(request)  # cached: FastAPI's own request.form() reuses it
-            for name in set(form.keys()) - repeatable:
+            for name in single & set(form.keys()):  # fields not declared are ignored
                 count = len(form.getlist(name))
                 if count > 1:
                     raise ApiError(
@@ -103,7 +104,8 @@ FlagField = Annotated[
     WithJsonSchema({"type": "boolean", "description": "true/false (also accepted: 1/0, yes/no)"}),
     Form(),
 ]
-JSON_OBJECT = {"contentMediaType": "application/json"}
+#: A JSON object in a text field (the pattern: it starts with "{", after JSON's whitespace).
+JSON_OBJECT = {"contentMediaType": "application/json", "pattern": "^[ \\t\\n\\r]*\\{"}
 FilterField = _text(
     'JSON object of field → value or [values], e.g. {"category": ["Bags", "Feet"]}',
     **JSON_OBJECT,

@@ -78,6 +78,8 @@ def _limit_fields(
 ) -> None:
     props = body.get("properties", {})
     choices = list(getattr(searcher, "category_choices", None) or [])
+    if "image" in props:
+        props["image"]["minLength"] = 1  # an empty file is refused
     if "k" in props:
         props["k"].update(
             minimum=1,

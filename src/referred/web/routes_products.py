@@ -46,7 +46,13 @@ from referred.web.settings import Settings
 from referred.web.uploads import decode_image, read_image, sniff_format
 
 MAX_ID_CHARS = 256
-_BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
+#: Control characters (C0, DEL, C1), never in an id; and the spaces an id may not start or end
+#: with: the same classes in the code and in the schema's patterns (JSON Schema's regex ``\s``
+#: and Python's ``str.strip`` disagree on some characters, so neither is used).
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_SPACE = "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+_BAD_ID = re.compile(f"[{_CONTROL}]")
+_EDGE_SPACE = re.compile(f"^[{_SPACE}]|[{_SPACE}]$")
 _EXT = {
     "JPEG": ".jpg",
     "MPO": ".jpg",
@@ -80,7 +86,7 @@ ProductId = Annotated[
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_ID_CHARS,
-            "pattern": r"^[^\u0000-\u001f\u007f]+(?<!/image)$",
+            "pattern": f"^[^{_CONTROL}]+(?<!/image)$",
             "description": "URL-encoded; no control characters, cannot end in '/image'",
         }
     ),
@@ -93,7 +99,7 @@ IdField = Annotated[
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_ID_CHARS,
-            "pattern": r"^(?!\s)[^\u0000-\u001f\u007f]+(?<!\s)(?<!/image)$",
+            "pattern": f"^(?![{_SPACE}])[^{_CONTROL}]+(?<![{_SPACE}])(?<!/image)$",
             "description": "the product id (an existing one is replaced); no control "
             "characters, no surrounding spaces, cannot end in '/image'",
         }
@@ -113,10 +119,15 @@ def check_id(product_id: str) -> str:
         )
     if _BAD_ID.search(product_id):
         raise ApiError(422, "invalid_product_id", "a product id cannot contain control characters")
-    if product_id != product_id.strip():
-        raise ApiError(
-            422, "invalid_product_id", "a product id cannot start or end with whitespace"
-        )
+    return product_id
+
+
+def check_new_id(product_id: str) -> str:
+    """:func:`check_id`, and the rules for a new id: no surrounding spaces, not ``…/image``
+    (ids that break them cannot exist, so reading or deleting one is just a 404)."""
+    check_id(product_id)
+    if _EDGE_SPACE.search(product_id):
+        raise ApiError(422, "invalid_product_id", "a product id cannot start or end with a space")
     if product_id.endswith(_SUB_RESOURCE):
         raise ApiError(
             422,
@@ -215,7 +226,7 @@ async def add_product(
     title: TitleField = None,
     metadata: MetadataField = None,
 ) -> dict[str, Any]:
-    product_id = check_id(id)
+    product_id = check_new_id(id)
     fields = product_metadata(parse_json_object(metadata, "metadata") or {}, category, title)
     if fields.get("category") is not None:
         fields["category"] = resolve_category(str(fields["category"]), searcher)
