@@ -149,17 +149,43 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     assert not problems, problems
 
 
-def test_bad_upload_shows_the_message(server, browser, tmp_path):
+def test_bad_upload_shows_the_message_and_clears_old_results(server, browser, tmp_path):
     url, _ = server
     page = browser.new_page()
     page.goto(url + "/")
-    page.wait_for_selector(".chip")
+    page.wait_for_selector("#results .card")  # the first sample's results
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a picture")
     page.locator(".chip", has_text="Feet").click()
     page.set_input_files("#file", str(bad))
     page.wait_for_selector(".status.error")
-    assert "not a recognised image" in page.locator("#status").inner_text()
+    message = page.locator("#status").inner_text()
+    assert "not a recognised image" in message and "JPEG, PNG, WebP, GIF, BMP or TIFF" in message
+    assert page.locator("#results .card").count() == 0  # no results of the previous photo
+    assert page.locator("#results-title").inner_text() == "Results"
+
+
+def test_the_text_box_is_on_screen_at_1366x900(server, browser):
+    url, _ = server
+    if not client_accepts_text(url):
+        pytest.skip("the served model takes no text: no text box")
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(url + "/")
+    page.wait_for_selector("#results .card")
+    box = page.locator("#text").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900, box  # above the fold
+    fits = page.evaluate("""() => {
+        const input = document.querySelector('#text');
+        const style = getComputedStyle(input);
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = `${style.fontSize} ${style.fontFamily}`;
+        const text = ctx.measureText(input.placeholder).width;
+        const pad = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+        const room = input.clientWidth - pad;
+        return [text, room];
+    }""")
+    assert fits[0] <= fits[1], f"placeholder {fits[0]:.0f} px in {fits[1]:.0f} px: cut"
 
 
 def test_sample_scenes_start_the_demo(server, browser):

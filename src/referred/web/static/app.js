@@ -235,10 +235,17 @@ async function run() {
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
     renderResults(body.results);
   } catch (err) {
-    if (seq === state.seq) setStatus(err.message, "error");
+    if (seq === state.seq) failed(err);
   } finally {
     if (seq === state.seq) busy(false);
   }
+}
+
+// A failed query leaves no results on the page: those shown were for another photo or item.
+function failed(err) {
+  clearResults();
+  drawHeat(null);
+  setStatus(err.message, "error");
 }
 
 async function runLook() {
@@ -260,7 +267,7 @@ async function runLook() {
       : Object.keys(body.results)[0];
     if (first) showAttention(first, seq);
   } catch (err) {
-    if (seq === state.seq) setStatus(err.message, "error");
+    if (seq === state.seq) failed(err);
   } finally {
     if (seq === state.seq) busy(false);
   }
@@ -324,6 +331,14 @@ function renderLooks(byCategory) {
       el("div", { class: "strip" }, ...hits.map((h, i) => card(h, i + 1))));
     looks.append(row);
   }
+}
+
+function clearResults() {
+  $("#looks").hidden = true;
+  $("#looks").replaceChildren();
+  $("#results").replaceChildren();
+  $("#results-title").textContent = "Results";
+  $("#timing").textContent = "";
 }
 
 function showEmpty(title, text) {
