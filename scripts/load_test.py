@@ -4,14 +4,19 @@ Each client loops: pick a sample scene (``GET /samples``) and a category (``GET 
 at random (seeded), ``POST /search`` with ``k=10``, record the latency and the status. With
 ``--text-share F`` and a model that takes text, a fraction F of the requests send a free text
 instead (colour × pattern × item: 600 distinct phrases, so the service's text memo both hits
-and misses). The test
+and misses). With ``--writers W``, W more tasks stream catalog writes meanwhile: each loops
+``POST /products`` (a sample scene as the product photo, ids ``load-w<i>-<n>`` cycling over 20,
+so they are upserts after the first round) every ``--write-interval`` seconds, with the admin
+token from ``$REFERRED_ADMIN_TOKEN``; the products written are deleted at the end. The test
 stops itself after ``--duration`` seconds (in-flight requests get ``--timeout`` more) and
-prints requests, errors, QPS and latency percentiles; ``--json`` writes them to a file.
+prints requests, errors, QPS and latency percentiles (searches, and writes apart);
+``--json`` writes them to a file.
 
 Only loopback addresses are accepted: this never sends traffic anywhere else.
 
     referred demo --no-browser &                     # or: referred serve --index ... --model ...
     python scripts/load_test.py --clients 32 --duration 120
+    REFERRED_ADMIN_TOKEN=... python scripts/load_test.py --clients 8 --writers 1
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import random
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import numpy as np
@@ -106,9 +112,68 @@ async def worker(
         tally.latencies.append(elapsed)
 
 
+WRITE_IDS = 20  # ids per writer, cycled: after the first round every write is an upsert
+
+
+async def writer(
+    client: httpx.AsyncClient,
+    index: int,
+    images: list[tuple[str, bytes]],
+    cats: list[str],
+    interval: float,
+    deadline: float,
+    tally: Tally,
+    written: set[str],
+) -> None:
+    n = 0
+    while time.monotonic() < deadline:
+        name, data = images[(index + n) % len(images)]
+        product_id = f"load-w{index}-{n % WRITE_IDS}"
+        start = time.perf_counter()
+        try:
+            r = await client.post(
+                "/products",
+                files={"image": (name, data, "image/jpeg")},
+                data={"id": product_id, "category": cats[n % len(cats)], "title": "load test"},
+            )
+        except httpx.HTTPError as exc:
+            tally.error(type(exc).__name__)
+        else:
+            if r.status_code == 201:
+                tally.latencies.append(time.perf_counter() - start)
+                written.add(product_id)
+            else:
+                tally.error(f"HTTP {r.status_code}")
+        n += 1
+        await asyncio.sleep(interval)
+
+
+def figures(tally: Tally, wall: float) -> dict:
+    lat = np.array(tally.latencies) * 1000.0
+    pct = (lambda q: round(float(np.percentile(lat, q)), 1)) if len(lat) else (lambda q: None)
+    return {
+        "requests": len(lat) + sum(tally.errors.values()),
+        "ok": len(lat),
+        "errors": sum(tally.errors.values()),
+        "error_kinds": tally.errors,
+        "qps": round(len(lat) / wall, 1),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": round(float(lat.max()), 1) if len(lat) else None,
+    }
+
+
 async def run(args: argparse.Namespace) -> dict:
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, limits=limits) as client:
+    connections = args.clients + args.writers
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    token = os.environ.get("REFERRED_ADMIN_TOKEN", "")
+    if args.writers and not token:
+        raise SystemExit("--writers needs the service's admin token in $REFERRED_ADMIN_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(
+        base_url=args.url, timeout=args.timeout, limits=limits, headers=headers
+    ) as client:
         images, cats, accepts_text = await fetch_inputs(client)
         if args.text_share and not accepts_text:
             raise SystemExit("--text-share: this service's model takes no free text")
@@ -117,7 +182,7 @@ async def run(args: argparse.Namespace) -> dict:
                 await client.post(
                     "/search", files={"image": (name, data)}, data={"category": cats[0]}
                 )
-        tally = Tally()
+        tally, writes, written = Tally(), Tally(), set()
         start = time.monotonic()
         deadline = start + args.duration
         tasks = [
@@ -133,26 +198,27 @@ async def run(args: argparse.Namespace) -> dict:
             )
             for i in range(args.clients)
         ]
+        tasks += [
+            writer(client, i, images, cats, args.write_interval, deadline, writes, written)
+            for i in range(args.writers)
+        ]
         await asyncio.wait_for(asyncio.gather(*tasks), args.duration + args.timeout + 5)
         wall = time.monotonic() - start
-    lat = np.array(tally.latencies) * 1000.0
-    pct = (lambda q: round(float(np.percentile(lat, q)), 1)) if len(lat) else (lambda q: None)
-    return {
+        for product_id in sorted(written):  # leave the catalog as it was
+            await client.delete(f"/products/{quote(product_id, safe='')}")
+    report = {
         "url": args.url,
         "clients": args.clients,
         "duration_s": round(wall, 1),
         "k": args.k,
         "text_share": args.text_share,
-        "requests": len(lat) + sum(tally.errors.values()),
-        "ok": len(lat),
-        "errors": sum(tally.errors.values()),
-        "error_kinds": tally.errors,
-        "qps": round(len(lat) / wall, 1),
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": round(float(lat.max()), 1) if len(lat) else None,
+        **figures(tally, wall),
     }
+    if args.writers:
+        report["writers"] = args.writers
+        report["write_interval_s"] = args.write_interval
+        report["writes"] = figures(writes, wall)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,11 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--text-share", type=float, default=0.0, help="fraction of requests with free text"
     )
+    p.add_argument("--writers", type=int, default=0, help="tasks streaming POST /products")
+    p.add_argument(
+        "--write-interval", type=float, default=0.1, help="seconds between one writer's writes"
+    )
     p.add_argument("--no-warmup", dest="warmup", action="store_false")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args(argv)
-    if args.clients < 1 or args.duration <= 0:
-        p.error("--clients must be >= 1 and --duration > 0")
+    if args.clients < 1 or args.duration <= 0 or args.writers < 0 or args.write_interval < 0:
+        p.error("--clients must be >= 1, --duration > 0, --writers and --write-interval >= 0")
     if not 0.0 <= args.text_share <= 1.0:
         p.error("--text-share must be between 0 and 1")
     check_loopback(args.url)
@@ -179,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
-    return 0 if report["errors"] == 0 and report["ok"] > 0 else 1
+    write_errors = report.get("writes", {}).get("errors", 0)
+    return 0 if report["errors"] == 0 and write_errors == 0 and report["ok"] > 0 else 1
 
 
 if __name__ == "__main__":
