@@ -15,8 +15,10 @@ from referred.query import (
     MAX_TEXT_CHARS,
     NONE,
     Condition,
+    EmptyTextError,
     QueryEncoder,
     QueryError,
+    TextTooLongError,
     UnknownCategoryError,
     UnsupportedConditionError,
     coerce,
@@ -50,6 +52,12 @@ def test_texts_are_stripped_bounded_and_refused_by_category_models():
     for empty in ("", "   ", 3):
         with pytest.raises(QueryError, match="non-empty str"):
             parse(TXT, text=empty)
+    assert parse(TXT, text="red\x00tote\tbag\x85").value == "red tote bag"  # controls: spaces
+    with pytest.raises(EmptyTextError):
+        parse(TXT, text="\x00\x1b ")
+    with pytest.raises(TextTooLongError, match="at most 20"):  # a service may lower the limit
+        parse(TXT, text="x" * 21, max_text_chars=20)
+    assert len(parse(TXT, text="x" * 1000, max_text_chars=5000).value) == 1000  # never raise it
     with pytest.raises(UnsupportedConditionError, match=r"categories only.*Valid categories: Bags"):
         parse(CAT, text="a red tote")
 

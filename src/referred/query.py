@@ -23,6 +23,7 @@ Vectors come from the model's fast CPU forward where it applies
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ Kind = Literal["none", "category", "text"]
 KINDS: tuple[Kind, ...] = ("none", "category", "text")
 #: Longest free text accepted, in characters (sentence encoders truncate far earlier).
 MAX_TEXT_CHARS = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 #: Text condition vectors remembered per encoder (category chips of a text model, repeats).
 TEXT_MEMO_ITEMS = 4096
 
@@ -67,6 +69,14 @@ class UnsupportedConditionError(QueryError):
     """A condition the model cannot take (text on a category-only model, both at once, …)."""
 
 
+class EmptyTextError(QueryError):
+    """A text condition with nothing in it but spaces or control characters."""
+
+
+class TextTooLongError(QueryError):
+    """A text condition over :data:`MAX_TEXT_CHARS` characters (or a caller's lower limit)."""
+
+
 @dataclass(frozen=True)
 class Condition:
     """``kind`` "none" (value None), "category" (the table's own spelling) or "text"."""
@@ -87,8 +97,11 @@ def category_choices(config: Any) -> tuple[str, ...]:
     return LRVSF_CATEGORIES if config.cond_dim is not None else ()
 
 
-def parse(config: Any, category: Any = None, text: Any = None) -> Condition:
-    """The condition for ``category`` or ``text`` (at most one), checked against ``config``."""
+def parse(
+    config: Any, category: Any = None, text: Any = None, max_text_chars: int = MAX_TEXT_CHARS
+) -> Condition:
+    """The condition for ``category`` or ``text`` (at most one), checked against ``config``.
+    ``max_text_chars`` may lower the text limit (a service's setting), never raise it."""
     if category is not None and text is not None:
         raise UnsupportedConditionError("give a category or a text, not both")
     if category is None and text is None:
@@ -104,7 +117,7 @@ def parse(config: Any, category: Any = None, text: Any = None) -> Condition:
             "this model is conditioned on categories only; free text is not accepted. "
             f"Valid categories: {', '.join(config.categories)}"
         )
-    return Condition("text", _checked_text(text))
+    return Condition("text", _checked_text(text, min(max_text_chars, MAX_TEXT_CHARS)))
 
 
 def coerce(config: Any, cond: Any) -> Condition:
@@ -155,12 +168,15 @@ def _category(config: Any, category: Any) -> Condition:
     return Condition("category" if config.categories else "text", names[i])
 
 
-def _checked_text(text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
+def _checked_text(text: Any, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """Control characters become spaces, then the text is stripped and bounded."""
+    if not isinstance(text, str):
         raise QueryError(f"a text condition must be a non-empty str, got {text!r}")
-    text = text.strip()
-    if len(text) > MAX_TEXT_CHARS:
-        raise QueryError(f"text condition of {len(text)} characters; at most {MAX_TEXT_CHARS}")
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise EmptyTextError("a text condition must be a non-empty str; describe the item")
+    if len(text) > max_chars:
+        raise TextTooLongError(f"text condition of {len(text)} characters; at most {max_chars}")
     return text
 
 
