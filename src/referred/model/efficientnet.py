@@ -70,7 +70,9 @@ def blocks_for_stride(output_stride: int) -> int:
     """How many blocks run before the stride would exceed ``output_stride`` (8 → 5, 16 → 11,
     32 → 16)."""
     if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(f"unknown output_stride {output_stride!r}; expected one of {OUTPUT_STRIDES}")
+        raise ValueError(
+            f"unknown output_stride {output_stride!r}; expected one of {OUTPUT_STRIDES}"
+        )
     stride, count = 2, 0  # the stem halves the resolution
     for _, _, s, _, _ in block_specs():
         if stride * s > output_stride:
@@ -179,9 +181,7 @@ class EfficientNetLite0(nn.Module):
         return self._fc(x.mean(dim=(2, 3)))  # (B, num_classes)
 
 
-def trunk_state_dict(
-    state: dict[str, torch.Tensor], output_stride: int
-) -> dict[str, torch.Tensor]:
+def trunk_state_dict(state: dict[str, torch.Tensor], output_stride: int) -> dict[str, torch.Tensor]:
     """The part of a full network's state dict that a trunk at ``output_stride`` holds."""
     n = blocks_for_stride(output_stride)
     keep = {f"_blocks.{i}." for i in range(n)}
