@@ -27,6 +27,12 @@ import torch
 
 from referred.categories import LRVSF_CATEGORIES
 from referred.model.config import RELEASED_TEXT_ENCODER, ModelConfig
+from referred.model.efficientnet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OUTPUT_STRIDES,
+    blocks_for_stride,
+)
 from referred.preprocess import PreprocessConfig
 
 FORMAT = "referred.condvit"
@@ -194,7 +200,12 @@ def infer_config(
     except KeyError as exc:
         raise CheckpointError(f"checkpoint lacks the key {exc.args[0]!r} of a CLIP ViT") from exc
     stem = _stem_channels(state)
+    trunk, trunk_stride = _trunk(state)
     width, patch = conv.shape[0], conv.shape[-1] * 2 ** len(stem)
+    preprocess = PreprocessConfig()
+    if trunk is not None:  # a hybrid: tokens are the trunk's map, normalised as it was trained
+        patch = trunk_stride
+        preprocess = PreprocessConfig(mean=IMAGENET_MEAN, std=IMAGENET_STD)
     grid = round((pos.shape[0] - 1) ** 0.5)
     if grid * grid + 1 != pos.shape[0]:
         raise CheckpointError(f"positional_embedding has {pos.shape[0]} rows, not 1 + a square")
@@ -215,11 +226,29 @@ def infer_config(
         output_dim=proj.shape[1],
         mlp_ratio=hidden / width,
         conv_stem=stem,
+        trunk=trunk,
+        trunk_stride=trunk_stride,
         categories=cats,
         cond_dim=cond_dim,
         text_encoder=hub_config.get("lm_backbone", RELEASED_TEXT_ENCODER) if cond_dim else None,
         name=str(hub_config.get("_name_or_path", "custom")),
+        preprocess=preprocess,
     )
+
+
+def _trunk(state: StateDict) -> tuple[str | None, int]:
+    """(trunk name, stride) of a hybrid's weights, read off its ``trunk._blocks.N`` count;
+    (None, 16) without a trunk. Its BatchNorm mode is not in the weights: frozen."""
+    if "trunk._conv_stem.weight" not in state:
+        return None, 16
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"trunk\._blocks\.(\d+)\.", k))}
+    by_count = {blocks_for_stride(s): s for s in OUTPUT_STRIDES}
+    if len(blocks) not in by_count:
+        raise CheckpointError(
+            f"checkpoint has an EfficientNet-Lite0 trunk with {len(blocks)} blocks; a trunk "
+            f"stops after {sorted(by_count)} blocks (strides {OUTPUT_STRIDES})"
+        )
+    return "efficientnet-lite0", by_count[len(blocks)]
 
 
 def _stem_channels(state: StateDict) -> tuple[int, ...]:

@@ -4,8 +4,10 @@ Parameter names are those of the published checkpoints (CLIP's ``VisionTransform
 ``c_embedding`` / ``c_pos_embedding``), so the state dict of this module *is* the training-code
 layout. Tokens are ``[class, patch_1 … patch_{g²}, cond]``: the condition token is appended last
 with its own positional embedding, and only when a condition is given; without one the forward
-is exactly CLIP's. Attention uses the fused ``scaled_dot_product_attention`` kernel on the packed
-``in_proj_weight`` of ``nn.MultiheadAttention``'s layout. Layout inside is batch-first (B, N, W).
+is exactly CLIP's. A hybrid (``config.trunk`` set) takes its patch tokens from a CNN trunk's
+feature map instead of pixels: ``conv1`` is then a 1×1 convolution on that map. Attention uses
+the fused ``scaled_dot_product_attention`` kernel on the packed ``in_proj_weight`` of
+``nn.MultiheadAttention``'s layout. Layout inside is batch-first (B, N, W).
 
 The user-facing helpers (``preprocess``, ``encode_queries``, ``encode_targets``,
 ``save_pretrained``) delegate to :mod:`referred.model.encoding`; this file holds only math.
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from referred.model.config import ModelConfig
+from referred.model.efficientnet import EfficientNetLite0
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -160,6 +163,14 @@ class ConvStem(nn.Module):
         return self.layers(x)
 
 
+def build_trunk(config: ModelConfig) -> nn.Module:
+    """The CNN trunk a hybrid config names, randomly initialised; its ``out_channels`` is the
+    channel count of its (B, C, R/s, R/s) feature map."""
+    if config.trunk == "efficientnet-lite0":
+        return EfficientNetLite0(output_stride=config.trunk_stride)
+    raise ValueError(f"no trunk builder for {config.trunk!r}")  # ModelConfig checks the name
+
+
 class CondViT(nn.Module):
     """CLIP ViT with an optional conditioning token; ``forward(x, c)`` → (B, output_dim).
 
@@ -172,10 +183,14 @@ class CondViT(nn.Module):
         super().__init__()
         self.config = config
         w, scale = config.width, config.width**-0.5
-        stem_stride = config.patch_size // 2 ** len(config.conv_stem)
         self.stem = ConvStem(config.conv_stem) if config.conv_stem else None
-        c_in = self.stem.out_channels if self.stem is not None else 3
-        self.conv1 = nn.Conv2d(c_in, w, stem_stride, stem_stride, bias=False)
+        self.trunk = build_trunk(config) if config.trunk else None
+        if self.trunk is not None:  # the trunk already strides; conv1 maps channels only
+            c_in, stride = self.trunk.out_channels, 1
+        else:
+            c_in = self.stem.out_channels if self.stem is not None else 3
+            stride = config.patch_size // 2 ** len(config.conv_stem)
+        self.conv1 = nn.Conv2d(c_in, w, stride, stride, bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(w))
         self.positional_embedding = nn.Parameter(scale * torch.randn(config.grid**2 + 1, w))
         self.ln_pre = LayerNorm(w)
@@ -193,6 +208,16 @@ class CondViT(nn.Module):
         self._text_encoder: Any = None  # set lazily by referred.model.encoding
         #: condition vectors of fixed texts (text → (cond_dim,)), saved with the weights
         self.known_texts: dict[str, torch.Tensor] = {}
+
+    def train(self, mode: bool = True) -> CondViT:
+        """As ``nn.Module.train``; a trunk whose config says ``trunk_bn="frozen"`` keeps its
+        BatchNorm layers in eval mode (running statistics used, never updated)."""
+        super().train(mode)
+        if self.trunk is not None and self.config.trunk_bn == "frozen":
+            for m in self.trunk.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
 
     # -- math ---------------------------------------------------------------------------------
     def condition_token(self, c: torch.Tensor) -> torch.Tensor:
@@ -238,7 +263,9 @@ class CondViT(nn.Module):
         if x.shape[-2:] != (res, res):
             raise ValueError(f"this model takes {res}x{res} images, got {tuple(x.shape[-2:])}")
         x = x.to(self.conv1.weight.dtype)
-        if self.stem is not None:
+        if self.trunk is not None:
+            x = self.trunk(x)  # (B, C, g, g)
+        elif self.stem is not None:
             x = self.stem(x)
         x = self.conv1(x)  # (B, W, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B, g², W)

