@@ -78,6 +78,15 @@ def test_schedule_warms_up_then_decays_by_cosine():
     assert lr[11] < 0.05 and all(a >= b for a, b in itertools.pairwise(lr[3:]))
 
 
+def test_a_time_budget_is_the_schedules_horizon_when_it_comes_first():
+    lr = lambda step, spent: learning_rate(step, base_lr=1.0, warmup=4, total=100, spent=spent)  # noqa: E731
+    assert lr(1, 0.0) == 0.5 and lr(1, 0.03) == 0.75  # warm-up: 4% of steps or of the budget
+    assert lr(10, 0.52) == pytest.approx(0.5)  # half of the budget after warm-up: half way
+    assert lr(10, 1.0) == pytest.approx(0.0) and lr(10, 7.0) == pytest.approx(0.0)
+    assert lr(52, 0.0) == pytest.approx(0.5)  # no budget: by steps, as before
+    assert lr(52, 0.25) == pytest.approx(0.5)  # the steps are further along: they decide
+
+
 def test_head_only_phase_trains_proj_and_condition_embeddings():
     model = create_model("tiny", "text", seed=0)
     set_trainable(model, head_only=True)

@@ -46,6 +46,28 @@ def test_a_run_writes_loadable_best_last_metrics_and_config(micro_config):
     assert any((out / "tb").iterdir())
 
 
+def test_max_minutes_is_the_horizon_the_run_ends_annealed_and_validated(
+    micro_config, monkeypatch
+):
+    """With a time budget far below the epochs asked, the learning rate reaches its minimum
+    when the budget is used up; the run then validates, saves and counts as finished."""
+    clock = [1000.0]
+
+    def tick():  # every look at the clock is 50 ms later: 6 s of budget last a few epochs
+        clock[0] += 0.05
+        return clock[0]
+
+    monkeypatch.setattr(loop_module.time, "monotonic", tick)
+    cfg = replace(micro_config, epochs=50, max_minutes=0.1)
+    result = train(cfg, progress=False)
+    rows = _csv(Path(cfg.out) / "metrics.csv")
+    assert result.finished and result.epochs_done < 50 and len(rows) == result.epochs_done
+    assert float(rows[-1]["lr"]) < 0.05 * cfg.lr  # annealed, not cut at a high rate
+    assert "val_R@1" in rows[-1] and result.best is not None
+    again = train(cfg, progress=False)  # the budget is spent: nothing more to do
+    assert again.finished and again.step == result.step
+
+
 def test_a_resumed_run_ends_with_the_same_weights(micro_config, tmp_path):
     cfg = replace(micro_config, epochs=3)
     straight = train(replace(cfg, out=str(tmp_path / "a")), progress=False)

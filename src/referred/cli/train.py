@@ -69,7 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16 (CUDA)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (1 is fastest here)")
-    p.add_argument("--max-minutes", type=_positive_float, help="stop resumably after this time")
+    p.add_argument(
+        "--max-minutes",
+        type=_positive_float,
+        help="time budget: the learning rate anneals to it, then the run validates and ends",
+    )
     p.add_argument(
         "--head-only-epochs",
         type=_non_negative_int,

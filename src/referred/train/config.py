@@ -128,7 +128,9 @@ class TrainConfig:
         precision: ``auto`` (bf16 on CUDA, else fp32), ``fp32``, ``bf16``, ``fp16`` (CUDA, with
             a gradient scaler).
         threads: torch CPU threads (``None``: torch's default).
-        max_minutes: stop (resumably) after this wall time; ``None``: no limit.
+        max_minutes: the run's time budget, over all its invocations: the learning rate
+            anneals to its minimum as it is used up (the schedule's horizon when it comes
+            before the last epoch); the run then validates, saves and ends. ``None``: none.
         val_distractors: validation distractors used (``None``: all of the split).
         text_encoder: sentence encoder of ``text`` conditioning (default: the model's default).
         cache_dir: where the packed training images go (default ``out/cache``).

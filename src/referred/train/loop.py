@@ -106,14 +106,18 @@ class _Loop:
         r = self.r
         stopped = False
         try:
-            while r.epoch < self.cfg.epochs and not stopped:
+            while r.epoch < self.cfg.epochs and not stopped and self._spent() < 1.0:
                 stopped = self._epoch()
                 if r.batch_in_epoch == 0:  # the epoch completed
                     self._end_epoch()
                     stopped = stopped or self._should_stop()
+            horizon = self.cfg.max_minutes is not None and self._spent() >= 1.0
+            if horizon and r.batch_in_epoch:  # the schedule ended mid-epoch: validate, save
+                log.info("reached the %g-minute horizon mid-epoch", self.cfg.max_minutes)
+                self._end_epoch()
         finally:
             self.log.close()
-        finished = r.epoch >= self.cfg.epochs
+        finished = r.epoch >= self.cfg.epochs or horizon
         if not finished:
             if r.batch_in_epoch:  # stopped mid-epoch: the position within it is saved too
                 self._save_last()
@@ -133,11 +137,16 @@ class _Loop:
         )
 
     def _should_stop(self) -> bool:
-        up = self.cfg.max_minutes is not None and (
-            time.monotonic() - self.started > 60 * self.cfg.max_minutes
-        )
         at_step = self.until_step is not None and self.r.step >= self.until_step
-        return bool(D.all_reduce_sum([float(up or at_step)], self.r.device)[0])
+        return at_step or self._spent() >= 1.0
+
+    def _spent(self) -> float:
+        """The share of ``--max-minutes`` used by the run so far, resumed invocations included
+        (0 without a budget); averaged over processes so every one sees the same schedule."""
+        if self.cfg.max_minutes is None:
+            return 0.0
+        share = self._wall() / (60.0 * self.cfg.max_minutes)
+        return D.all_reduce_sum([share], self.r.device)[0] / self.r.info.world_size
 
     # -- one epoch ----------------------------------------------------------------------------
     def _model_for_phase(self) -> torch.nn.Module:
@@ -209,7 +218,13 @@ class _Loop:
 
     def _step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> float:
         r, dev = self.r, self.r.device
-        lr = learning_rate(r.step, base_lr=self.cfg.lr, warmup=r.warmup_steps, total=r.total_steps)
+        lr = learning_rate(
+            r.step,
+            base_lr=self.cfg.lr,
+            warmup=r.warmup_steps,
+            total=r.total_steps,
+            spent=self._spent(),  # --max-minutes is the schedule's horizon too
+        )
         for group in r.optimizer.param_groups:
             group["lr"] = lr
         pre = r.model.config.preprocess

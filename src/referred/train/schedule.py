@@ -19,17 +19,27 @@ HEAD_PARAMS = ("proj", "c_embedding", "c_pos_embedding", "c_proj", "logit_scale"
 
 
 def learning_rate(
-    step: int, *, base_lr: float, warmup: int, total: int, min_lr: float = 0.0
+    step: int,
+    *,
+    base_lr: float,
+    warmup: int,
+    total: int,
+    min_lr: float = 0.0,
+    spent: float = 0.0,
 ) -> float:
     """The learning rate of optimiser step ``step`` (0-based).
 
     Linear warm-up ``base_lr·(step+1)/warmup`` for ``step < warmup``, then half a cosine from
-    ``base_lr`` down to ``min_lr`` reached at ``step = total``.
+    ``base_lr`` down to ``min_lr`` reached at ``step = total``. With a time budget, ``spent``
+    (the share of it used, 0..1) moves along the same schedule — warm-up over the same share
+    of the budget as of the steps — and whichever of steps and time is further along decides.
     """
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
+    w = warmup / total if total > 0 else 0.0  # the warm-up's share of the schedule
+    if step < warmup and spent < w:
+        return base_lr * max((step + 1) / warmup, spent / w)
     span = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / span)
+    by_time = (spent - w) / (1.0 - w) if w < 1.0 else 1.0
+    progress = min(1.0, max((step - warmup) / span, by_time if spent > 0 else 0.0))
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
