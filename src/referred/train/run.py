@@ -29,7 +29,13 @@ from referred.model.text import TextMemo, load_text_encoder
 from referred.train import distributed as D
 from referred.train.captions import caption_bank, product_texts
 from referred.train.checkpoint import LAST, find_checkpoint, load_state, set_rng_state
-from referred.train.config import ModelSpec, TrainConfig, resolve_model_spec
+from referred.train.config import (
+    AUTO_MODEL,
+    ModelSpec,
+    TrainConfig,
+    recommended_model,
+    resolve_model_spec,
+)
 from referred.train.index import DataError, PairIndex, load_or_build
 from referred.train.pairs import AugmentConfig, PairDataset, TextConditions
 from referred.train.schedule import param_groups
@@ -105,12 +111,15 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
     """Build a :class:`Run` (see the module docstring)."""
     if resume not in RESUME_MODES:
         raise ValueError(f"unknown resume mode {resume!r}; expected one of {RESUME_MODES}")
-    spec = resolve_model_spec(config.model)
-    cfg = config.resolved(spec)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     info = D.env_info()
-    device = resolve_device(cfg.device, info)
+    device = resolve_device(config.device, info)
+    spec = resolve_model_spec(config.model, device.type)
+    if config.model == AUTO_MODEL:
+        name, why = recommended_model(device.type)
+        log.info("--model auto on %s: %s, %s", device.type, name, why)
+    cfg = config.resolved(spec)
     info = D.init_distributed(device)
     precision = resolve_precision(cfg.precision, device)
     if cfg.workers is None:
@@ -136,9 +145,8 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
             f"{cfg.data}: {len(data)} products can be trained on, fewer than one batch of "
             f"{cfg.batch_size}; lower --batch-size"
         )
-    optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6
-    )
+    groups = param_groups(model, cfg.weight_decay, trunk_lr_scale=cfg.trunk_lr_scale)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     run = Run(
         cfg,

@@ -60,17 +60,23 @@ def set_trainable(model: nn.Module, head_only: bool) -> int:
     return n
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, trunk_lr_scale: float | None = None
+) -> list[dict]:
     """AdamW groups: decay on matrices and conv kernels; none on biases, norms, embeddings,
-    the class/positional/condition tokens and ``logit_scale`` (CLIP's practice)."""
-    decay, no_decay = [], []
+    the class/positional/condition tokens and ``logit_scale`` (CLIP's practice). A hybrid's
+    pretrained trunk (``trunk.*``) gets its own groups with ``lr_scale = trunk_lr_scale``
+    (the loop multiplies the scheduled rate by each group's ``lr_scale``)."""
+    groups: dict[tuple[bool, bool], list] = {}
     for name, param in model.named_parameters():
         is_table = name.startswith(("c_embedding", "class_embedding", "positional_embedding"))
-        if param.ndim < 2 or is_table or name.startswith("c_pos_embedding"):
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        no_decay = param.ndim < 2 or is_table or name.startswith("c_pos_embedding")
+        in_trunk = trunk_lr_scale is not None and name.startswith("trunk.")
+        groups.setdefault((in_trunk, no_decay), []).append(param)
+    out = []
+    for (in_trunk, no_decay), params in sorted(groups.items()):
+        scale = float(trunk_lr_scale) if in_trunk and trunk_lr_scale is not None else 1.0
+        out.append(
+            {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr_scale": scale}
+        )
+    return out

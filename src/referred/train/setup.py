@@ -95,7 +95,8 @@ def build_model(
     if spec.kind == "arch":
         arch = spec.arch if spec.arch is not None else spec.value
         config = make_config(arch, cfg.conditioning, cond_dim=cond_dim, text_encoder=encoder)
-        model = create_model(config, seed=cfg.seed)
+        # a hybrid starts from its trunk's ImageNet weights: that is the point of the recipe
+        model = create_model(config, seed=cfg.seed, pretrained_trunk=config.trunk is not None)
     else:
         model = _load(spec, cfg, cond_dim, encoder)
     if cfg.init_logit_scale is not None:
