@@ -422,3 +422,28 @@ def test_a_product_write_holds_the_index_only_for_the_index_change(model, monkey
         release.set()
         writer.join(10)
     assert s.product("new") == {"id": "new", "title": "t"}
+
+
+def test_concurrent_saves_of_a_serving_index_all_succeed(model, tmp_path, monkeypatch):
+    """POST /products with --persist saves after each write; saves from several writes at
+    once must not collide on the directory they swap (slowed here so that they would)."""
+    import os
+    import time
+
+    from referred.index import storage
+
+    def slow_rename(src, dst):
+        time.sleep(0.02)
+        os.rename(src, dst)
+
+    monkeypatch.setattr(storage, "_rename", slow_rename)
+    s = Searcher(model, catalog_index(model, 6))
+    target = tmp_path / "saved"
+
+    def write_and_save(i):
+        s.upsert_product(f"n{i}", png(60 + i), {"title": f"n{i}"})
+        s.save_index(target)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write_and_save, range(8)))  # raises if any save failed
+    assert len(Searcher.open(target, model)) == 14

@@ -199,3 +199,10 @@ def test_undeclared_fields_are_ignored_even_when_repeated(client, photo):
     files = [("image", ("q.png", photo)), ("category", (None, "Bags"))]
     files += [("note", (None, "a")), ("note", (None, "b"))]
     assert client.post("/search", files=files).status_code == 200
+
+
+def test_a_file_where_text_is_expected_is_named(client, photo):
+    files = {"image": ("q.png", photo), "category": ("c.txt", b"Bags")}
+    r = client.post("/search", files=files)
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == "form field 'category' must be text, got a file"

@@ -18,6 +18,7 @@ While it serves, write through the Searcher, not through the index.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ class Searcher:
         #: LRVS-F's names, which it receives as texts ("Bags").
         self.category_choices: tuple[str, ...] = self.encoder.category_choices
         self._rw = ReadWriteLock()
+        self._saving = threading.Lock()  # one save at a time: saves swap the same directory
         self._shared_reads = bool(getattr(index, "thread_safe_search", False))
         if threads is not None:
             torch.set_num_threads(max(1, int(threads)))
@@ -266,8 +268,9 @@ class Searcher:
             raise UnknownProductError(product_id) from None
 
     def save_index(self, path: str | Path) -> None:
-        """Save the index atomically (searches go on meanwhile; writes wait)."""
-        with self._rw.read():
+        """Save the index atomically (searches go on meanwhile; writes wait). Concurrent calls
+        run one after the other: two saves renaming the same directory would collide."""
+        with self._saving, self._rw.read():
             self.index.save(path)
 
     # ------------------------------------------------------------------------- helpers
