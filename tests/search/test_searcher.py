@@ -447,3 +447,36 @@ def test_concurrent_saves_of_a_serving_index_all_succeed(model, tmp_path, monkey
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(write_and_save, range(8)))  # raises if any save failed
     assert len(Searcher.open(target, model)) == 14
+
+
+def test_a_write_waiting_for_a_save_does_not_hold_searches_back(model, tmp_path, monkeypatch):
+    """With --persist a save follows each write; a long save holds later writes back, never
+    the searches (a writer queued on the readers-writer lock would block new readers)."""
+    import threading
+    import time
+
+    s = Searcher(model, catalog_index(model, 6))
+    saving, release = threading.Event(), threading.Event()
+    save = s.index.save
+
+    def slow_save(path):
+        saving.set()
+        assert release.wait(10)
+        save(path)
+
+    monkeypatch.setattr(s.index, "save", slow_save)
+    saver = threading.Thread(target=s.save_index, args=(tmp_path / "saved",))
+    saver.start()
+    assert saving.wait(10)
+    writer = threading.Thread(target=s.upsert_product, args=("late", png(70)))
+    writer.start()
+    try:
+        time.sleep(0.3)  # the writer has embedded its product and waits for the save
+        start = time.perf_counter()
+        assert len(s.search(png(2), category="Bags", k=3)) == 3
+        assert time.perf_counter() - start < 5 and writer.is_alive()
+    finally:
+        release.set()
+        saver.join(10)
+        writer.join(10)
+    assert s.product("late") == {"id": "late"}

@@ -12,6 +12,8 @@ searches share it (backends declaring ``thread_safe_search``: flat, faiss) or ta
 (Milvus). The catalog writes offered here (:meth:`Searcher.upsert_product`,
 :meth:`Searcher.delete_product`) take it alone for the index change only: a new product's
 forward runs before, like a search's, so a write never holds searches up for a forward.
+Writes and :meth:`Searcher.save_index` first queue on a mutex of their own, so a write waiting
+for a save does not hold back searches (a writer waiting on the readers-writer lock would).
 While it serves, write through the Searcher, not through the index.
 """
 
@@ -88,7 +90,9 @@ class Searcher:
         #: LRVS-F's names, which it receives as texts ("Bags").
         self.category_choices: tuple[str, ...] = self.encoder.category_choices
         self._rw = ReadWriteLock()
-        self._saving = threading.Lock()  # one save at a time: saves swap the same directory
+        #: Catalog changes and saves, one at a time, queue here rather than on ``_rw``: a writer
+        #: waiting on ``_rw`` would hold new searches back for as long as a save reads.
+        self._changing = threading.Lock()
         self._shared_reads = bool(getattr(index, "thread_safe_search", False))
         if threads is not None:
             torch.set_num_threads(max(1, int(threads)))
@@ -256,21 +260,22 @@ class Searcher:
         pixels = self._pixels([image])
         vector = self._forward(pixels, [NONE])  # (1, D)
         meta = None if metadata is None else [dict(metadata)]
-        with self._rw.write():
+        with self._changing, self._rw.write():
             self.index.upsert([product_id], vector, meta)
 
     def delete_product(self, product_id: str) -> None:
         """Remove a product; UnknownProductError if it is not in the index."""
         try:
-            with self._rw.write():
+            with self._changing, self._rw.write():
                 self.index.delete([product_id])
         except UnknownIdError:
             raise UnknownProductError(product_id) from None
 
     def save_index(self, path: str | Path) -> None:
-        """Save the index atomically (searches go on meanwhile; writes wait). Concurrent calls
-        run one after the other: two saves renaming the same directory would collide."""
-        with self._saving, self._rw.read():
+        """Save the index atomically. Searches go on meanwhile; catalog writes and other saves
+        wait (two saves renaming the same directory would collide), queued apart from the
+        searches so that a long save never holds a search back."""
+        with self._changing, self._rw.read():
             self.index.save(path)
 
     # ------------------------------------------------------------------------- helpers
