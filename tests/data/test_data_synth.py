@@ -35,7 +35,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
 
 def test_rendering_does_not_depend_on_how_work_is_chunked() -> None:
     outfits = plan_outfits(TINY)[:4]
-    settings = RenderSettings(TINY.seed, TINY.size, TINY.jpeg_quality)
+    settings = RenderSettings.of(TINY)
     whole = render_outfits((settings, outfits))
     pieces = render_outfits((settings, outfits[:1])) + render_outfits((settings, outfits[1:]))
     assert whole == pieces

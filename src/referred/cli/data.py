@@ -54,9 +54,24 @@ def _register_synth(verbs: argparse._SubParsersAction) -> None:
         default=1000,
         help="distractors for each of valid and test (default 1000)",
     )
-    p.add_argument("--size", type=_positive, default=64, help="image side in pixels (default 64)")
+    p.add_argument(
+        "--size", type=_positive, default=224, help="product image side in pixels (default 224)"
+    )
+    p.add_argument(
+        "--scene-size",
+        type=_positive,
+        default=None,
+        help="scene image side in pixels (default: size x 8/7, 256 for 224)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--workers", type=_positive, default=1, help="rendering processes (default 1)")
+    p.add_argument(
+        "--heldout-style",
+        default="sketch",
+        metavar="STYLE",
+        help="rendering style kept out of training and drawn only in the held-out test set "
+        "OUT/heldout_style/ (default sketch; 'none': every style everywhere, no such set)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous dataset in OUT")
     p.set_defaults(func=run_synth)
 
@@ -126,8 +141,10 @@ def run_synth(args: argparse.Namespace) -> int:
         products=args.products,
         distractors=args.distractors,
         size=args.size,
+        scene_size=args.scene_size,
         seed=args.seed,
         workers=args.workers,
+        heldout_style=None if args.heldout_style.lower() == "none" else args.heldout_style,
     )
     report = write_synthetic_dataset(args.out, config, overwrite=args.overwrite)
     print(report.summary())

@@ -1,51 +1,88 @@
-"""What a synthetic product *is*: category, shape variant, colours and pattern, and its captions.
+"""What a synthetic product *is*: category, shape, colours, fabric, trims and print.
 
-An :class:`ItemSpec` fully determines how a product looks, alone or worn; its continuous
-parameters (colour jitter, pattern period and phase) make every instance unique, so two
-products never render identically even when their words ("a red striped scarf") coincide.
+An :class:`ItemSpec` fully determines how a product looks, alone or worn. Its identity lives
+in details the captions do not name (the exact hue inside a colour family, the pattern's
+scale, phase and angle, the secondary, accent and trim colours, the texture, a small print,
+buttons, the silhouette's width and taper), so many products share a caption ("a red tote
+bag") as they share generic BLIP-2 captions in LRVS-F, and only the image tells them apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import colorsys
+import functools
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from referred.categories import LRVSF_CATEGORIES
+from referred.data.synth.captions import write_captions
 
 RGB = tuple[int, int, int]
 
-#: Named colours the generator draws from (the name goes into the captions).
-PALETTE: dict[str, RGB] = {
-    "red": (200, 30, 35),
-    "orange": (235, 120, 30),
-    "yellow": (240, 205, 40),
-    "green": (45, 150, 60),
-    "teal": (30, 140, 140),
-    "blue": (40, 90, 210),
-    "navy": (25, 35, 95),
-    "purple": (120, 50, 160),
-    "pink": (235, 120, 170),
-    "brown": (120, 70, 35),
-    "beige": (215, 190, 150),
-    "black": (25, 25, 25),
-    "white": (245, 245, 240),
-    "grey": (130, 130, 130),
-    "olive": (110, 115, 40),
-    "maroon": (110, 20, 40),
+#: Colour families: name → (weight, hue range in degrees, saturation range, value range).
+#: The name goes into captions; the exact hue, saturation and value are the product's own.
+FAMILIES: dict[str, tuple[float, tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "black": (0.13, (0, 360), (0.0, 0.3), (0.07, 0.2)),
+    "white": (0.08, (0, 360), (0.0, 0.08), (0.9, 0.98)),
+    "grey": (0.07, (0, 360), (0.0, 0.1), (0.38, 0.72)),
+    "beige": (0.07, (26, 46), (0.16, 0.36), (0.74, 0.92)),
+    "brown": (0.07, (14, 36), (0.45, 0.8), (0.28, 0.55)),
+    "red": (0.08, (-10, 8), (0.65, 0.95), (0.55, 0.9)),
+    "pink": (0.07, (318, 350), (0.28, 0.6), (0.8, 0.98)),
+    "orange": (0.04, (16, 32), (0.7, 0.95), (0.85, 1.0)),
+    "yellow": (0.05, (44, 58), (0.6, 0.95), (0.85, 1.0)),
+    "green": (0.08, (80, 160), (0.4, 0.8), (0.32, 0.7)),
+    "blue": (0.09, (195, 225), (0.5, 0.85), (0.6, 0.92)),
+    "navy": (0.07, (218, 236), (0.55, 0.9), (0.18, 0.36)),
+    "purple": (0.05, (262, 295), (0.35, 0.7), (0.32, 0.7)),
 }
 
-#: Pattern name → adjective used in captions ("" for plain).
-PATTERNS: dict[str, str] = {
-    "plain": "",
-    "stripes": "striped",
-    "dots": "polka-dot",
-    "checks": "checked",
-    "two-tone": "two-tone",
-    "zigzag": "zigzag",
+#: Pattern → sampling weight (plain is the most common, as in real catalogues).
+PATTERNS: dict[str, float] = {
+    "plain": 4.0,
+    "stripes": 1.0,
+    "pinstripes": 0.6,
+    "dots": 0.8,
+    "checks": 0.8,
+    "plaid": 0.7,
+    "two-tone": 0.7,
+    "zigzag": 0.5,
+    "floral": 0.7,
+    "camo": 0.5,
 }
+#: Textures modulate the fabric's brightness: knit ribs, twill, corduroy, tweed, quilting.
+TEXTURES: dict[str, float] = {
+    "smooth": 3.0,
+    "knit": 1.0,
+    "twill": 1.0,
+    "corduroy": 0.7,
+    "tweed": 0.8,
+    "quilted": 0.6,
+}
+#: Small prints placed somewhere on the item ("none" most often).
+MOTIFS: dict[str, float] = {
+    "none": 3.0,
+    "star": 0.5,
+    "heart": 0.5,
+    "circle": 0.5,
+    "diamond": 0.5,
+    "triangle": 0.5,
+    "cross": 0.4,
+    "bars": 0.5,
+    "flower": 0.4,
+}
+TRIMS: dict[str, float] = {"none": 2.0, "piping": 1.0, "hem": 1.0}
+#: Buckles, buttons, chains: gold, silver, black, gunmetal, brass.
+HARDWARE: tuple[RGB, ...] = (
+    (205, 170, 70),
+    (192, 194, 198),
+    (30, 30, 32),
+    (95, 98, 104),
+    (170, 130, 60),
+)
 
-#: Shape variants per category; the variant is the noun of the captions.
+#: Shape variants per category; the variant sets the silhouette and the captions' noun.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "Bags": ("tote bag", "clutch", "backpack", "shoulder bag"),
     "Feet": ("sneakers", "boots", "heels"),
@@ -59,14 +96,18 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "Whole Body": ("dress", "jumpsuit", "gown"),
 }
 assert set(VARIANTS) == set(LRVSF_CATEGORIES)
+#: Categories that can carry buttons.
+BUTTONED = frozenset({"Upper Body", "Outwear", "Whole Body"})
 
 
 @dataclass(frozen=True)
 class ItemSpec:
-    """Everything needed to draw one product, alone or worn.
+    """Everything needed to draw one product, alone or worn, and its two captions.
 
     ``period`` is the pattern period as a fraction of the item's box height, ``phase`` its
-    offset in periods, ``angle`` the stripe direction in degrees (0 = horizontal stripes).
+    offset in periods, ``angle`` the stripe direction in degrees. ``motif_xy`` and
+    ``motif_size`` place the print in box units; ``width`` and ``taper`` reshape the
+    silhouette; ``seed`` fixes the item's own noise (camouflage blobs, tweed).
     """
 
     category: str
@@ -79,63 +120,102 @@ class ItemSpec:
     period: float
     phase: float
     angle: int
+    accent: RGB = (0, 0, 0)
+    trim: str = "none"
+    trim_colour: RGB = (0, 0, 0)
+    trim_width: float = 0.04
+    motif: str = "none"
+    motif_colour: RGB = (255, 255, 255)
+    motif_xy: tuple[float, float] = (0.5, 0.5)
+    motif_size: float = 0.2
+    texture: str = "smooth"
+    texture_scale: float = 0.03
+    texture_strength: float = 0.1
+    buttons: int = 0
+    hardware: RGB = (192, 194, 198)
+    width: float = 1.0
+    taper: float = 0.0
+    seed: int = 0
+    captions: tuple[str, str] = ("", "")
 
     def caption(self) -> str:
-        """Short caption, e.g. ``"a red striped scarf"`` or ``"a red and white two-tone cap"``."""
-        if self.pattern == "two-tone":
-            words = f"{self.colour_name} and {self.colour2_name} two-tone {self.variant}"
-        else:
-            adjective = PATTERNS[self.pattern]
-            words = " ".join(w for w in (self.colour_name, adjective, self.variant) if w)
-        plural = self.variant.endswith("s") and not self.variant.endswith("ss")
-        return words if plural else f"{_article(words)} {words}"
+        """The first caption (BLIP-2 style), e.g. ``"a red tote bag with handles"``."""
+        return self.captions[0]
 
     def caption2(self) -> str:
-        """A second phrasing, e.g. ``"red scarf with white stripes"``."""
-        base = f"{self.colour_name} {self.variant}"
-        if self.pattern == "plain":
-            return f"plain {base}"
-        if self.pattern == "two-tone":
-            return f"{base} with {self.colour2_name} panels"
-        noun = {"stripes": "stripes", "dots": "dots", "checks": "checks", "zigzag": "zigzags"}
-        return f"{base} with {self.colour2_name} {noun[self.pattern]}"
+        """The second caption, worded differently, e.g. ``"a handbag in red"``."""
+        return self.captions[1]
 
     def title(self) -> str:
         """A shop-like product title for the ``TEXT`` column."""
-        return self.caption2().capitalize() + " - Synthetic Fashion"
+        words = (self.colour_name, "" if self.pattern == "plain" else self.pattern, self.variant)
+        return " ".join(w for w in words if w).capitalize() + " - Synthetic Fashion"
 
 
-def _article(words: str) -> str:
-    return "an" if words[:1] in "aeiou" else "a"
+@functools.cache
+def _cumulative(items: tuple[tuple[str, float], ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    names = tuple(name for name, _ in items)
+    cum = np.cumsum([w for _, w in items])
+    return names, cum / cum[-1]
 
 
-def _jitter(rgb: RGB, rng: np.random.Generator, amount: int = 14) -> RGB:
-    noise = rng.integers(-amount, amount + 1, size=3).tolist()
-    r, g, b = (min(255, max(0, c + n)) for c, n in zip(rgb, noise))
-    return (r, g, b)
+def _pick(weights: dict[str, float], rng: np.random.Generator) -> str:
+    """A key of ``weights`` drawn with probability proportional to its value."""
+    names, cum = _cumulative(tuple(weights.items()))
+    return names[min(len(names) - 1, int(np.searchsorted(cum, rng.random(), side="right")))]
+
+
+_FAMILY_WEIGHTS = {k: v[0] for k, v in FAMILIES.items()}
+_WEIGHTS_WITHOUT = {x: {k: w for k, w in _FAMILY_WEIGHTS.items() if k != x} for x in FAMILIES}
+
+
+def sample_colour(rng: np.random.Generator, exclude: str | None = None) -> tuple[RGB, str]:
+    """A colour of a random family (weighted; never ``exclude``): (exact RGB, family name)."""
+    name = _pick(_FAMILY_WEIGHTS if exclude is None else _WEIGHTS_WITHOUT[exclude], rng)
+    _, hue, sat, val = FAMILIES[name]
+    h = (rng.uniform(*hue) % 360) / 360
+    r, g, b = colorsys.hsv_to_rgb(h, rng.uniform(*sat), rng.uniform(*val))
+    return (round(r * 255), round(g * 255), round(b * 255)), name
 
 
 def sample_item(category: str, rng: np.random.Generator) -> ItemSpec:
-    """A random instance of ``category`` (one of :data:`LRVSF_CATEGORIES`)."""
-    names = list(PALETTE)
-    first = names[int(rng.integers(len(names)))]
-    second = names[int(rng.integers(len(names) - 1))]
-    if second == first:
-        second = names[-1]
-    patterns = list(PATTERNS)
-    # plain items are common in real catalogues; weight them a little more
-    weights = np.array([2.0] + [1.0] * (len(patterns) - 1))
-    pattern = patterns[int(rng.choice(len(patterns), p=weights / weights.sum()))]
+    """A random instance of ``category`` (one of :data:`LRVSF_CATEGORIES`), captions included."""
     variants = VARIANTS[category]
-    return ItemSpec(
+    variant = variants[int(rng.integers(len(variants)))]
+    colour, name = sample_colour(rng)
+    colour2, name2 = sample_colour(rng, exclude=name)
+    pattern = _pick(PATTERNS, rng)
+    accent = colour2 if rng.random() < 0.5 else sample_colour(rng)[0]
+    trim_colour = sample_colour(rng)[0]
+    motif_colour = sample_colour(rng, exclude=name)[0]
+    period = rng.uniform(0.05, 0.12) if pattern == "pinstripes" else rng.uniform(0.1, 0.32)
+    buttons = int(rng.integers(0, 6)) if category in BUTTONED and rng.random() < 0.5 else 0
+    spec = ItemSpec(
         category=category,
-        variant=variants[int(rng.integers(len(variants)))],
-        colour=_jitter(PALETTE[first], rng),
-        colour_name=first,
-        colour2=_jitter(PALETTE[second], rng),
-        colour2_name=second,
+        variant=variant,
+        colour=colour,
+        colour_name=name,
+        colour2=colour2,
+        colour2_name=name2,
         pattern=pattern,
-        period=float(rng.uniform(0.12, 0.3)),
+        period=float(period),
         phase=float(rng.uniform(0.0, 1.0)),
-        angle=int(rng.choice([0, 45, 90, 135])),
+        angle=int(rng.integers(0, 180)),
+        accent=accent,
+        trim=_pick(TRIMS, rng),
+        trim_colour=trim_colour,
+        trim_width=float(rng.uniform(0.03, 0.09)),
+        motif=_pick(MOTIFS, rng),
+        motif_colour=motif_colour,
+        motif_xy=(float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.25, 0.7))),
+        motif_size=float(rng.uniform(0.12, 0.3)),
+        texture=_pick(TEXTURES, rng),
+        texture_scale=float(rng.uniform(0.015, 0.05)),
+        texture_strength=float(rng.uniform(0.06, 0.16)),
+        buttons=buttons,
+        hardware=HARDWARE[int(rng.integers(len(HARDWARE)))],
+        width=float(rng.uniform(0.88, 1.12)),
+        taper=float(rng.uniform(-0.12, 0.12)),
+        seed=int(rng.integers(2**31)),
     )
+    return replace(spec, captions=write_captions(spec, rng))

@@ -1,326 +1,196 @@
-"""Draw one garment unit (a hat, one shoe, one glove, …) into a box, at the final image size.
+"""Draw one garment unit (a hat, one shoe, one glove, …) into a box, in a given look.
 
-Shapes are lists of primitives in box-normalised coordinates (x right, y down, both in [0, 1]),
-so the same product looks the same alone on white and worn small in a scene. ``main``
-primitives are filled with the product's pattern; ``accent`` ones with its second colour;
-``dark`` ones (handles, chains) with a darkened main colour.
+The silhouette (``shapes``) is reshaped by the product's taper, filled with its fabric
+(``fabric``: pattern, print, hem band, texture), shaded as the style says, then trimmed
+(piping, buttons) and outlined or hatched. The unit's mask comes back, so a scene knows which
+pixels each item covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from referred.data.synth.attributes import RGB, ItemSpec
+from referred.data.synth.fabric import fabric_index, palette, texture_light
+from referred.data.synth.shapes import PAIRED, UNIT_ASPECT, Prim, shape_of
+from referred.data.synth.styles import Look, hatch_tile, shade_map
 
-# (kind, role, data): kind "poly" (points), "ellipse"/"rect" (x0, y0, x1, y1), "line" (points +
-# width as the last element, a fraction of the box height)
-Prim = tuple[str, str, tuple]
+__all__ = ["PAIRED", "UNIT_ASPECT", "draw_unit"]
 
-#: Width / height of one drawing unit of each category (paired items: one shoe, one glove).
-UNIT_ASPECT: dict[str, float] = {
-    "Bags": 1.5,
-    "Feet": 2.1,
-    "Hands": 1.05,
-    "Head": 2.4,
-    "Lower Body": 0.9,
-    "Neck": 1.8,
-    "Outwear": 1.3,
-    "Upper Body": 1.9,
-    "Waist": 6.6,
-    "Whole Body": 0.9,
-}
-
-PAIRED = frozenset({"Feet", "Hands"})
+Point = tuple[float, float]
+#: Where buttons go (x in box units) per category.
+BUTTON_X = {"Upper Body": 0.5, "Whole Body": 0.5, "Outwear": 0.34}
 
 
-def _mirror_x(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(1.0 - x, y) for x, y in points]
-
-
-def _both_sides(left: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
-    return [left, _mirror_x(left)]
-
-
-def _torso_shapes(variant: str) -> list[Prim]:
-    if variant == "t-shirt":
-        pts = [
-            (0.22, 0),
-            (0.78, 0),
-            (1, 0.14),
-            (0.9, 0.4),
-            (0.77, 0.3),
-            (0.76, 1),
-            (0.24, 1),
-            (0.23, 0.3),
-            (0.1, 0.4),
-            (0, 0.14),
-        ]
-        return [("poly", "main", tuple(pts)), ("ellipse", "accent", (0.4, -0.06, 0.6, 0.08))]
-    if variant == "sweater":
-        pts = [
-            (0.22, 0),
-            (0.78, 0),
-            (0.98, 0.25),
-            (1, 0.95),
-            (0.86, 0.97),
-            (0.78, 0.35),
-            (0.76, 1),
-            (0.24, 1),
-            (0.22, 0.35),
-            (0.14, 0.97),
-            (0, 0.95),
-            (0.02, 0.25),
-        ]
-        return [("poly", "main", tuple(pts)), ("rect", "accent", (0.24, 0.9, 0.76, 1.0))]
-    pts = [
-        (0.3, 0),
-        (0.38, 0),
-        (0.44, 0.18),
-        (0.56, 0.18),
-        (0.62, 0),
-        (0.7, 0),
-        (0.76, 1),
-        (0.24, 1),
-    ]
-    return [("poly", "main", tuple(pts))]
-
-
-def _outwear_shapes(variant: str) -> list[Prim]:
-    # open fronts and a short capelet leave the garment underneath visible
-    if variant == "cape":
-        return [
-            ("poly", "main", ((0.3, 0), (0.7, 0), (0.98, 0.3), (0.02, 0.3))),
-            ("rect", "accent", (0.4, 0, 0.6, 0.06)),
-        ]
-    bottom = 1.0 if variant == "coat" else 0.62
-    panel = [(0.18, 0), (0.37, 0), (0.37, bottom), (0.14, bottom)]
-    sleeve = [(0.24, 0), (0.12, 0.03), (0, 0.74), (0.12, 0.77), (0.26, 0.22)]
-    lapel = [(0.37, 0), (0.3, 0), (0.37, 0.2)]
-    prims: list[Prim] = []
-    for pts in (*_both_sides(panel), *_both_sides(sleeve)):
-        prims.append(("poly", "main", tuple(pts)))
-    prims.extend(("poly", "accent", tuple(p)) for p in _both_sides(lapel))
-    return prims
-
-
-def _lower_shapes(variant: str) -> list[Prim]:
-    if variant in ("skirt", "long skirt"):
-        bottom, flare = (0.45, 0.05) if variant == "skirt" else (0.9, 0.0)
-        pts = ((0.2, 0), (0.8, 0), (1 - flare, bottom), (flare, bottom))
-        return [("poly", "main", pts), ("rect", "accent", (0.2, 0, 0.8, 0.06))]
-    bottom = 1.0 if variant == "trousers" else 0.4
-    leg = [(0.16, 0), (0.5, 0), (0.49, 0.18), (0.43, bottom), (0.12, bottom)]
-    prims: list[Prim] = [("poly", "main", tuple(p)) for p in _both_sides(leg)]
-    prims.append(("rect", "accent", (0.16, 0, 0.84, 0.06)))
-    return prims
-
-
-def _whole_shapes(variant: str) -> list[Prim]:
-    bodice = ((0.24, 0), (0.76, 0), (0.73, 0.47), (0.27, 0.47))
-    prims: list[Prim] = [("poly", "main", bodice)]
-    if variant == "jumpsuit":
-        leg = [(0.27, 0.45), (0.5, 0.45), (0.47, 1), (0.25, 1)]
-        prims += [("poly", "main", tuple(p)) for p in _both_sides(leg)]
-    else:
-        bottom, flare = (0.82, 0.06) if variant == "dress" else (1.0, 0.0)
-        prims.append(
-            ("poly", "main", ((0.27, 0.44), (0.73, 0.44), (1 - flare, bottom), (flare, bottom)))
-        )
-    prims.append(("rect", "accent", (0.27, 0.42, 0.73, 0.47)))
-    return prims
-
-
-def _head_shapes(variant: str) -> list[Prim]:
-    if variant == "beanie":
-        return [
-            ("ellipse", "main", (0.14, 0.1, 0.86, 1.5)),
-            ("rect", "accent", (0.12, 0.72, 0.88, 1)),
-            ("ellipse", "accent", (0.42, 0, 0.58, 0.2)),
-        ]
-    if variant == "cap":
-        return [
-            ("ellipse", "main", (0.1, 0.2, 0.76, 1.6)),
-            ("poly", "accent", ((0.6, 0.78), (1, 0.84), (1, 1), (0.6, 1))),
-        ]
-    if variant == "wide-brim hat":
-        return [
-            ("rect", "main", (0.3, 0.25, 0.7, 0.86)),
-            ("ellipse", "main", (0, 0.7, 1, 1)),
-            ("rect", "accent", (0.3, 0.65, 0.7, 0.77)),
-        ]
-    return [
-        ("rect", "main", (0.3, 0, 0.7, 0.85)),
-        ("rect", "main", (0.12, 0.82, 0.88, 1)),
-        ("rect", "accent", (0.3, 0.62, 0.7, 0.74)),
-    ]
-
-
-def _neck_shapes(variant: str) -> list[Prim]:
-    if variant == "scarf":
-        return [
-            ("rect", "main", (0.12, 0, 0.88, 0.3)),
-            ("poly", "main", ((0.55, 0.2), (0.8, 0.2), (0.76, 1), (0.56, 1))),
-        ]
-    if variant == "necklace":
-        chain = ((0.15, 0.02), (0.3, 0.5), (0.5, 0.68), (0.7, 0.5), (0.85, 0.02), 0.09)
-        return [("line", "dark", chain), ("ellipse", "main", (0.36, 0.55, 0.64, 0.95))]
-    return [
-        ("poly", "main", ((0.08, 0.15), (0.5, 0.5), (0.08, 0.85))),
-        ("poly", "main", ((0.92, 0.15), (0.5, 0.5), (0.92, 0.85))),
-        ("ellipse", "accent", (0.4, 0.35, 0.6, 0.65)),
-    ]
-
-
-def _waist_shapes(variant: str) -> list[Prim]:
-    if variant == "belt":
-        return [("rect", "main", (0, 0.15, 1, 0.85)), ("rect", "accent", (0.42, 0, 0.58, 1))]
-    return [
-        ("rect", "main", (0, 0.05, 1, 0.95)),
-        ("poly", "accent", ((0.7, 0.5), (0.85, 1), (0.95, 1))),
-    ]
-
-
-def _feet_shapes(variant: str) -> list[Prim]:
-    if variant == "boots":
-        pts = ((0.05, 0), (0.45, 0), (0.5, 0.55), (1, 0.68), (1, 1), (0.05, 1))
-        return [("poly", "main", pts), ("rect", "accent", (0.05, 0.86, 1, 1))]
-    if variant == "heels":
-        pts = ((0, 0.35), (0.45, 0.5), (1, 0.8), (1, 0.95), (0.25, 0.75), (0, 0.75))
-        return [("poly", "main", pts), ("rect", "accent", (0.02, 0.7, 0.14, 1))]
-    pts = ((0, 0.3), (0.55, 0.3), (1, 0.65), (1, 1), (0, 1))
-    return [("poly", "main", pts), ("rect", "accent", (0, 0.84, 1, 1))]
-
-
-def _hands_shapes(variant: str) -> list[Prim]:
-    if variant == "mittens":
-        return [
-            ("ellipse", "main", (0.08, 0.18, 0.84, 1)),
-            ("ellipse", "main", (0.6, 0.3, 1, 0.62)),
-            ("rect", "accent", (0.14, 0, 0.8, 0.24)),
-        ]
-    if variant == "gloves":
-        prims: list[Prim] = [("rect", "main", (0.12, 0.3, 0.8, 0.72))]
-        prims += [("rect", "main", (x, 0.66, x + 0.14, 1)) for x in (0.12, 0.3, 0.48, 0.66)]
-        prims += [("poly", "main", ((0.8, 0.35), (1, 0.5), (0.8, 0.6)))]
-        return prims
-    return [
-        ("rect", "main", (0.18, 0, 0.74, 0.62)),
-        ("ellipse", "main", (0.08, 0.45, 0.9, 1)),
-        ("rect", "accent", (0.18, 0, 0.74, 0.08)),
-    ]
-
-
-def _bag_shapes(variant: str) -> list[Prim]:
-    if variant == "tote bag":
-        handle = ((0.25, 0.38), (0.3, 0.02), (0.7, 0.02), (0.75, 0.38), 0.07)
-        return [
-            ("line", "dark", handle),
-            ("poly", "main", ((0.1, 0.35), (0.9, 0.35), (1, 1), (0, 1))),
-        ]
-    if variant == "clutch":
-        return [
-            ("rect", "main", (0, 0.42, 1, 0.9)),
-            ("poly", "accent", ((0, 0.42), (1, 0.42), (0.5, 0.68))),
-        ]
-    if variant == "backpack":
-        return [
-            ("ellipse", "main", (0.14, 0.08, 0.86, 0.4)),
-            ("rect", "main", (0.14, 0.24, 0.86, 1)),
-            ("rect", "accent", (0.28, 0.58, 0.72, 0.9)),
-        ]
-    strap = ((0.2, 0.62), (0.5, 0.02), (0.8, 0.62), 0.06)
-    return [("line", "dark", strap), ("ellipse", "main", (0.04, 0.45, 0.96, 1))]
-
-
-_SHAPES = {
-    "Bags": _bag_shapes,
-    "Feet": _feet_shapes,
-    "Hands": _hands_shapes,
-    "Head": _head_shapes,
-    "Lower Body": _lower_shapes,
-    "Neck": _neck_shapes,
-    "Outwear": _outwear_shapes,
-    "Upper Body": _torso_shapes,
-    "Waist": _waist_shapes,
-    "Whole Body": _whole_shapes,
-}
-
-
-def shape_of(spec: ItemSpec) -> list[Prim]:
-    """The primitives of one unit of ``spec``'s variant."""
-    return _SHAPES[spec.category](spec.variant)
-
-
-def pattern_image(spec: ItemSpec, width: int, height: int) -> Image.Image:
-    """The product's fabric over a ``width``×``height`` box (period relative to the height)."""
-    period = max(2.0, spec.period * height)
-    y = np.arange(height, dtype=np.float32)[:, None]  # (h, 1)
-    x = np.arange(width, dtype=np.float32)[None, :]  # (1, w)
-    theta = np.deg2rad(spec.angle)
-    u = (x * np.sin(theta) + y * np.cos(theta)) / period + spec.phase
-    if spec.pattern == "stripes":
-        mask = (u % 1.0) < 0.5
-    elif spec.pattern == "dots":
-        fx, fy = (x / period + spec.phase) % 1.0 - 0.5, (y / period) % 1.0 - 0.5
-        mask = fx * fx + fy * fy < 0.09
-    elif spec.pattern == "checks":
-        mask = (np.floor(x / period + spec.phase) + np.floor(y / period)) % 2 == 1
-    elif spec.pattern == "two-tone":
-        mask = x >= width * (0.35 + 0.3 * spec.phase)
-    elif spec.pattern == "zigzag":
-        tri = np.abs((x / period) % 1.0 - 0.5)
-        mask = ((y / period + tri + spec.phase) % 1.0) < 0.45
-    else:
-        return Image.new("RGB", (width, height), spec.colour)
-    mask = np.broadcast_to(mask, (height, width))
-    rgb = np.where(
-        mask[..., None], np.array(spec.colour2, np.uint8), np.array(spec.colour, np.uint8)
-    )
-    return Image.fromarray(rgb.astype(np.uint8), "RGB")
-
-
-def _darker(rgb: RGB, factor: float = 0.55) -> RGB:
+def _darker(rgb: RGB, factor: float) -> RGB:
     return (int(rgb[0] * factor), int(rgb[1] * factor), int(rgb[2] * factor))
+
+
+def _fabric(spec: ItemSpec, look: Look, x0: int, y0: int, w: int, h: int):
+    """The unit's fabric (RGB image) and its shadow side (bool array or None)."""
+    img = Image.frombytes("P", (w, h), fabric_index(spec, w, h).tobytes())
+    img.putpalette(palette(spec))
+    img = img.convert("RGB")
+    light = texture_light(spec, w, h)
+    shading, shadow = shade_map(look, x0, y0, w, h)
+    if shading is not None:
+        light = shading if light is None else light * shading
+    if light is not None:
+        grey = Image.fromarray((light * 255).astype(np.uint8), "L")
+        img = ImageChops.multiply(img, Image.merge("RGB", (grey, grey, grey)))
+    return img, shadow
 
 
 def draw_unit(
     canvas: Image.Image,
     spec: ItemSpec,
     box: tuple[float, float, float, float],
+    look: Look,
+    rng: np.random.Generator,
     *,
     mirror: bool = False,
-    outline: bool = False,
-) -> None:
-    """Draw one unit of ``spec`` into ``box`` = (x0, y0, x1, y1) pixels of ``canvas``, in place."""
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Draw one unit of ``spec`` into ``box`` = (x0, y0, x1, y1) pixels of ``canvas``.
+
+    Returns the unit's mask (L, box-sized: 255 where the unit is drawn) and its top-left
+    corner in ``canvas``. ``rng`` only jitters sketchy lines.
+    """
     x0, y0 = round(box[0]), round(box[1])
     w, h = max(1, round(box[2] - box[0])), max(1, round(box[3] - box[1]))
-    prims = shape_of(spec)
+    prims = shape_of(spec.category, spec.variant)
+    taper, squeeze = spec.taper, 1.0 - abs(spec.taper)
 
-    def px(x: float, y: float) -> tuple[float, float]:
+    def px(x: float, y: float) -> Point:
+        x = 0.5 + (x - 0.5) * (squeeze + taper * (2 * y - 1))
         return ((1.0 - x if mirror else x) * w, y * h)
 
-    mask = Image.new("L", (w, h), 0)
-    mdraw = ImageDraw.Draw(mask)
-    draw = ImageDraw.Draw(canvas)
-    for kind, role, data in prims:
-        if role == "main":
-            _primitive(mdraw, kind, data, px, 255, h)
-    canvas.paste(pattern_image(spec, w, h), (x0, y0), mask)
-
-    def shifted(x: float, y: float) -> tuple[float, float]:
+    def on_canvas(x: float, y: float) -> Point:
         sx, sy = px(x, y)
         return (sx + x0, sy + y0)
 
+    mask = Image.new("L", (w, h), 0)
+    mdraw = ImageDraw.Draw(mask)
     for kind, role, data in prims:
-        if role == "accent":
-            _primitive(draw, kind, data, shifted, spec.colour2, h)
-        elif role == "dark":
-            _primitive(draw, kind, data, shifted, _darker(spec.colour), h)
-        elif outline and kind == "poly":
-            draw.polygon([shifted(*p) for p in data], outline=_darker(spec.colour))
+        if role == "main":
+            _primitive(mdraw, kind, data, px, 255, h)
+    fabric, shadow = _fabric(spec, look, x0, y0, w, h)
+    draw = ImageDraw.Draw(canvas)
+    solid = look.line_width and not look.style.wobble
+    if solid:  # ink under the fill, grown by the line width: only a rim stays visible
+        ink = _ink(spec, look)
+        for kind, role, data in prims:
+            if role == "main" and kind != "line":
+                _grown(draw, kind, data, on_canvas, ink, look.line_width)
+    canvas.paste(fabric, (x0, y0), mask)
+    if spec.trim == "piping":
+        piping = max(1, round(spec.trim_width * 0.4 * h))
+        for kind, role, data in prims:
+            if role == "main" and kind != "line":
+                _outline(draw, kind, data, on_canvas, spec.trim_colour, piping)
+    full = mask.copy()
+    fdraw = ImageDraw.Draw(full)
+    dark = spec.hardware if spec.category == "Neck" else _darker(spec.colour, 0.55)
+    for kind, role, data in prims:
+        if role != "main":
+            fill = spec.accent if role == "accent" else dark
+            _primitive(draw, kind, data, on_canvas, fill, h)
+            _primitive(fdraw, kind, data, px, 255, h)
+        elif solid and kind != "line":
+            _grown(fdraw, kind, data, px, 255, look.line_width)
+    if spec.buttons and spec.category in BUTTON_X:
+        _buttons(draw, spec, x0 + px(BUTTON_X[spec.category], 0)[0], y0, h)
+    if look.style.hatching and shadow is not None:
+        _hatch(canvas, full, shadow, _darker(spec.colour, 0.35), x0, y0)
+    if solid:
+        _outlines(draw, prims, spec, look, on_canvas, rng, ("accent",), look.line_width)
+    elif look.line_width:
+        roles = ("main", "accent")
+        _outlines(draw, prims, spec, look, on_canvas, rng, roles, look.line_width)
+    return full, (x0, y0)
+
+
+def _buttons(draw: ImageDraw.ImageDraw, spec: ItemSpec, x: float, y0: int, h: int) -> None:
+    r = max(1.0, 0.022 * h)
+    top, bottom = 0.12, 0.45 if spec.category == "Whole Body" else 0.85
+    for k in range(spec.buttons):
+        y = y0 + h * (top + (bottom - top) * (k + 0.5) / spec.buttons)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=spec.hardware)
+
+
+def _hatch(
+    canvas: Image.Image, mask: Image.Image, shadow: np.ndarray, ink: RGB, x0: int, y0: int
+) -> None:
+    h, w = shadow.shape
+    tile = hatch_tile(max(canvas.size))
+    xs, ys = max(0, x0), max(0, y0)
+    lines = np.zeros((h, w), dtype=bool)
+    sub = tile[ys : ys + h, xs : xs + w]
+    lines[: sub.shape[0], : sub.shape[1]] = sub
+    ink_mask = (lines & shadow & (np.asarray(mask) > 0)).astype(np.uint8) * 200
+    canvas.paste(ink, (x0, y0), Image.fromarray(ink_mask, "L"))
+
+
+def _outlines(
+    draw: ImageDraw.ImageDraw,
+    prims: tuple[Prim, ...],
+    spec: ItemSpec,
+    look: Look,
+    on_canvas: Callable[[float, float], Point],
+    rng: np.random.Generator,
+    roles: tuple[str, ...],
+    width: int,
+) -> None:
+    style = look.style
+    ink = _ink(spec, look)
+    passes = 2 if style.wobble else 1
+    for _ in range(passes):
+        if style.wobble:
+            jx, jy = (float(v) for v in rng.normal(0, 0.012, size=2))
+
+            def shaky(x: float, y: float, jx=jx, jy=jy) -> Point:
+                return on_canvas(x + jx, y + jy)
+
+            to = shaky
+        else:
+            to = on_canvas
+        for kind, role, data in prims:
+            if kind != "line" and role in roles:
+                _outline(draw, kind, data, to, ink, width)
+
+
+def _ink(spec: ItemSpec, look: Look) -> RGB:
+    tone = look.style.line_tone
+    return _darker(spec.colour, tone) if tone else (20, 18, 22)
+
+
+def _grown(draw: ImageDraw.ImageDraw, kind: str, data: tuple, to, colour: RGB, grow: int):
+    """The primitive filled with ``colour`` and grown by ``grow`` pixels all round."""
+    if kind == "poly":
+        points = [to(*p) for p in data]
+        draw.polygon(points, fill=colour)
+        draw.line([*points, points[0]], fill=colour, width=2 * grow, joint="curve")
+        return
+    (ax, ay), (bx, by) = to(data[0], data[1]), to(data[2], data[3])
+    rect = (min(ax, bx) - grow, min(ay, by) - grow, max(ax, bx) + grow, max(ay, by) + grow)
+    if kind == "ellipse":
+        draw.ellipse(rect, fill=colour)
+    else:
+        draw.rectangle(rect, fill=colour)
+
+
+def _outline(draw: ImageDraw.ImageDraw, kind: str, data: tuple, to, colour: RGB, width: int):
+    if kind == "poly":
+        draw.polygon([to(*p) for p in data], outline=colour, width=width)
+        return
+    (ax, ay), (bx, by) = to(data[0], data[1]), to(data[2], data[3])
+    rect = (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+    if kind == "ellipse":
+        draw.ellipse(rect, outline=colour, width=width)
+    else:
+        draw.rectangle(rect, outline=colour, width=width)
 
 
 def _primitive(draw: ImageDraw.ImageDraw, kind: str, data: tuple, px, fill, h: int) -> None:

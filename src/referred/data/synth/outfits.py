@@ -15,6 +15,7 @@ import numpy as np
 
 from referred.categories import LRVSF_CATEGORIES
 from referred.data.synth.attributes import ItemSpec, sample_item
+from referred.data.synth.styles import HELDOUT_STYLE, training_styles
 
 #: Categories that cannot be worn together (symmetric).
 EXCLUSIVE: dict[str, frozenset[str]] = {
@@ -30,13 +31,18 @@ SPLITS = ("train", "valid", "test")
 class SynthConfig:
     """Sizes and seed of a synthetic dataset (see ``docs/data.md`` for the defaults' rationale).
 
-    ``distractors`` is per evaluation split (valid and test each get that many).
-    ``workers`` only changes speed, never the output.
+    ``size`` is the side of product images (SIMPLE, distractors); ``scene_size`` that of
+    scenes (default ``size`` × 8/7: 256 for 224). ``distractors`` is per evaluation split
+    (valid and test each get that many). Each image draws its JPEG quality in
+    [``jpeg_quality_min``, ``jpeg_quality``]. ``heldout_style`` is a style of
+    :data:`~referred.data.synth.styles.STYLES` never used outside the held-out test set
+    (``None``: every style everywhere, no held-out set). ``workers`` only changes speed,
+    never the output.
     """
 
     products: int = 1000
     distractors: int = 1000
-    size: int = 64
+    size: int = 224
     seed: int = 0
     workers: int = 1
     valid_fraction: float = 0.1
@@ -44,15 +50,20 @@ class SynthConfig:
     shard_size: int = 1000
     dist_shard_size: int = 10_000
     partial_probability: float = 0.35
-    jpeg_quality: int = 90
+    jpeg_quality: int = 95
+    jpeg_quality_min: int = 70
+    scene_size: int | None = None
+    heldout_style: str | None = HELDOUT_STYLE
 
     def __post_init__(self) -> None:
         if self.products < 9:
             raise ValueError(f"products must be at least 9 (3 per split), got {self.products}")
         if self.distractors < 0:
             raise ValueError(f"distractors must be >= 0, got {self.distractors}")
-        if not 16 <= self.size <= 1024:
-            raise ValueError(f"size must be between 16 and 1024 pixels, got {self.size}")
+        for name in ("size", "scene_size"):
+            value = getattr(self, name)
+            if value is not None and not 16 <= value <= 1024:
+                raise ValueError(f"{name} must be between 16 and 1024 pixels, got {value}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.shard_size < 1 or self.dist_shard_size < 1:
@@ -60,6 +71,27 @@ class SynthConfig:
         for name in ("valid_fraction", "test_fraction", "partial_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 1 <= self.jpeg_quality_min <= self.jpeg_quality <= 100:
+            raise ValueError(
+                "JPEG qualities must satisfy 1 <= jpeg_quality_min <= jpeg_quality <= 100, got "
+                f"{self.jpeg_quality_min} and {self.jpeg_quality}"
+            )
+        training_styles(self.heldout_style)  # names the styles when unknown
+
+    @property
+    def scene_side(self) -> int:
+        """Side of scene images in pixels."""
+        return self.scene_size if self.scene_size is not None else round(self.size * 8 / 7)
+
+    @property
+    def quality_range(self) -> tuple[int, int]:
+        """Lowest and highest JPEG quality."""
+        return (self.jpeg_quality_min, self.jpeg_quality)
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Styles used everywhere but the held-out test set."""
+        return training_styles(self.heldout_style)
 
     def split_sizes(self) -> dict[str, int]:
         """Products per split: valid and test get their fraction (at least 3), train the rest."""
@@ -76,7 +108,11 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class Outfit:
-    """Products worn together; ``n_scenes`` full scenes (1–2), maybe one partial crop."""
+    """Products worn together; ``n_scenes`` full scenes (1–2), maybe one partial crop.
+
+    ``fillers`` are garments the figure also wears that are not products (a top or a bottom
+    where the outfit has none), so figures are dressed; no query ever asks for them.
+    """
 
     outfit_id: int
     split: str
@@ -84,6 +120,7 @@ class Outfit:
     items: tuple[ItemSpec, ...]
     n_scenes: int
     partial: bool
+    fillers: tuple[ItemSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +162,13 @@ def partition(n: int, rng: np.random.Generator) -> list[int]:
     return sizes
 
 
+def filler_categories(categories: list[str], rng: np.random.Generator) -> list[str]:
+    """Garments to add (usually) where ``categories`` leave the torso or the legs bare."""
+    if "Whole Body" in categories:
+        return []
+    return [c for c in ("Lower Body", "Upper Body") if c not in categories and rng.random() < 0.85]
+
+
 def plan_outfits(config: SynthConfig) -> list[Outfit]:
     """All outfits, train first, then valid, then test; product ids are 1…N in that order."""
     rng = np.random.default_rng([config.seed, 0])
@@ -134,6 +178,7 @@ def plan_outfits(config: SynthConfig) -> list[Outfit]:
         for size in partition(n, rng):
             categories = outfit_categories(size, rng)
             items = tuple(sample_item(c, rng) for c in categories)
+            fillers = tuple(sample_item(c, rng) for c in filler_categories(categories, rng))
             pids = tuple(range(next_pid, next_pid + size))
             next_pid += size
             outfits.append(
@@ -144,6 +189,7 @@ def plan_outfits(config: SynthConfig) -> list[Outfit]:
                     items=items,
                     n_scenes=int(rng.integers(1, 3)),
                     partial=bool(rng.random() < config.partial_probability),
+                    fillers=fillers,
                 )
             )
     return outfits

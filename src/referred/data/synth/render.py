@@ -1,8 +1,9 @@
 """Rendering tasks, run in-process or in worker processes, always giving the same bytes.
 
-Each outfit draws from its own generator, seeded by ``(seed, 2, outfit_id)``, and images of
-products alone are a pure function of their specs, so the output does not depend on how the
-work is split between processes.
+Every image draws from its own generator: a product's photo from ``(seed, 3, product id)``,
+an outfit's scenes from ``(seed, 2, outfit id)`` and its held-out-style scenes from
+``(seed, 6, outfit id)``, a distractor from ``(seed, 4, split, index)``; so the output does
+not depend on how the work is split between processes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from referred.data.synth.outfits import DistractorSpec, Outfit
+from referred.data.synth.attributes import ItemSpec
+from referred.data.synth.outfits import SPLITS, DistractorSpec, Outfit, SynthConfig
 from referred.data.synth.scene import SceneImage, encode_jpeg, render_scene, render_simple
 
 T = TypeVar("T")
@@ -30,42 +32,93 @@ class RenderSettings:
 
     seed: int
     size: int
-    quality: int
+    scene_size: int
+    quality: tuple[int, int]
+    styles: tuple[str, ...]
+    heldout_style: str | None
+
+    @classmethod
+    def of(cls, config: SynthConfig) -> RenderSettings:
+        """The settings of ``config``."""
+        return cls(
+            config.seed,
+            config.size,
+            config.scene_side,
+            config.quality_range,
+            config.styles,
+            config.heldout_style,
+        )
+
+
+@dataclass(frozen=True)
+class RenderedProduct:
+    """JPEG bytes of a product photo and the style it was drawn in."""
+
+    jpeg: bytes
+    style: str
 
 
 @dataclass(frozen=True)
 class RenderedOutfit:
-    """JPEG bytes of each product alone (outfit order), and the outfit's scenes."""
+    """Each product alone (outfit order), the outfit's scenes, and its held-out-style scenes
+    (test outfits only, when the config keeps a style out)."""
 
-    simple: tuple[bytes, ...]
+    simple: tuple[RenderedProduct, ...]
     scenes: tuple[SceneImage, ...]
+    heldout: tuple[SceneImage, ...] = ()
+
+
+def render_product(item: ItemSpec, settings: RenderSettings, rng_key: list[int]) -> RenderedProduct:
+    """A product photo of ``item`` in a training style, drawn from ``rng_key``'s generator."""
+    rng = np.random.default_rng([settings.seed, *rng_key])
+    style = settings.styles[int(rng.integers(len(settings.styles)))]
+    img, look = render_simple(item, settings.size, rng, style, settings.quality)
+    return RenderedProduct(encode_jpeg(img, look.quality), style)
+
+
+def _scenes(
+    outfit: Outfit, settings: RenderSettings, rng: np.random.Generator, styles: tuple[str, ...]
+) -> tuple[SceneImage, ...]:
+    scenes: list[SceneImage] = []
+    for j in range(outfit.n_scenes):
+        style = styles[int(rng.integers(len(styles)))]
+        scenes += render_scene(
+            outfit.items,
+            settings.scene_size,
+            rng,
+            quality=settings.quality,
+            partial=outfit.partial and j == 0,
+            style=style,
+            fillers=outfit.fillers,
+        )
+    return tuple(scenes)
 
 
 def render_outfits(task: tuple[RenderSettings, list[Outfit]]) -> list[RenderedOutfit]:
-    """Render a chunk of outfits: simple images, then ``n_scenes`` scenes (+ maybe a crop)."""
+    """Render a chunk of outfits: product photos, then ``n_scenes`` scenes (+ maybe a crop)."""
     settings, outfits = task
     out = []
     for outfit in outfits:
         simple = tuple(
-            encode_jpeg(render_simple(item, settings.size), settings.quality)
-            for item in outfit.items
+            render_product(item, settings, [3, pid])
+            for pid, item in zip(outfit.product_ids, outfit.items)
         )
         rng = np.random.default_rng([settings.seed, 2, outfit.outfit_id])
-        scenes: list[SceneImage] = []
-        for j in range(outfit.n_scenes):
-            partial = outfit.partial and j == 0
-            scenes += render_scene(
-                outfit.items, settings.size, rng, quality=settings.quality, partial=partial
-            )
-        out.append(RenderedOutfit(simple, tuple(scenes)))
+        scenes = _scenes(outfit, settings, rng, settings.styles)
+        heldout: tuple[SceneImage, ...] = ()
+        if outfit.split == "test" and settings.heldout_style is not None:
+            rng = np.random.default_rng([settings.seed, 6, outfit.outfit_id])
+            heldout = _scenes(outfit, settings, rng, (settings.heldout_style,))
+        out.append(RenderedOutfit(simple, scenes, heldout))
     return out
 
 
-def render_distractors(task: tuple[RenderSettings, list[DistractorSpec]]) -> list[bytes]:
-    """JPEG bytes of each distractor alone on white."""
+def render_distractors(task: tuple[RenderSettings, list[DistractorSpec]]) -> list[RenderedProduct]:
+    """Each distractor alone, as a product photo."""
     settings, specs = task
     return [
-        encode_jpeg(render_simple(spec.item, settings.size), settings.quality) for spec in specs
+        render_product(spec.item, settings, [4, SPLITS.index(spec.split), spec.index])
+        for spec in specs
     ]
 
 

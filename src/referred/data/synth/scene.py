@@ -1,14 +1,15 @@
-"""Compose images: a product alone on white (SIMPLE), or an outfit worn by a figure (COMPLEX).
+"""Compose images: a product alone (SIMPLE), or an outfit worn by a figure (COMPLEX).
 
-Figure coordinates are in units of the figure's height ``H``, x centred on the body and y from
-the top of the head (0) to the soles (1); x is then stretched by :data:`WIDEN` (a stocky
-cartoon figure shows its garments larger in a small image). Every category has slots there;
-a product drawn in its slot covers the same body part whatever the rest of the outfit.
+A scene draws a background, a figure in a random build and pose, every item of the outfit in
+its slot, sometimes a prop in front, then the camera's finish; it keeps a label map of which
+item owns each pixel, so it knows each item's box and how much of it is visible, in the
+full image and in a partial crop.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,26 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from referred.data.synth.attributes import ItemSpec
+from referred.data.synth.backgrounds import background, ground_shadow, prop
 from referred.data.synth.drawing import PAIRED, UNIT_ASPECT, draw_unit
-
-#: category → slots ``(centre x, top y, height, mirrored)`` in figure units.
-SLOTS: dict[str, tuple[tuple[float, float, float, bool], ...]] = {
-    "Head": ((0.0, -0.035, 0.1, False),),
-    "Neck": ((0.0, 0.12, 0.16, False),),
-    "Upper Body": ((0.0, 0.16, 0.3, False),),
-    "Outwear": ((0.0, 0.155, 0.46, False),),
-    "Waist": ((0.0, 0.44, 0.045, False),),
-    "Lower Body": ((0.0, 0.46, 0.45, False),),
-    "Whole Body": ((0.0, 0.16, 0.62, False),),
-    "Feet": ((-0.065, 0.895, 0.065, True), (0.065, 0.895, 0.065, False)),
-    "Hands": ((-0.215, 0.47, 0.085, True), (0.215, 0.47, 0.085, False)),
-    "Bags": ((0.26, 0.47, 0.17, False),),
-}
-
-#: Horizontal stretch of the figure (the unit aspects of ``drawing`` include it).
-WIDEN = 1.5
-#: Half-width kept inside the frame when shifting the figure, in units of H (a bag may be cut).
-HALF_WIDTH = 0.3 * WIDEN
+from referred.data.synth.figure import HALF_WIDTH, WIDEN, Placement, draw_body, sample_body
+from referred.data.synth.figure import unit_boxes as body_unit_boxes
+from referred.data.synth.styles import Look, finish, sample_look, wash
 
 #: Back-to-front drawing order of worn categories.
 DRAW_ORDER = (
@@ -50,20 +36,28 @@ DRAW_ORDER = (
     "Hands",
     "Bags",
 )
+#: A prop may not leave any item less visible than this (share of its pixels).
+MIN_VISIBLE = 0.5
+PROP_PROBABILITY = 0.3
 
-SKIN = ((240, 205, 175), (225, 175, 135), (190, 140, 100), (150, 100, 65), (100, 65, 40))
-HAIR = ((30, 25, 20), (90, 60, 30), (200, 160, 90), (140, 50, 30), (160, 160, 160))
-
-Box = tuple[float, float, float, float]
+IntBox = tuple[int, int, int, int]
+#: Owner index of garments that are not products (label 254 in the label map).
+FILLER = 253
 
 
 @dataclass(frozen=True)
 class SceneImage:
-    """An encoded scene and the indices (into the outfit) of the items visible in it."""
+    """An encoded scene, its style, and for each item visible in it (indices into the
+    outfit): its box and its units' boxes (x0, y0, x1, y1 pixels, end exclusive, in the
+    written image) and the share of its pixels left visible (not covered, not cut off)."""
 
     jpeg: bytes
     partial: bool
     visible: tuple[int, ...]
+    style: str = ""
+    boxes: tuple[IntBox, ...] = ()
+    unit_boxes: tuple[tuple[IntBox, ...], ...] = ()
+    visibility: tuple[float, ...] = ()
 
 
 def encode_jpeg(img: Image.Image, quality: int) -> bytes:
@@ -73,100 +67,102 @@ def encode_jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def render_simple(spec: ItemSpec, size: int) -> Image.Image:
-    """``spec`` alone, centred on white, filling about 80 % of a ``size``² image."""
-    canvas = Image.new("RGB", (size, size), (255, 255, 255))
-    aspect = UNIT_ASPECT[spec.category]
+def render_simple(
+    spec: ItemSpec,
+    size: int,
+    rng: np.random.Generator,
+    style: str = "flat",
+    quality: tuple[int, int] = (90, 90),
+) -> tuple[Image.Image, Look]:
+    """``spec`` alone as a product photo: light backdrop, 65-88 % of a ``size``² image."""
+    look = sample_look(style, size, rng, quality, mild=True)
+    if rng.random() < 0.6:
+        canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    else:
+        tone = int(rng.integers(226, 252))
+        tint = (int(v) for v in rng.integers(-6, 7, size=3))
+        canvas = Image.new("RGB", (size, size), tuple(min(255, tone + t) for t in tint))
+    aspect = UNIT_ASPECT[spec.category] * spec.width
     units = 2 if spec.category in PAIRED else 1
     gap = 0.15 if units == 2 else 0.0
     total_w = aspect * units + gap * aspect  # in units of the unit height
-    h = 0.8 * size / max(total_w, 1.0)
+    h = rng.uniform(0.65, 0.88) * size / max(total_w, 1.0)
     w = aspect * h
-    left = (size - (w * units + gap * w)) / 2
-    top = (size - h) / 2
+    jx, jy = (float(v) * size for v in rng.uniform(-0.04, 0.04, size=2))
+    left = (size - (w * units + gap * w)) / 2 + jx
+    top = (size - h) / 2 + jy
+    shadow = rng.random() < 0.4
+    silhouette = Image.new("L", (size, size), 0)
     for i in range(units):
         x0 = left + i * (w + gap * w)
-        draw_unit(
-            canvas, spec, (x0, top, x0 + w, top + h), mirror=units == 2 and i == 0, outline=h >= 20
-        )
-    return canvas
+        box = (x0, top, x0 + w, top + h)
+        mask, corner = draw_unit(canvas, spec, box, look, rng, mirror=units == 2 and i == 0)
+        silhouette.paste(255, corner, mask)
+    bbox = silhouette.getbbox()
+    if shadow and bbox is not None:
+        half = 0.5 * (bbox[2] - bbox[0])
+        ground_shadow(canvas, (bbox[0] + bbox[2]) / 2, bbox[3], half, rng, silhouette)
+    return finish(canvas, look, rng), look
 
 
-def _background(size: int, rng: np.random.Generator) -> Image.Image:
-    base = tuple(int(v) for v in rng.integers(90, 225, size=3))
-    canvas = Image.new("RGB", (size, size), base)
-    draw = ImageDraw.Draw(canvas)
-    for _ in range(int(rng.integers(8, 15))):
-        colour = tuple(int(v) for v in rng.integers(40, 240, size=3))
-        x0, y0 = (float(v) for v in rng.uniform(-0.2, 1.0, size=2) * size)
-        w, h = (float(v) for v in rng.uniform(0.08, 0.45, size=2) * size)
-        kind = int(rng.integers(3))
-        if kind == 0:
-            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=colour)
-        elif kind == 1:
-            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=colour)
-        else:
-            draw.line((x0, y0, x0 + w, y0 + h), fill=colour, width=max(1, size // 32))
-    floor = int(size * rng.uniform(0.75, 0.9))
-    draw.rectangle((0, floor, size, size), fill=tuple(int(c * 0.7) for c in base))
-    return canvas
+class _Owners:
+    """Which item owns each pixel (0: none, i + 1: item i, 255: a prop), and item extents."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.label = np.zeros((size, size), dtype=np.uint8)
+        self.area: dict[int, int] = {}
+        self.units: dict[int, list[IntBox]] = {}
+
+    def paint(self, i: int, mask: Image.Image, x0: int, y0: int) -> None:
+        """Item ``i`` (``FILLER``: a garment that is not a product) covers ``mask`` at (x0, y0)."""
+        m = np.asarray(mask) > 0  # (h, w)
+        h, w = m.shape
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(self.size, x0 + w), min(self.size, y0 + h)
+        if xb <= xa or yb <= ya:
+            return
+        part = m[ya - y0 : yb - y0, xa - x0 : xb - x0]
+        self.label[ya:yb, xa:xb][part] = i + 1
+        if i == FILLER:
+            return
+        self.area[i] = self.area.get(i, 0) + int(part.sum())
+        bbox = mask.getbbox()
+        if bbox is not None:
+            box = (x0 + bbox[0], y0 + bbox[1], x0 + bbox[2], y0 + bbox[3])
+            self.units.setdefault(i, []).append(_clip(box, self.size))
+
+    def visible(self, label: np.ndarray | None = None) -> np.ndarray:
+        """Visible pixels per label value (256,)."""
+        return np.bincount((self.label if label is None else label).ravel(), minlength=256)
+
+    def shares(self, n: int, counts: np.ndarray) -> list[float]:
+        return [float(counts[i + 1]) / max(1, self.area.get(i, 0)) for i in range(n)]
 
 
-def _draw_figure(draw: ImageDraw.ImageDraw, fig, rng: np.random.Generator) -> None:
-    skin = SKIN[int(rng.integers(len(SKIN)))]
-    hair = HAIR[int(rng.integers(len(HAIR)))]
-    limb = max(1, round(0.05 * fig.height))
-    for side in (-1, 1):
-        draw.line([fig.xy(0.1 * side, 0.18), fig.xy(0.215 * side, 0.5)], fill=skin, width=limb)
-        draw.line(
-            [fig.xy(0.05 * side, 0.45), fig.xy(0.06 * side, 0.92)], fill=skin, width=int(limb * 1.4)
-        )
-        draw.ellipse(fig.box(0.215 * side - 0.025, 0.49, 0.215 * side + 0.025, 0.54), fill=skin)
-    draw.polygon(
-        [fig.xy(-0.11, 0.165), fig.xy(0.11, 0.165), fig.xy(0.09, 0.46), fig.xy(-0.09, 0.46)],
-        fill=skin,
+def _clip(box: tuple[float, float, float, float], size: int) -> IntBox:
+    x0, y0 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x1, y1 = min(size, math.ceil(box[2])), min(size, math.ceil(box[3]))
+    return (x0, y0, max(x0, x1), max(y0, y1))
+
+
+def _union(boxes: Sequence[IntBox]) -> IntBox:
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
     )
-    draw.rectangle(fig.box(-0.022, 0.12, 0.022, 0.17), fill=skin)
-    draw.ellipse(fig.box(-0.065, 0.0, 0.065, 0.14), fill=hair)
-    draw.ellipse(fig.box(-0.058, 0.02, 0.058, 0.145), fill=skin)
 
 
-@dataclass(frozen=True)
-class _Figure:
-    cx: float
-    top: float
-    height: float
-
-    def xy(self, x: float, y: float) -> tuple[float, float]:
-        return (self.cx + x * WIDEN * self.height, self.top + y * self.height)
-
-    def box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
-        return (*self.xy(x0, y0), *self.xy(x1, y1))
-
-
-def _slot_boxes(fig: _Figure, category: str) -> list[tuple[Box, bool]]:
-    aspect = UNIT_ASPECT[category]
-    out = []
-    for cx, top, h, mirror in SLOTS[category]:
-        w = h * aspect / WIDEN
-        out.append((fig.box(cx - w / 2, top, cx + w / 2, top + h), mirror))
-    return out
-
-
-def _relight(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    gains = rng.uniform(0.75, 1.2) * rng.uniform(0.9, 1.1, size=3)  # (3,)
-    lut = np.minimum(255, (np.arange(256)[None, :] * gains[:, None]).astype(np.int64))  # (3, 256)
-    return img.point(lut.ravel().tolist())
-
-
-def _visible_fraction(boxes: Sequence[Box], crop: Box) -> float:
-    area = inside = 0.0
-    for x0, y0, x1, y1 in boxes:
-        area += (x1 - x0) * (y1 - y0)
-        ix = max(0.0, min(x1, crop[2]) - max(x0, crop[0]))
-        iy = max(0.0, min(y1, crop[3]) - max(y0, crop[1]))
-        inside += ix * iy
-    return inside / area if area > 0 else 0.0
+def _try_prop(canvas: Image.Image, owners: _Owners, n: int, floor: int, rng) -> None:
+    layer, mask = prop(owners.size, rng, floor)
+    covered = owners.label.copy()
+    covered[np.asarray(mask) > 0] = 255
+    if min(owners.shares(n, owners.visible(covered))) >= MIN_VISIBLE:
+        canvas.paste(layer, (0, 0), mask)
+        owners.label = covered
 
 
 def render_scene(
@@ -174,49 +170,101 @@ def render_scene(
     size: int,
     rng: np.random.Generator,
     *,
-    quality: int,
+    quality: int | tuple[int, int],
     partial: bool,
+    style: str = "flat",
+    fillers: Sequence[ItemSpec] = (),
 ) -> list[SceneImage]:
     """One scene of ``items`` worn together, plus (if ``partial``) one crop showing ≥ 3 items.
 
-    The figure is scaled (80–95 % of the height), shifted, re-lit and maybe mirrored; the crop
-    (upper or lower body) is kept only when at least three items are half visible in it.
+    The figure (60-97 % of the height) is placed, posed, dressed, maybe partly hidden by a
+    prop, lit and maybe mirrored; the crop (upper or lower body) is kept only when at least
+    three items keep half their visible pixels in it.
     """
-    canvas = _background(size, rng)
-    height = size * rng.uniform(0.8, 0.95)
+    quality = (quality, quality) if isinstance(quality, int) else quality
+    look = sample_look(style, size, rng, quality)
+    canvas, floor = background(size, rng)
+    canvas = wash(canvas, look)
+    body = sample_body(rng)
+    height = size * rng.uniform(0.6, 0.97)
     slack = max(0.0, size / 2 - HALF_WIDTH * height)
-    fig = _Figure(
+    fig = Placement(
         cx=size / 2 + rng.uniform(-slack, slack),
         top=rng.uniform(0.0, max(0.0, size - 1.035 * height)) + 0.035 * height,
         height=height,
     )
-    _draw_figure(ImageDraw.Draw(canvas), fig, rng)
-    boxes: dict[int, list[Box]] = {}
-    order = sorted(range(len(items)), key=lambda i: DRAW_ORDER.index(items[i].category))
-    for i in order:
-        for box, mirror in _slot_boxes(fig, items[i].category):
-            draw_unit(canvas, items[i], box, mirror=mirror)
-            boxes.setdefault(i, []).append(box)
-    canvas = _relight(canvas, rng)
+    if rng.random() < 0.6:
+        ground_shadow(canvas, fig.cx, fig.top + 0.985 * height, 0.16 * WIDEN * height, rng)
+    draw_body(ImageDraw.Draw(canvas), fig, body)
+    owners = _Owners(size)
+    worn = [(i, item) for i, item in enumerate(items)] + [(FILLER, f) for f in fillers]
+    for i, item in sorted(worn, key=lambda pair: DRAW_ORDER.index(pair[1].category)):
+        for box, mirror in body_unit_boxes(fig, body, item.category, item.width):
+            mask, (x0, y0) = draw_unit(canvas, item, box, look, rng, mirror=mirror)
+            owners.paint(i, mask, x0, y0)
+    if rng.random() < PROP_PROBABILITY:
+        _try_prop(canvas, owners, len(items), floor, rng)
+    canvas = finish(canvas, look, rng)
     flip = bool(rng.integers(2))
-    out = [SceneImage(encode_jpeg(_flip(canvas, flip), quality), False, tuple(range(len(items))))]
+    counts = owners.visible()
+    everyone = tuple(range(len(items)))
+    whole = (0.0, 0.0, float(size), float(size))
+    out = [_image(canvas, owners, everyone, owners.shares(len(items), counts), whole, flip, look)]
     if partial:
         crop = _crop_box(fig, size, upper=bool(rng.integers(2)))
-        visible = tuple(i for i in range(len(items)) if _visible_fraction(boxes[i], crop) >= 0.5)
-        if len(visible) >= 3:
+        x0, y0, x1, y1 = crop
+        inside = owners.visible(owners.label[y0:y1, x0:x1])
+        kept = [i for i in everyone if inside[i + 1] >= 0.5 * max(1, counts[i + 1])]
+        if len(kept) >= 3:
             part = canvas.resize((size, size), Image.Resampling.BILINEAR, box=crop)
-            out.append(SceneImage(encode_jpeg(_flip(part, flip), quality), True, visible))
+            share = [float(inside[i + 1]) / max(1, owners.area.get(i, 0)) for i in kept]
+            out.append(_image(part, owners, tuple(kept), share, crop, flip, look, partial=True))
     return out
 
 
-def _flip(img: Image.Image, flip: bool) -> Image.Image:
-    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else img
+def _image(
+    img: Image.Image,
+    owners: _Owners,
+    visible: tuple[int, ...],
+    shares: Sequence[float],
+    frame: tuple[float, float, float, float],
+    flip: bool,
+    look: Look,
+    partial: bool = False,
+) -> SceneImage:
+    """The written image of ``frame`` (a region of the scene resized to the output side)."""
+    size = img.size[0]
+    scale = size / (frame[2] - frame[0])
+
+    def to_image(b: IntBox) -> IntBox:
+        x0, y0 = (b[0] - frame[0]) * scale, (b[1] - frame[1]) * scale
+        x1, y1 = (b[2] - frame[0]) * scale, (b[3] - frame[1]) * scale
+        if flip:
+            x0, x1 = size - x1, size - x0
+        return _clip((x0, y0, x1, y1), size)
+
+    def inside(i: int) -> tuple[IntBox, ...]:
+        boxes = (to_image(b) for b in owners.units.get(i, []))
+        return tuple(b for b in boxes if b[2] > b[0] and b[3] > b[1])
+
+    units = tuple(inside(i) for i in visible)
+    if flip:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return SceneImage(
+        jpeg=encode_jpeg(img, look.quality),
+        partial=partial,
+        visible=visible,
+        style=look.style.name,
+        boxes=tuple(_union(u) for u in units),
+        unit_boxes=units,
+        visibility=tuple(round(s, 4) for s in shares),
+    )
 
 
-def _crop_box(fig: _Figure, size: int, upper: bool) -> Box:
-    side = 0.65 * fig.height
-    y0 = fig.top + (-0.05 if upper else 0.42) * fig.height
-    x0 = fig.cx - side / 2
-    x0 = min(max(x0, 0.0), size - side)
-    y0 = min(max(y0, 0.0), size - side)
+def _crop_box(fig: Placement, size: int, upper: bool) -> tuple[int, int, int, int]:
+    side = min(size, round(0.65 * fig.height))
+    y0 = round(fig.top + (-0.05 if upper else 0.42) * fig.height)
+    x0 = round(fig.cx - side / 2)
+    x0 = min(max(x0, 0), size - side)
+    y0 = min(max(y0, 0), size - side)
     return (x0, y0, x0 + side, y0 + side)
