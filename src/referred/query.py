@@ -117,7 +117,7 @@ def parse(
             "this model is conditioned on categories only; free text is not accepted. "
             f"Valid categories: {', '.join(config.categories)}"
         )
-    return Condition("text", _checked_text(text, min(max_text_chars, MAX_TEXT_CHARS)))
+    return Condition("text", checked_text(text, min(max_text_chars, MAX_TEXT_CHARS)))
 
 
 def coerce(config: Any, cond: Any) -> Condition:
@@ -153,8 +153,9 @@ def _find(name: str, names: Sequence[str]) -> int | None:
         return None
 
 
-def _category(config: Any, category: Any) -> Condition:
-    names = category_choices(config)
+def canonical_category(category: Any, names: Sequence[str]) -> str:
+    """The spelling in ``names`` of ``category`` (a name, matched loosely, or an index);
+    :class:`UnknownCategoryError` listing ``names`` otherwise."""
     if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
         if not 0 <= int(category) < len(names):
             raise UnknownCategoryError(category, names)
@@ -165,10 +166,15 @@ def _category(config: Any, category: Any) -> Condition:
         raise QueryError(f"a category must be a name (str) or an index (int), got {category!r}")
     if i is None:
         raise UnknownCategoryError(category, names)
-    return Condition("category" if config.categories else "text", names[i])
+    return names[i]
 
 
-def _checked_text(text: Any, max_chars: int = MAX_TEXT_CHARS) -> str:
+def _category(config: Any, category: Any) -> Condition:
+    name = canonical_category(category, category_choices(config))
+    return Condition("category" if config.categories else "text", name)
+
+
+def checked_text(text: Any, max_chars: int = MAX_TEXT_CHARS) -> str:
     """Control characters become spaces, then the text is stripped and bounded."""
     if not isinstance(text, str):
         raise QueryError(f"a text condition must be a non-empty str, got {text!r}")

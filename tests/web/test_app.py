@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from referred.categories import LRVSF_CATEGORIES
+from referred.query import MAX_TEXT_CHARS
 
 
 def search(client, photo, **fields):
@@ -101,7 +102,7 @@ def test_categories_healthz_samples_pages(client):
     cats = client.get("/categories").json()
     assert cats["categories"] == list(LRVSF_CATEGORIES) and cats["accepts_text"] is False
     assert cats["categories_as_text"] is False
-    assert cats["max_text_chars"] == 500 and cats["max_k"] == 100
+    assert cats["max_text_chars"] == MAX_TEXT_CHARS and cats["max_k"] == 100
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["writes_enabled"] is True
     samples = client.get("/samples").json()["samples"]

@@ -121,6 +121,15 @@ def test_search_without_a_loaded_model_is_503(tmp_path):
         assert client.get("/healthz").json()["status"] == "no_model"
 
 
+def test_the_text_limit_is_the_librarys_and_may_only_be_lowered():
+    from referred.query import MAX_TEXT_CHARS
+
+    assert Settings().max_text_chars == MAX_TEXT_CHARS
+    assert Settings(max_text_chars=200).max_text_chars == 200
+    with pytest.raises(ValueError, match=f"max_text_chars must be at most {MAX_TEXT_CHARS}"):
+        Settings(max_text_chars=MAX_TEXT_CHARS + 1)
+
+
 def test_settings_from_env():
     env = {
         "REFERRED_INDEX": "/data/idx",

@@ -1,25 +1,27 @@
 """The web layer's one door to condition rules: which category names and texts a request may use.
 
 Every route goes through :func:`resolve_condition`, :func:`resolve_categories` or
-:func:`resolve_category`; nothing else in ``referred.web`` decides what a condition may be.
-
-TODO(query.py): these rules duplicate ``referred.search.conditions`` (and the model's own
-encoding) with different details: here a category matches case-insensitively with ``_`` for a
-space, control characters in a text become spaces, and the text limit is the setting
-``max_text_chars`` (500) where the library allows 1000. When ``referred.query`` owns condition
-parsing, make these three functions call it (one set of rules) and delete the copies below.
+:func:`resolve_category`. The rules themselves are :mod:`referred.query`'s, the same for the
+library, the CLI and the benchmark (names matched ignoring case, spaces and ``_``/``-``;
+control characters in a text become spaces; at most ``max_text_chars``, which may only lower
+the library's 1,000); this module adds what only HTTP needs: a search must name an item, and
+each problem gets its own error code.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from referred.query import (
+    EmptyTextError,
+    TextTooLongError,
+    UnknownCategoryError,
+    canonical_category,
+    checked_text,
+)
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def resolve_condition(
@@ -42,17 +44,16 @@ def resolve_condition(
 
 
 def resolve_category(name: str, searcher: Any) -> str:
-    """The canonical spelling of ``name`` (case and spaces ignored); 422 listing valid ones."""
+    """The canonical spelling of ``name`` (referred.query's rules); 422 listing valid ones."""
     categories = tuple(searcher.category_choices)
-    key = " ".join(name.split()).casefold()
-    for c in categories:
-        if c.casefold() == key or c.casefold().replace(" ", "_") == key:
-            return c
-    raise ApiError(
-        422,
-        "unknown_category",
-        f"unknown category {name[:60]!r}; valid categories: {', '.join(categories)}",
-    )
+    try:
+        return canonical_category(name, categories)
+    except UnknownCategoryError:
+        raise ApiError(
+            422,
+            "unknown_category",
+            f"unknown category {name[:60]!r}; valid categories: {', '.join(categories)}",
+        ) from None
 
 
 def resolve_categories(
@@ -95,13 +96,14 @@ def _check_text(text: str, searcher: Any, settings: Settings) -> str:
             "this model is conditioned on categories only; send a 'category' instead "
             f"({', '.join(searcher.category_choices)})",
         )
-    text = _CONTROL.sub(" ", text).strip()
-    if not text:
-        raise ApiError(422, "empty_text", "the text condition is empty; describe the item")
-    if len(text) > settings.max_text_chars:
+    try:
+        return checked_text(text, settings.max_text_chars)
+    except EmptyTextError:
+        message = "the text condition is empty; describe the item"
+        raise ApiError(422, "empty_text", message) from None
+    except TextTooLongError:
         raise ApiError(
             422,
             "text_too_long",
-            f"the text is {len(text)} characters; the limit is {settings.max_text_chars}",
-        )
-    return text
+            f"the text is {len(text.strip())} characters; the limit is {settings.max_text_chars}",
+        ) from None

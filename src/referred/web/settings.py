@@ -38,7 +38,7 @@ class Settings:
     persist_writes: bool = False
     max_upload_bytes: int = 10 * MiB
     max_pixels: int = 40_000_000
-    max_text_chars: int = 500
+    max_text_chars: int = 1000  # referred.query.MAX_TEXT_CHARS (tested); may only be lowered
     max_k: int = 100
     default_k: int = 10
     max_categories: int = 20
@@ -60,6 +60,13 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        from referred.query import MAX_TEXT_CHARS  # here: settings load without torch
+
+        if self.max_text_chars > MAX_TEXT_CHARS:
+            raise ValueError(
+                f"max_text_chars must be at most {MAX_TEXT_CHARS} (the text limit of every "
+                f"query), got {self.max_text_chars}"
+            )
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k ({self.max_k}), got {self.default_k}")
         if self.batching not in ("micro", "threadpool"):
