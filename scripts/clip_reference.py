@@ -104,8 +104,11 @@ class ClipCondViT(nn.Module):
     def from_condvit(cls, model: nn.Module) -> ClipCondViT:
         """The same weights as a category-conditioned ``referred`` CondViT."""
         cfg = model.config
-        if cfg.conv_stem or not cfg.categories:
-            raise ValueError("the reference-style model covers patchify stems with categories")
+        if cfg.conv_stem or getattr(cfg, "trunk", None) or not cfg.categories:
+            raise ValueError(
+                "the reference-style model covers patchify stems (no conv stem, no trunk) "
+                "with categories"
+            )
         ref = cls(
             cfg.input_resolution,
             cfg.patch_size,
