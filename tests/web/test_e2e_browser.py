@@ -84,6 +84,15 @@ def client_accepts_text(url: str) -> bool:
         return bool(json.load(r)["accepts_text"])
 
 
+def _wait_until(page, predicate: str, timeout: float = 20.0) -> None:
+    """Poll a JS predicate with ``page.evaluate`` (``wait_for_function`` evaluates it inside
+    the page with ``eval``, which the page's Content-Security-Policy refuses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        page.wait_for_timeout(50)
+
+
 def _shot(page, name: str, tmp_path: Path) -> Path:
     out_dir = Path(os.environ.get("REFERRED_SCREENSHOTS") or tmp_path)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,9 +117,7 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     page.set_input_files("#file", str(photo))
     page.locator(".chip", has_text="Bags").click()
-    page.wait_for_function(
-        "document.querySelector('#results-title').textContent === 'Results for Bags'"
-    )
+    page.locator("#results-title", has_text="Results for Bags").wait_for()
     page.wait_for_selector(".card img")
     cards = page.locator("#results .card")
     assert cards.count() == 12
@@ -118,8 +125,8 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     assert first.locator(".title").inner_text().strip()
     assert float(first.locator(".score").inner_text()) <= 1.0
     # product images are served and decode in the browser
-    page.wait_for_function(
-        "[...document.querySelectorAll('#results .card img')].every(i => i.complete)"
+    _wait_until(
+        page, "() => [...document.querySelectorAll('#results .card img')].every(i => i.complete)"
     )
     widths = page.eval_on_selector_all("#results .card img", "els => els.map(e => e.naturalWidth)")
     assert all(w > 0 for w in widths)
