@@ -79,11 +79,10 @@ def draw_unit(
     fabric, shadow = _fabric(spec, look, x0, y0, w, h)
     draw = ImageDraw.Draw(canvas)
     solid = look.line_width and not look.style.wobble
-    if solid:  # ink under the fill, grown by the line width: only a rim stays visible
-        ink = _ink(spec, look)
-        for kind, role, data in prims:
-            if role == "main" and kind != "line":
-                _grown(draw, kind, data, on_canvas, ink, look.line_width)
+    rim = _grown(mask, look.line_width) if solid else None
+    if rim is not None:  # ink under the fill, the silhouette grown: only a rim stays visible
+        lw = look.line_width
+        canvas.paste(_ink(spec, look), (x0 - lw, y0 - lw), rim)
     canvas.paste(fabric, (x0, y0), mask)
     if spec.trim == "piping":
         piping = max(1, round(spec.trim_width * 0.4 * h))
@@ -98,10 +97,11 @@ def draw_unit(
             fill = spec.accent if role == "accent" else dark
             _primitive(draw, kind, data, on_canvas, fill, h)
             _primitive(fdraw, kind, data, px, 255, h)
-        elif solid and kind != "line":
-            _grown(fdraw, kind, data, px, 255, look.line_width)
+    if rim is not None:
+        lw = look.line_width
+        full.paste(255, (0, 0), rim.crop((lw, lw, lw + w, lw + h)))
     if spec.buttons and spec.category in BUTTON_X:
-        _buttons(draw, spec, x0 + px(BUTTON_X[spec.category], 0)[0], y0, h)
+        _buttons(draw, spec, mask, px(BUTTON_X[spec.category], 0)[0], (x0, y0))
     if look.style.hatching and shadow is not None:
         _hatch(canvas, full, shadow, _darker(spec.colour, 0.35), x0, y0)
     if solid:
@@ -112,12 +112,18 @@ def draw_unit(
     return full, (x0, y0)
 
 
-def _buttons(draw: ImageDraw.ImageDraw, spec: ItemSpec, x: float, y0: int, h: int) -> None:
+def _buttons(
+    draw: ImageDraw.ImageDraw, spec: ItemSpec, mask: Image.Image, x: float, at: tuple[int, int]
+) -> None:
+    """A column of buttons at ``x`` (box pixels), only where the fabric is."""
+    w, h = mask.size
     r = max(1.0, 0.022 * h)
     top, bottom = 0.12, 0.45 if spec.category == "Whole Body" else 0.85
     for k in range(spec.buttons):
-        y = y0 + h * (top + (bottom - top) * (k + 0.5) / spec.buttons)
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=spec.hardware)
+        y = h * (top + (bottom - top) * (k + 0.5) / spec.buttons)
+        if 0 <= x < w and mask.getpixel((int(x), int(y))):
+            cx, cy = x + at[0], y + at[1]
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=spec.hardware)
 
 
 def _hatch(
@@ -166,19 +172,14 @@ def _ink(spec: ItemSpec, look: Look) -> RGB:
     return _darker(spec.colour, tone) if tone else (20, 18, 22)
 
 
-def _grown(draw: ImageDraw.ImageDraw, kind: str, data: tuple, to, colour: RGB, grow: int):
-    """The primitive filled with ``colour`` and grown by ``grow`` pixels all round."""
-    if kind == "poly":
-        points = [to(*p) for p in data]
-        draw.polygon(points, fill=colour)
-        draw.line([*points, points[0]], fill=colour, width=2 * grow, joint="curve")
-        return
-    (ax, ay), (bx, by) = to(data[0], data[1]), to(data[2], data[3])
-    rect = (min(ax, bx) - grow, min(ay, by) - grow, max(ax, bx) + grow, max(ay, by) + grow)
-    if kind == "ellipse":
-        draw.ellipse(rect, fill=colour)
-    else:
-        draw.rectangle(rect, fill=colour)
+def _grown(mask: Image.Image, by: int) -> Image.Image:
+    """``mask`` dilated by ``by`` pixels (8 shifted copies), on a canvas ``by`` larger all round."""
+    w, h = mask.size
+    grown = Image.new("L", (w + 2 * by, h + 2 * by), 0)
+    for dx in (0, by, 2 * by):
+        for dy in (0, by, 2 * by):
+            grown.paste(255, (dx, dy), mask)
+    return grown
 
 
 def _outline(draw: ImageDraw.ImageDraw, kind: str, data: tuple, to, colour: RGB, width: int):

@@ -21,6 +21,7 @@ from referred.data.synth.backgrounds import background, ground_shadow, prop
 from referred.data.synth.drawing import PAIRED, UNIT_ASPECT, draw_unit
 from referred.data.synth.figure import HALF_WIDTH, WIDEN, Placement, draw_body, sample_body
 from referred.data.synth.figure import unit_boxes as body_unit_boxes
+from referred.data.synth.shapes import extent
 from referred.data.synth.styles import Look, finish, sample_look, wash
 
 #: Back-to-front drawing order of worn categories.
@@ -74,7 +75,8 @@ def render_simple(
     style: str = "flat",
     quality: tuple[int, int] = (90, 90),
 ) -> tuple[Image.Image, Look]:
-    """``spec`` alone as a product photo: light backdrop, 65-88 % of a ``size``² image."""
+    """``spec`` alone as a product photo: light backdrop, its silhouette centred and filling
+    65-88 % of a ``size``² image (the longer side)."""
     look = sample_look(style, size, rng, quality, mild=True)
     if rng.random() < 0.6:
         canvas = Image.new("RGB", (size, size), (255, 255, 255))
@@ -82,21 +84,26 @@ def render_simple(
         tone = int(rng.integers(226, 252))
         tint = (int(v) for v in rng.integers(-6, 7, size=3))
         canvas = Image.new("RGB", (size, size), tuple(min(255, tone + t) for t in tint))
-    aspect = UNIT_ASPECT[spec.category] * spec.width
+    ex0, ey0, ex1, ey1 = extent(spec.category, spec.variant)
+    aspect = UNIT_ASPECT[spec.category] * spec.width  # of the drawing box
     units = 2 if spec.category in PAIRED else 1
     gap = 0.15 if units == 2 else 0.0
-    total_w = aspect * units + gap * aspect  # in units of the unit height
-    h = rng.uniform(0.65, 0.88) * size / max(total_w, 1.0)
+    seen = aspect * (ex1 - ex0) / (ey1 - ey0)  # drawn width / height of one unit
+    total_w = seen * units + gap * seen * (units - 1)  # in units of the drawn height
+    drawn_h = rng.uniform(0.65, 0.88) * size / max(total_w, 1.0)
+    h = drawn_h / (ey1 - ey0)
     w = aspect * h
+    drawn_w = w * (ex1 - ex0)
     jx, jy = (float(v) * size for v in rng.uniform(-0.04, 0.04, size=2))
-    left = (size - (w * units + gap * w)) / 2 + jx
-    top = (size - h) / 2 + jy
+    left = (size - drawn_w * units - gap * drawn_w * (units - 1)) / 2 + jx
+    top = (size - drawn_h) / 2 + jy - ey0 * h
     shadow = rng.random() < 0.4
     silhouette = Image.new("L", (size, size), 0)
     for i in range(units):
-        x0 = left + i * (w + gap * w)
+        mirror = units == 2 and i == 0
+        x0 = left + i * drawn_w * (1 + gap) - ((1.0 - ex1) if mirror else ex0) * w
         box = (x0, top, x0 + w, top + h)
-        mask, corner = draw_unit(canvas, spec, box, look, rng, mirror=units == 2 and i == 0)
+        mask, corner = draw_unit(canvas, spec, box, look, rng, mirror=mirror)
         silhouette.paste(255, corner, mask)
     bbox = silhouette.getbbox()
     if shadow and bbox is not None:

@@ -249,3 +249,17 @@ _SHAPES = {
 def shape_of(category: str, variant: str) -> tuple[Prim, ...]:
     """The primitives of one unit of ``variant`` (a variant of ``category``)."""
     return tuple(_SHAPES[category](variant))
+
+
+@functools.cache
+def extent(category: str, variant: str) -> tuple[float, float, float, float]:
+    """The box-unit bounds (x0, y0, x1, y1) of a unit's primitives, clamped to the box."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for kind, _, data in shape_of(category, variant):
+        points = data[:-1] if kind == "line" else data
+        if kind in ("ellipse", "rect"):
+            points = ((data[0], data[1]), (data[2], data[3]))
+        xs += [p[0] for p in points]
+        ys += [p[1] for p in points]
+    return (max(0.0, min(xs)), max(0.0, min(ys)), min(1.0, max(xs)), min(1.0, max(ys)))
