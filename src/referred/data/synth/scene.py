@@ -76,7 +76,7 @@ def render_simple(
     quality: tuple[int, int] = (90, 90),
 ) -> tuple[Image.Image, Look]:
     """``spec`` alone as a product photo: light backdrop, its silhouette centred and filling
-    65-88 % of a ``size``² image (the longer side)."""
+    60-84 % of a ``size``² image (the longer side)."""
     look = sample_look(style, size, rng, quality, mild=True)
     if rng.random() < 0.6:
         canvas = Image.new("RGB", (size, size), (255, 255, 255))
@@ -90,7 +90,7 @@ def render_simple(
     gap = 0.15 if units == 2 else 0.0
     seen = aspect * (ex1 - ex0) / (ey1 - ey0)  # drawn width / height of one unit
     total_w = seen * units + gap * seen * (units - 1)  # in units of the drawn height
-    drawn_h = rng.uniform(0.65, 0.88) * size / max(total_w, 1.0)
+    drawn_h = rng.uniform(0.6, 0.84) * size / max(total_w, 1.0)
     h = drawn_h / (ey1 - ey0)
     w = aspect * h
     drawn_w = w * (ex1 - ex0)
