@@ -136,13 +136,18 @@ def ground_shadow(
 ) -> None:
     """A soft dark ellipse on the floor at (``cx``, ``y``), ``half`` pixels wide each side,
     except where ``exclude`` (an L mask of the canvas' size) is set."""
-    mask = Image.new("L", canvas.size, 0)
     h = max(2.0, 0.18 * half)
+    x0, y0 = max(0, int(cx - half)), max(0, int(y - h))
+    x1, y1 = min(canvas.width, int(cx + half) + 2), min(canvas.height, int(y + h) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return
     strength = int(rng.integers(40, 90))
-    ImageDraw.Draw(mask).ellipse((cx - half, y - h, cx + half, y + h), fill=strength)
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)  # only the ellipse's region
+    ImageDraw.Draw(mask).ellipse((cx - half - x0, y - h - y0, cx + half - x0, y + h - y0),
+                                 fill=strength)  # fmt: skip
     if exclude is not None:
-        mask = ImageChops.subtract(mask, exclude)
-    canvas.paste((20, 20, 25), (0, 0), mask)
+        mask = ImageChops.subtract(mask, exclude.crop((x0, y0, x1, y1)))
+    canvas.paste((20, 20, 25), (x0, y0), mask)
 
 
 def prop(size: int, rng: np.random.Generator, floor: int) -> tuple[Image.Image, Image.Image]:

@@ -110,28 +110,32 @@ def _flower(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, petal: in
     draw.ellipse((cx - p, cy - p, cx + p, cy + p), fill=heart)
 
 
-def _floral(draw: ImageDraw.ImageDraw, spec: ItemSpec, width: int, height: int) -> None:
-    step = max(4.0, spec.period * height * 1.4)
+def _floral(spec: ItemSpec, width: int, height: int) -> np.ndarray:
+    """(height, width) uint8: flowers (petals SECOND, hearts THIRD) on a half-drop grid, 0
+    elsewhere; one tile drawn, then repeated."""
+    step = max(4, round(spec.period * height * 1.4))
+    tile = Image.new("L", (step, 2 * step), 0)
+    draw = ImageDraw.Draw(tile)
     r = 0.32 * step
-    rows = int(height / step) + 2
-    cols = int(width / step) + 2
-    for j in range(rows):
-        for i in range(cols):
-            cx = (i + spec.phase + 0.5 * (j % 2)) * step
-            cy = (j + spec.phase * 0.5) * step
-            _flower(draw, cx, cy, r, SECOND, THIRD)
+    for cx, cy in ((0.5, 0.5), (0.0, 1.5), (1.0, 1.5)):  # half-drop: the second row shifted
+        _flower(draw, cx * step, cy * step, r, SECOND, THIRD)
+    tile_arr = np.asarray(tile)
+    reps = (height // (2 * step) + 2, width // step + 2)
+    big = np.tile(tile_arr, reps)
+    dx, dy = int(spec.phase * step), int(spec.phase * 0.5 * step)
+    return big[dy : dy + height, dx : dx + width]
 
 
 def fabric_index(spec: ItemSpec, width: int, height: int) -> np.ndarray:
     """(height, width) uint8 palette slots: pattern, floral, print and hem band."""
     index = pattern_index(spec, width, height)
-    hem = spec.trim == "hem"
-    if spec.pattern != "floral" and spec.motif == "none" and not hem:
-        return index
-    img = Image.fromarray(index, "L")
-    draw = ImageDraw.Draw(img)
     if spec.pattern == "floral":
-        _floral(draw, spec, width, height)
+        index = _floral(spec, width, height)
+    hem = spec.trim == "hem"
+    if spec.motif == "none" and not hem:
+        return index
+    img = Image.fromarray(np.ascontiguousarray(index), "L")
+    draw = ImageDraw.Draw(img)
     if spec.motif != "none":
         _draw_motif(draw, spec, width, height)
     if hem:
