@@ -65,7 +65,7 @@ def test_captions_are_shared_by_several_products_on_10000() -> None:
 
 
 def test_captions_are_shared_on_1000_too() -> None:
-    """Fewer products share less (1.55 per caption at 1,000, seed 0): a 1,000-product split
+    """Fewer products share less (1.56 per caption at 1,000, seed 0): a 1,000-product split
     still has few captions that name one product only."""
     first, _, _ = _captions(1000)
     counts = Counter(first)
