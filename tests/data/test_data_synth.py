@@ -41,8 +41,9 @@ def test_rendering_does_not_depend_on_how_work_is_chunked() -> None:
     assert whole == pieces
 
 
-@pytest.mark.slow
 def test_worker_count_does_not_change_the_bytes(tmp_path: Path) -> None:
+    """One process or two (a fork server, about a second): the same files, held-out set and
+    tables included."""
     write_synthetic_dataset(tmp_path / "one", TINY)
     two = SynthConfig(products=20, distractors=4, size=24, seed=7, workers=2)
     write_synthetic_dataset(tmp_path / "two", two)
