@@ -163,3 +163,14 @@ def test_categories_and_one_condition_come_from_the_served_model(client):
     attention = _body(spec, spec["paths"]["/attention"]["post"])
     complete(spec, Settings(), fake)
     assert attention["oneOf"] == [{"required": ["category"]}, {"required": ["text"]}]
+
+
+def test_disabled_writes_are_documented_as_such(make_client, png):
+    client = make_client(admin_token="")
+    spec = client.get("/openapi.json").json()
+    for method, path in (("post", "/products"), ("delete", "/products/{product_id}")):
+        op = spec["paths"][path][method]
+        assert op["security"] == [{}] and "403" in op["responses"]
+        assert "Disabled on this server" in op["description"]
+    r = client.post("/products", files={"image": ("n.png", png())}, data={"id": "x"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "writes_disabled"

@@ -5,7 +5,8 @@ declared ``responses``. This adds what depends on the served model and the setti
 schema says exactly what the running service accepts: the category names (an ``enum``), the
 text length limit, k's range, how many categories shop-the-look takes, that a search needs
 exactly one of ``category`` and ``text`` (only ``category`` for a model that takes no text), the
-image content types of uploads, and the bearer scheme of the write endpoints. FastAPI's own
+image content types of uploads, and the bearer scheme of the write endpoints (or, when no admin
+token is configured, that they take no credentials and answer 403). FastAPI's own
 validation-error body is never sent (errors have one shape), so it is dropped.
 """
 
@@ -47,6 +48,12 @@ def complete(schema: dict[str, Any], settings: Settings, searcher: Any = None) -
     image_types = ", ".join(dict.fromkeys(IMAGE_TYPES.values()))
     for path, item in schema.get("paths", {}).items():
         for op in item.values():
+            if "security" in op and not settings.writes_enabled:
+                # No admin token configured: no header opens these; every call answers 403.
+                op["security"] = [{}]
+                op["description"] = (
+                    "Disabled on this server (no admin token is configured): answers 403."
+                )
             responses = op.get("responses", {})
             if "HTTPValidationError" in str(responses.get("422", "")):
                 del responses["422"]  # FastAPI's default body: never sent here
