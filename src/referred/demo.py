@@ -52,16 +52,18 @@ class DemoCatalog:
 def ensure_demo_data(
     root: Path, products: int = DEMO_PRODUCTS, distractors: int = DEMO_DISTRACTORS
 ) -> Path:
-    """The cached synthetic dataset under ``root`` (written on first use or when sizes change)."""
-    from referred.data.synth import SynthConfig, write_synthetic_dataset
+    """The cached synthetic dataset under ``root``, written on first use and again whenever
+    its config or the generator changes (the marker records both)."""
+    from dataclasses import asdict
 
+    from referred.data.synth import GENERATOR_VERSION, SynthConfig, write_synthetic_dataset
+
+    config = SynthConfig(products=products, distractors=distractors)
     marker = root / ".complete"
-    wanted = json.dumps({"products": products, "distractors": distractors})
+    wanted = json.dumps({"generator": GENERATOR_VERSION, **asdict(config)}, sort_keys=True)
     if not marker.is_file() or marker.read_text().strip() != wanted:
         log.info("writing a synthetic catalog to %s", root)
-        write_synthetic_dataset(
-            root, SynthConfig(products=products, distractors=distractors), overwrite=True
-        )
+        write_synthetic_dataset(root, config, overwrite=True)
         marker.write_text(wanted + "\n")
     return root
 

@@ -236,3 +236,16 @@ def test_the_demo_index_has_a_stable_path_the_cli_can_search(demo, capsys):
     scene = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     assert main(["search", "--index", str(link), "--category", "bags", str(scene), "-k", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3  # header + 2 results
+
+
+def test_the_demo_data_is_redrawn_when_the_generator_changes(tmp_path, monkeypatch):
+    import referred.data.synth as synth
+    from referred.demo import ensure_demo_data
+
+    root = ensure_demo_data(tmp_path / "d", products=30, distractors=10)
+    marker = (root / ".complete").read_text()
+    assert ensure_demo_data(root, products=30, distractors=10) == root  # reused as it is
+    assert (root / ".complete").read_text() == marker
+    monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION + 1)
+    ensure_demo_data(root, products=30, distractors=10)
+    assert (root / ".complete").read_text() != marker  # an older drawing is not reused

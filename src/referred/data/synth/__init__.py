@@ -11,7 +11,11 @@ from referred.data.synth.rows import OUTFITS_FILE, PRODUCTS_FILE
 from referred.data.synth.styles import HELDOUT_STYLE, STYLES
 from referred.data.synth.writer import HELDOUT_DIR, SynthReport, write_synthetic_dataset
 
+#: Bumped whenever the same config draws different images (caches compare it).
+GENERATOR_VERSION = 2
+
 __all__ = [
+    "GENERATOR_VERSION",
     "HELDOUT_DIR",
     "HELDOUT_STYLE",
     "OUTFITS_FILE",
