@@ -14,9 +14,7 @@ Names are imported on first use, so ``import referred.data`` (or the CLI) does n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from referred._lazy import lazy_exports
 from referred.categories import LRVSF_CATEGORIES
 
 __version__ = "0.1.0"
@@ -33,13 +31,4 @@ _LAZY = {
 __all__ = ["LRVSF_CATEGORIES", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'referred' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

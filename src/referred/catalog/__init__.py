@@ -8,8 +8,7 @@ Nothing here serves requests; the service (:mod:`referred.web`) only loads what 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from referred._lazy import lazy_exports
 
 _LAZY = {
     "BuildReport": "referred.catalog.build",
@@ -19,13 +18,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'referred.catalog' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

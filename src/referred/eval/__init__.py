@@ -8,8 +8,7 @@ weights); ``benchmark.evaluate`` (embeddings -> report dict); ``report`` / ``plo
 imported on first use; matplotlib and torch only by the functions that need them.
 """
 
-import importlib
-from typing import Any
+from referred._lazy import lazy_exports
 
 #: Public name -> the submodule that defines it. Imported on first use, so that
 #: ``import referred.eval.metrics`` needs numpy only (no pyarrow, torch or matplotlib).
@@ -44,13 +43,6 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"referred.eval.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'referred.eval' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: f"referred.eval.{module}" for name, module in _LAZY.items()}
+)

@@ -11,8 +11,7 @@ first use, so importing this package (e.g. from the web app's module) costs noth
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from referred._lazy import lazy_exports
 
 _LAZY = {
     "Hit": "referred.search.searcher",
@@ -30,13 +29,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'referred.search' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
