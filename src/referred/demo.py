@@ -111,7 +111,7 @@ def export_catalog(data: Path, out: Path, samples: int = DEMO_SAMPLES) -> DemoCa
     for p in ds.products("test"):
         name = f"{p.product_id}.jpg"
         (images / name).write_bytes(p.simple[0].read_bytes())
-        title = _title(p.captions[0] if p.captions else None, f"Product {p.product_id}")
+        title = _title(p.captions[0] if p.captions else None, f"{p.category or 'Catalog'} item")
         rows.append(
             {
                 "id": p.product_id,
@@ -132,7 +132,8 @@ def export_catalog(data: Path, out: Path, samples: int = DEMO_SAMPLES) -> DemoCa
     for d in ds.distractors("test"):
         pid, name = f"d{d.distractor_id}", f"d{d.distractor_id}.jpg"
         (images / name).write_bytes(d.image.read_bytes())
-        title = _title(captions.get(d.image.url or ""), f"Distractor {d.distractor_id}")
+        # shoppers see a catalog item, not the benchmark's word for it
+        title = _title(captions.get(d.image.url or ""), f"{d.category or 'Catalog'} item")
         rows.append(
             {
                 "id": pid,
