@@ -280,17 +280,19 @@ class QueryEncoder:
         """One forward of pixels (B, 3, R, R) with B conditions of one kind → (B, D) unit rows,
         float32 on the CPU."""
         with self._lock, torch.inference_mode():
-            c = self.condition_tensor(conds)
-            device = self.model.device
-            emb = self.net(pixels.to(device), None if c is None else c.to(device))  # (B, D)
+            emb = self.net(*self._inputs(pixels, conds))  # (B, D)
             return F.normalize(emb.float(), dim=-1).cpu()
 
     def attention_map(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
         """Where the model looked: the last block's class-token attention → (B, g, g)."""
         with self._lock, torch.inference_mode():
-            c = self.condition_tensor(conds)
-            device = self.model.device
-            return self.model.attention_map(pixels.to(device), None if c is None else c.to(device))
+            return self.model.attention_map(*self._inputs(pixels, conds))
+
+    def _inputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
+        """(pixels, condition tensor or None) on the model's device; call under the lock."""
+        c = self.condition_tensor(conds)
+        device = self.model.device
+        return pixels.to(device), None if c is None else c.to(device)
 
     def encode(self, images: Any, conds: Any = None) -> torch.Tensor:
         """Images (paths, bytes, PIL images, or a pixel tensor (B, 3, R, R)) with their
