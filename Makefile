@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests scripts
+	@$(PY) -c "from referred.model import cpu; print('cpu:', cpu.summary())"
 	$(PY) -m pytest -q -m "not slow and not gpu and not network"
 
 test-all: $(STAMP)
