@@ -52,9 +52,6 @@ class Hit:
     metadata: dict[str, Any]
 
 
-#: Distinct condition texts whose vectors a Searcher remembers (384 floats each: ~6 MB).
-
-
 class Searcher:
     """Referred visual search over a catalog index with a CondViT model.
 
