@@ -107,6 +107,10 @@ def test_trunk_parameters_get_their_own_learning_rate_scale():
     assert all(g["lr_scale"] == 1.0 for g in param_groups(model, 0.1))
     with pytest.raises(ValueError, match="trunk learning-rate scale must be in"):
         _cfg(trunk_lr_scale=2.0)
+    n = set_trainable(model, head_only=False, frozen=("trunk.",))  # trunk_lr_scale 0
+    grads = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert grads and not any(name.startswith("trunk.") for name in grads)
+    assert n == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def test_head_only_phase_trains_proj_and_condition_embeddings():

@@ -152,11 +152,14 @@ class _Loop:
     def _model_for_phase(self) -> torch.nn.Module:
         head_only = self.r.epoch < self.cfg.head_only_epochs
         if self.trainable != head_only or self.wrapped is None:
-            n = set_trainable(self.r.model, head_only)
+            frozen = ("trunk.",) if self.cfg.trunk_lr_scale == 0 else ()
+            n = set_trainable(self.r.model, head_only, frozen)
             log.info(
                 "epoch %d: training %s (%d parameters)",
                 self.r.epoch + 1,
-                "proj and the condition embeddings only" if head_only else "all parameters",
+                "proj and the condition embeddings only"
+                if head_only
+                else "all parameters" + (" but the frozen trunk" if frozen else ""),
                 n,
             )
             self.trainable = head_only

@@ -48,15 +48,18 @@ def is_head_param(name: str) -> bool:
     return name.split(".")[0] in HEAD_PARAMS
 
 
-def set_trainable(model: nn.Module, head_only: bool) -> int:
-    """Freeze everything but the head parameters (``head_only``) or unfreeze all.
+def set_trainable(model: nn.Module, head_only: bool, frozen: tuple[str, ...] = ()) -> int:
+    """Freeze everything but the head parameters (``head_only``) or unfreeze all; parameters
+    whose names start with one of ``frozen`` stay frozen either way (a hybrid's trunk at
+    ``trunk_lr_scale`` 0: no gradient, so autograd keeps none of its activations).
 
     Returns the number of trainable parameters.
     """
     n = 0
     for name, param in model.named_parameters():
-        param.requires_grad_(not head_only or is_head_param(name))
-        n += param.numel() if param.requires_grad else 0
+        trainable = (not head_only or is_head_param(name)) and not name.startswith(frozen)
+        param.requires_grad_(trainable)
+        n += param.numel() if trainable else 0
     return n
 
 
