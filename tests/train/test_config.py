@@ -92,7 +92,7 @@ def test_auto_is_the_recommended_model_of_the_device():
     assert resolve_model_spec("auto", "cuda").value == "B-16"
     assert _cfg().model == "auto"
     hybrid = _cfg().resolved(resolve_model_spec("auto", "cpu"))
-    assert hybrid.trunk_lr_scale == 0.1 and hybrid.batch_size == 64
+    assert hybrid.trunk_lr_scale == 0.0 and hybrid.batch_size == 64  # frozen: see the docs
     assert _cfg(model="tiny").resolved().trunk_lr_scale is None
 
 

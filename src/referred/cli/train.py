@@ -84,8 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trunk-lr-scale",
         type=float,
-        help="hybrids: the pretrained trunk's learning rate as a share of --lr (default 0.1; "
-        "0 freezes it)",
+        help="hybrids: the pretrained trunk's learning rate as a share of --lr (default 0: "
+        "frozen; e.g. 0.1 fine-tunes it, at several times the memory and time)",
     )
     p.add_argument(
         "--val-distractors", type=_non_negative_int, help="validation distractors (default all)"
