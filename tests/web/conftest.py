@@ -8,9 +8,11 @@ search returns, exactly as with the real thing. It is swapped in with
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,3 +297,28 @@ def png():
 def admin() -> dict[str, str]:
     """Headers carrying the admin token the test apps are configured with."""
     return auth()
+
+
+@contextlib.contextmanager
+def serving(app: Any, start_timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn server on a free 127.0.0.1 port in a thread; yields
+    its base URL and stops the server on exit."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import httpx
@@ -21,39 +20,21 @@ import pytest
 from referred.web.app import create_app
 from referred.web.routes_deps import Catalog, get_catalog, get_searcher
 from referred.web.settings import Settings
-from tests.web.conftest import FakeSearcher, make_catalog
+from tests.web.conftest import FakeSearcher, make_catalog, serving
 
 MB = 1024 * 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     root = tmp_path_factory.mktemp("served")
     model, index = make_catalog(root / "images")
     app = create_app(Settings(image_root=root / "images", max_upload_bytes=2 * MB))
     searcher = FakeSearcher(model, index)
     app.dependency_overrides[get_searcher] = lambda: searcher
     app.dependency_overrides[get_catalog] = lambda: Catalog(searcher)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app, start_timeout=20) as url:
+        yield url
 
 
 def _multipart() -> tuple[bytes, bytes]:

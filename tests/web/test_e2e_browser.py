@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.web.conftest import serving
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("REFERRED_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,33 +33,16 @@ ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A uvicorn server over a 30-product synthetic catalog, on a free loopback port."""
-    import uvicorn
-
     from referred.demo import build_demo_app
     from referred.web.settings import Settings
 
     cache = tmp_path_factory.mktemp("demo")
     app = build_demo_app(cache, Settings(), products=30, distractors=20, quiet=True)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", cache
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield url, cache
 
 
 @pytest.fixture(scope="module")
