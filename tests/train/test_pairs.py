@@ -107,3 +107,21 @@ def test_text_conditions_are_the_category_name_and_the_captions(synth_data, tmp_
         assert mine[0] == category  # the bare category name, as the service sends it
         assert mine[1:] == [c for c in index.product_captions(i) if c != category]
         assert len(mine) >= 2  # synthetic products have captions
+
+
+def test_fixed_views_repeat_across_epochs_and_view_0_is_the_plain_image(synth_data, tmp_path):
+    index = build_pair_index(open_dataset(synth_data), "train", tmp_path / "idx")
+    cfg = AugmentConfig(size=32)
+    fixed = PairDataset(index, np.arange(3), None, cfg, seed=0, views=3)
+    fresh = PairDataset(index, np.arange(3), None, cfg, seed=0)
+    plain = PairDataset(index, np.arange(3), None, AugmentConfig(size=32, enabled=False), seed=0)
+    seen_fixed, seen_fresh = set(), set()
+    for epoch in range(12):
+        for data in (fixed, fresh):
+            data.set_epoch(epoch)
+        seen_fixed.add(fixed[0]["simple"].numpy().tobytes())
+        seen_fresh.add(fresh[0]["simple"].numpy().tobytes())
+    assert len(seen_fixed) <= 3 < len(seen_fresh)  # a synthetic product has one SIMPLE image
+    assert plain[0]["simple"].numpy().tobytes() in seen_fixed  # view 0: the image itself
+    with pytest.raises(ValueError, match="views must be >= 0"):
+        PairDataset(index, np.arange(3), None, cfg, seed=0, views=-1)

@@ -93,6 +93,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-augment", action="store_true", help="no random crop/flip (pad and resize only)"
     )
+    p.add_argument(
+        "--augment-views",
+        type=_non_negative_int,
+        help="N >= 1: each image is seen as itself or one of N-1 fixed augmentations, so a "
+        "frozen trunk's maps repeat and are memoised; 0: a fresh augmentation every time "
+        "(default per model: 0, hybrid-lite0 see docs/training.md)",
+    )
+    p.add_argument(
+        "--trunk-memo-gb",
+        type=float,
+        default=4.0,
+        help="memory for a frozen trunk's feature maps, each distinct image computed once "
+        "(default 4; 0: recompute every time)",
+    )
     p.add_argument("--text-encoder", help="frozen sentence encoder for --conditioning text")
     p.add_argument("--cache-dir", help="where the packed training images go (OUT/cache)")
     group = p.add_mutually_exclusive_group()
@@ -115,6 +129,8 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
         lr=args.lr,
         head_only_epochs=args.head_only_epochs,
         augment=not args.no_augment,
+        augment_views=args.augment_views,
+        trunk_memo_gb=args.trunk_memo_gb,
         seed=args.seed,
         workers=args.workers,
         device=args.device,

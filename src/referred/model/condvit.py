@@ -206,6 +206,8 @@ class CondViT(nn.Module):
         if config.conditional:
             self.c_pos_embedding = nn.Parameter(scale * torch.randn(1, w))
         self._text_encoder: Any = None  # set lazily by referred.model.encoding
+        #: ``(trunk, images) → maps`` standing in for ``trunk(images)`` (a frozen trunk's memo)
+        self.trunk_memo: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
         #: condition vectors of fixed texts (text → (cond_dim,)), saved with the weights
         self.known_texts: dict[str, torch.Tensor] = {}
 
@@ -255,8 +257,12 @@ class CondViT(nn.Module):
             raise TypeError(f"condition must be a long or float tensor, got {c.dtype}")
         return tok.to(self.positional_embedding.dtype) + self.c_pos_embedding  # (B, W)
 
-    def tokens(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (B, 3, R, R) → input tokens (B, 1 + g² [+ 1], W) after ``ln_pre``."""
+    def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, R, R) → the map ``conv1`` embeds: the trunk's features (B, C, g, g)
+        for a hybrid, the stem's output, or the pixels themselves.
+
+        With ``trunk_memo`` set (a frozen trunk in training, see
+        :mod:`referred.train.trunk_memo`), the trunk's maps come from it."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(x.shape)}")
         res = self.config.input_resolution
@@ -264,10 +270,17 @@ class CondViT(nn.Module):
             raise ValueError(f"this model takes {res}x{res} images, got {tuple(x.shape[-2:])}")
         x = x.to(self.conv1.weight.dtype)
         if self.trunk is not None:
-            x = self.trunk(x)  # (B, C, g, g)
-        elif self.stem is not None:
-            x = self.stem(x)
-        x = self.conv1(x)  # (B, W, g, g)
+            memo = self.trunk_memo
+            return self.trunk(x) if memo is None else memo(self.trunk, x)
+        return self.stem(x) if self.stem is not None else x
+
+    def tokens(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 3, R, R) → input tokens (B, 1 + g² [+ 1], W) after ``ln_pre``."""
+        return self.map_tokens(self.patch_maps(x), c)
+
+    def map_tokens(self, maps: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`patch_maps`' output → input tokens (B, 1 + g² [+ 1], W) after ``ln_pre``."""
+        x = self.conv1(maps.to(self.conv1.weight.dtype))  # (B, W, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B, g², W)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # (B, 1, W)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # (B, 1+g², W)

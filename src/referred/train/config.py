@@ -58,7 +58,11 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
 }
 #: Shared by every run from scratch: no frozen phase, CLIP's initial temperature 1/0.07.
-SCRATCH_DEFAULTS: dict[str, Any] = {"head_only_epochs": 0, "init_logit_scale": math.log(1 / 0.07)}
+SCRATCH_DEFAULTS: dict[str, Any] = {
+    "head_only_epochs": 0,
+    "init_logit_scale": math.log(1 / 0.07),
+    "augment_views": 0,
+}
 #: Defaults when initialising from weights: the paper's recipe (lrvs-f.md §4).
 FINETUNE_DEFAULTS: dict[str, Any] = {
     "epochs": 30,
@@ -66,10 +70,21 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "lr": 1e-5,
     "head_only_epochs": 1,
     "init_logit_scale": None,  # keep the checkpoint's (ln 100 for the paper's fine-tuning)
+    "augment_views": 0,
 }
 #: Fields that change how a run executes, not what it computes; a resumed run may change them.
 OPERATIONAL_FIELDS = frozenset(
-    {"data", "out", "workers", "device", "threads", "max_minutes", "cache_dir", "log_every"}
+    {
+        "data",
+        "out",
+        "workers",
+        "device",
+        "threads",
+        "max_minutes",
+        "cache_dir",
+        "log_every",
+        "trunk_memo_gb",
+    }
 )
 
 
@@ -84,7 +99,7 @@ class ModelSpec:
     @property
     def defaults(self) -> dict[str, Any]:
         if self.kind == "arch":
-            return {**ARCH_DEFAULTS.get(str(self.value), ARCH_DEFAULTS["tiny"]), **SCRATCH_DEFAULTS}
+            return {**SCRATCH_DEFAULTS, **ARCH_DEFAULTS.get(str(self.value), ARCH_DEFAULTS["tiny"])}
         return FINETUNE_DEFAULTS
 
 
@@ -148,6 +163,11 @@ class TrainConfig:
         weight_decay: AdamW decay of matrices (biases, norms, embeddings: none).
         augment: the paper's augmentation (random resized crop 0.8–1, flip); ``False`` feeds
             the inference preprocessing (pad, resize).
+        augment_views: ``0``: a fresh augmentation at every draw (the paper's). ``N ≥ 1``: each
+            image is seen as itself (view 0) or one of ``N - 1`` fixed augmentations, so a
+            frozen trunk's maps repeat and :mod:`referred.train.trunk_memo` serves them.
+            Default per model (hybrid-lite0: see :data:`ARCH_DEFAULTS`), else 0.
+        trunk_memo_gb: memory for a frozen trunk's feature maps (0: recompute every time).
         seed: seeds the model's initialisation, the data order and the augmentation.
         workers: DataLoader worker processes (0: load in the main process); default 0 on the
             CPU (measured fastest on 2 vCPUs: decoding 64 px images is cheap, a worker competes
@@ -177,6 +197,8 @@ class TrainConfig:
     warmup_epochs: int = 1
     weight_decay: float = 0.1
     augment: bool = True
+    augment_views: int | None = None
+    trunk_memo_gb: float = 4.0
     seed: int = 0
     workers: int | None = None
     device: str = "auto"
@@ -232,6 +254,12 @@ class TrainConfig:
             self.val_distractors,
         )
         _check(self.log_every >= 1, "log_every must be >= 1", self.log_every)
+        _check(
+            self.augment_views is None or self.augment_views >= 0,
+            "augment views must be >= 0 (0: a fresh augmentation every time)",
+            self.augment_views,
+        )
+        _check(self.trunk_memo_gb >= 0, "trunk memo size must be >= 0 GB", self.trunk_memo_gb)
         _check(
             self.trunk_lr_scale is None or 0 <= self.trunk_lr_scale <= 1,
             "trunk learning-rate scale must be in [0, 1] (0 freezes the trunk)",

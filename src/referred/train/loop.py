@@ -29,6 +29,7 @@ from referred.train.loss import clamp_logit_scale_, info_nce
 from referred.train.pairs import EpochBatches, normalize_pixels
 from referred.train.run import Run, prepare
 from referred.train.schedule import learning_rate, set_trainable
+from referred.train.trunk_memo import memo_for
 from referred.train.validate import embed_split, retrieval_metrics
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class _Loop:
                 self._end_epoch()
         finally:
             self.log.close()
+            r.model.trunk_memo = None  # the memo belongs to this run, not to the model
         finished = r.epoch >= self.cfg.epochs or horizon
         if not finished:
             if r.batch_in_epoch:  # stopped mid-epoch: the position within it is saved too
@@ -163,6 +165,10 @@ class _Loop:
                 n,
             )
             self.trainable = head_only
+            if self.r.model.trunk_memo is None:
+                self.r.model.trunk_memo = memo_for(
+                    self.r.model, self.cfg.trunk_lr_scale, self.cfg.trunk_memo_gb
+                )
             self.wrapped = None  # drop the previous DDP wrapper (and its gradient hooks) first
             self.wrapped = _wrap(PairModel(self.r.model), self.r.device, self.r.info)
         return self.wrapped
@@ -296,6 +302,7 @@ class _Loop:
             "samples_per_s": acc["steps"] * self.cfg.batch_size / max(acc["seconds"], 1e-9),
             "logit_scale": float(r.model.logit_scale.detach().exp()),
             "epoch_seconds": acc["seconds"],
+            **self._memo_row(),
             "wall_seconds": self._wall(),
             "bad_images": int(bad),  # all processes
             "replaced_samples": int(replaced),
@@ -312,6 +319,12 @@ class _Loop:
             self.log.epoch(row)
             log.info("%s", _epoch_line(row, self.cfg, r.skipped))
         D.barrier()
+
+    def _memo_row(self) -> dict[str, Any]:
+        memo = self.r.model.trunk_memo
+        if memo is None:
+            return {}
+        return {"trunk_memo_hit_rate": memo.stats.hit_rate(), "trunk_memo_gb": memo.stats.bytes / 1e9}
 
     def _wall(self) -> float:
         """Wall time of the run so far, including earlier invocations (resumed runs)."""

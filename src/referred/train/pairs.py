@@ -4,7 +4,9 @@ Per product and epoch (lrvs-f.md §4): one random SIMPLE image (the target, embe
 condition) and one random COMPLEX / PARTIAL_COMPLEX image (the query), conditioned on the
 product's category or on one of its captions chosen at random. Both images get the paper's
 augmentation: white square pad, RandomResizedCrop(scale 0.8–1, ratio 3/4–4/3), horizontal flip
-with probability 1/2, in PIL and numpy.
+with probability 1/2, in PIL and numpy. With ``views`` (``--augment-views N``) each image
+instead shows one of N fixed views (itself, or an augmentation drawn once from the image's
+row), so that a frozen trunk's maps repeat and can be memoised.
 
 Every random choice of a sample comes from ``np.random.default_rng((seed, epoch, product))``,
 and the order from ``(seed, epoch)``: the data seen is the same whatever the number of worker
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -105,9 +107,12 @@ class PairDataset(torch.utils.data.Dataset):
         conditions: np.ndarray | TextConditions | None,
         augment_cfg: AugmentConfig,
         seed: int,
+        views: int = 0,
     ) -> None:
+        if views < 0:
+            raise ValueError(f"views must be >= 0, got {views}")
         self.index, self.products, self.conditions = index, products, conditions
-        self.augment_cfg, self.seed = augment_cfg, seed
+        self.augment_cfg, self.seed, self.views = augment_cfg, seed, views
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -141,23 +146,38 @@ class PairDataset(torch.utils.data.Dataset):
 
     def _pair(self, row: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(simple, complex, condition, images that did not decode) of product ``row``."""
-        simple, bad_s = self._decodable(self.index.simple_rows(row), rng)
-        complex_, bad_c = self._decodable(self.index.complex_rows(row), rng)
+        simple, simple_row, bad_s = self._decodable(self.index.simple_rows(row), rng)
+        complex_, complex_row, bad_c = self._decodable(self.index.complex_rows(row), rng)
         cond = -1
         if isinstance(self.conditions, TextConditions):  # one of its captions, at random
             start, stop = self.conditions.start[row], self.conditions.start[row + 1]
             cond = int(self.conditions.rows[start + int(rng.integers(stop - start))])
         elif self.conditions is not None:
             cond = int(self.conditions[row])
-        simple_px = augment(simple, self.augment_cfg, rng)
-        return simple_px, augment(complex_, self.augment_cfg, rng), cond, bad_s + bad_c
+        simple_px = self._augmented(simple, simple_row, rng)
+        return simple_px, self._augmented(complex_, complex_row, rng), cond, bad_s + bad_c
 
-    def _decodable(self, rows: range, rng: np.random.Generator) -> tuple[Image.Image, int]:
-        """A random image of ``rows`` that decodes (trying the others in random order)."""
+    def _augmented(self, img: Image.Image, image_row: int, rng: np.random.Generator) -> np.ndarray:
+        """The image as trained on: freshly augmented (``views == 0``), or one of its ``views``
+        fixed views — view 0 the image itself, view ``v`` the augmentation drawn from
+        ``(seed, image row, v)``, the same in every epoch and for every product showing it."""
+        cfg = self.augment_cfg
+        if self.views == 0 or not cfg.enabled:
+            return augment(img, cfg, rng)
+        v = int(rng.integers(self.views))
+        if v == 0:
+            return augment(img, replace(cfg, enabled=False), rng)
+        return augment(img, cfg, np.random.default_rng((self.seed, image_row, v)))
+
+    def _decodable(
+        self, rows: range, rng: np.random.Generator
+    ) -> tuple[Image.Image, int, int]:
+        """A random image of ``rows`` that decodes (trying the others in random order), its
+        image row, and how many did not decode before it."""
         bad = 0
         for k in rng.permutation(len(rows)):
             try:
-                return open_image(self.index.read(rows[int(k)])), bad
+                return open_image(self.index.read(rows[int(k)])), rows[int(k)], bad
             except ImageDecodeError:
                 bad += 1
         raise _Undecodable(bad)

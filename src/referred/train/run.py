@@ -257,6 +257,10 @@ def _pair_data(
         pad_value=model.config.preprocess.pad_value,
         resample=model.config.preprocess.resample,
     )
+
+    def pairs(conds: Any) -> PairDataset:
+        return PairDataset(index, products, conds, aug, cfg.seed, cfg.augment_views or 0)
+
     if cfg.conditioning == "category":
         table = np.array(
             [
@@ -270,11 +274,11 @@ def _pair_data(
         products = np.flatnonzero(conditions >= 0)
         if len(products) < len(index):
             skipped["category-not-in-model"] = len(index) - len(products)
-        return (PairDataset(index, products, conditions, aug, cfg.seed), skipped, lambda c: c)
+        return pairs(conditions), skipped, lambda c: c
     if text is not None:
         bank = torch.from_numpy(text[1]).to(device)  # (T, cond_dim)
-        return PairDataset(index, products, text[0], aug, cfg.seed), skipped, lambda c: bank[c]
-    return PairDataset(index, products, None, aug, cfg.seed), skipped, lambda c: None
+        return pairs(text[0]), skipped, lambda c: bank[c]
+    return pairs(None), skipped, lambda c: None
 
 
 def _start_or_resume(run: Run, resume: str) -> None:

@@ -1,0 +1,120 @@
+"""A frozen trunk's feature maps, computed once per distinct input image.
+
+When a hybrid CondViT trains with its trunk frozen (``--trunk-lr-scale 0`` with BatchNorm
+frozen), the trunk is a fixed function: the same preprocessed image always gives the same
+map. On a CPU that forward is most of a step (EfficientNet-Lite0 at 224 px: ~85–120 ms an
+image against ~50 ms for the forward and backward of hybrid-lite0's transformer), so a run
+that sees each image many times — epochs, validation, a scene shared by several products —
+computes it once per distinct image and reads it back afterwards.
+
+:class:`TrunkMemo` is keyed by the exact bytes of each input image (a 128-bit BLAKE2b digest),
+so a hit returns what the trunk computes for that image (to float rounding: a convolution's
+result moves in the last bit with the batch an image is computed in); nothing depends on file
+names or dataset positions. Augmentation draws from a finite set of views per image
+(``--augment-views``, :mod:`referred.train.pairs`) so that augmented images repeat too. The
+memo is bounded (``max_bytes``): once full it stops storing and keeps serving what it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MemoStats:
+    hits: int = 0
+    misses: int = 0
+    stored: int = 0
+    bytes: int = 0
+    full: bool = False
+
+    def hit_rate(self) -> float:
+        seen = self.hits + self.misses
+        return self.hits / seen if seen else 0.0
+
+
+def image_key(image: torch.Tensor) -> bytes:
+    """128-bit digest of one input image's exact bytes (dtype and shape included)."""
+    t = image.detach().contiguous().cpu()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()
+
+
+class TrunkMemo:
+    """``memo(trunk, images)`` = ``trunk(images)``, computing only the images not seen before.
+
+    Only for a trunk that no longer changes (parameters frozen, BatchNorm in eval mode):
+    :meth:`check` refuses any other. Stored maps live on the CPU.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.maps: dict[bytes, torch.Tensor] = {}
+        self.stats = MemoStats()
+
+    @staticmethod
+    def check(trunk: nn.Module) -> None:
+        """Raise ValueError unless ``trunk`` is a fixed function (frozen and in eval mode)."""
+        if any(p.requires_grad for p in trunk.parameters()):
+            raise ValueError("the trunk memo needs a frozen trunk (no parameter requires grad)")
+        bns = [m for m in trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if any(m.training for m in bns):
+            raise ValueError("the trunk memo needs the trunk's BatchNorm in eval mode")
+
+    def __call__(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        self.check(trunk)
+        keys = [image_key(x) for x in images]
+        first: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.maps:
+                first.setdefault(k, i)  # an image twice in one batch is computed once
+        missing = list(first.values())
+        self.stats.hits += len(keys) - len(missing)
+        self.stats.misses += len(missing)
+        fresh: dict[bytes, torch.Tensor] = {}
+        if missing:
+            with torch.no_grad():
+                out = trunk(images[missing])  # (m, C, g, g)
+            for i, m in zip(missing, out):
+                fresh[keys[i]] = m
+                self._store(keys[i], m)
+        rows = [self.maps.get(k, fresh.get(k)) for k in keys]
+        return torch.stack(rows).to(images.device)  # (B, C, g, g)
+
+    def _store(self, key: bytes, m: torch.Tensor) -> None:
+        size = m.numel() * m.element_size()
+        if self.stats.bytes + size > self.max_bytes:
+            if not self.stats.full:
+                log.warning(
+                    "trunk memo full (%.2f GB, %d maps): further images are computed each "
+                    "time; raise --trunk-memo-gb to keep more",
+                    self.stats.bytes / 1e9,
+                    self.stats.stored,
+                )
+                self.stats.full = True
+            return
+        self.maps[key] = m.detach().to("cpu", copy=True)
+        self.stats.stored += 1
+        self.stats.bytes += size
+
+
+def memo_for(model: nn.Module, trunk_lr_scale: float | None, max_gb: float) -> TrunkMemo | None:
+    """A memo for ``model``'s trunk when it is a fixed function during training — a hybrid
+    whose trunk is frozen (``trunk_lr_scale == 0``) with frozen BatchNorm — else ``None``."""
+    config = getattr(model, "config", None)
+    if getattr(model, "trunk", None) is None or config is None or max_gb <= 0:
+        return None
+    if trunk_lr_scale != 0 or config.trunk_bn != "frozen":
+        return None
+    return TrunkMemo(int(max_gb * 1e9))

@@ -1,0 +1,105 @@
+"""The frozen-trunk memo: the trunk's maps (to float rounding: a convolution's result moves in
+the last bit with the batch an image is computed in), each distinct image computed once, bounded, refused for a
+trunk that still changes; a run trains to the same weights with and without it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from referred.train import train
+from referred.train.trunk_memo import TrunkMemo, memo_for
+
+
+class CountingTrunk(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+        self.bn = nn.BatchNorm2d(4)
+        self.images = 0
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += len(x)
+        return self.bn(self.conv(x))
+
+
+def test_the_memo_returns_the_trunks_maps_and_computes_each_image_once():
+    torch.manual_seed(0)
+    trunk, memo = CountingTrunk(), TrunkMemo(max_bytes=10**8)
+    a, b = torch.randn(3, 3, 16, 16), torch.randn(2, 3, 16, 16)
+    batch = torch.cat([a, a[:1]])  # one image twice in the batch
+    torch.testing.assert_close(memo(trunk, batch), trunk(batch))
+    assert trunk.images == 4 + 3  # 4 for the check just above, 3 distinct for the memo
+    out = memo(trunk, torch.cat([b, a]))
+    torch.testing.assert_close(out, trunk(torch.cat([b, a])))
+    assert trunk.images == 7 + 2 + 5  # only b was new to the memo
+    assert (memo.stats.hits, memo.stats.misses, memo.stats.stored) == (4, 5, 5)
+    nudged = a.clone()
+    nudged[0, 0, 0, 0] += 1e-6  # any change in the bytes is another image
+    memo(trunk, nudged[:1])
+    assert memo.stats.stored == 6
+
+
+def test_a_trunk_that_still_changes_is_refused():
+    memo = TrunkMemo(max_bytes=10**8)
+    learning = CountingTrunk().requires_grad_(True)
+    with pytest.raises(ValueError, match="frozen trunk"):
+        memo(learning, torch.randn(1, 3, 16, 16))
+    batch_stats = CountingTrunk().train()
+    with pytest.raises(ValueError, match="BatchNorm in eval mode"):
+        memo(batch_stats, torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="positive"):
+        TrunkMemo(0)
+
+
+def test_a_full_memo_stops_storing_and_still_answers(caplog):
+    trunk = CountingTrunk()
+    one_map = 4 * 7 * 7 * 4  # (4, 7, 7) float32
+    memo = TrunkMemo(max_bytes=2 * one_map)
+    x = torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(memo(trunk, x), trunk(x))
+    assert memo.stats.stored == 2 and memo.stats.full
+    assert "trunk memo full" in caplog.text
+    torch.testing.assert_close(memo(trunk, x), trunk(x))
+
+
+def test_memo_only_for_a_frozen_trunk_with_frozen_batchnorm():
+    import referred
+    from referred.model.config import make_config
+
+    arch = {"name": "h", "input_resolution": 32, "trunk": "efficientnet-lite0",
+            "trunk_stride": 8, "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
+    hybrid = referred.create_model(make_config(arch, "category"), seed=0)
+    assert isinstance(memo_for(hybrid, 0.0, 1.0), TrunkMemo)
+    assert memo_for(hybrid, 0.1, 1.0) is None  # a trunk still learning
+    assert memo_for(hybrid, 0.0, 0.0) is None  # switched off
+    live_bn = referred.create_model(make_config({**arch, "trunk_bn": "train"}, "category"))
+    assert memo_for(live_bn, 0.0, 1.0) is None
+
+
+def test_a_frozen_hybrid_trains_to_the_same_weights_with_and_without_the_memo(
+    micro_config, tmp_path
+):
+    arch = {"input_resolution": 32, "trunk": "efficientnet-lite0", "trunk_stride": 8,
+            "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
+    (tmp_path / "hybrid.json").write_text(json.dumps(arch))
+    cfg = replace(
+        micro_config, model=str(tmp_path / "hybrid.json"), epochs=3, trunk_lr_scale=0.0,
+        augment_views=2,
+    )  # fmt: skip
+    memo = train(replace(cfg, out=str(tmp_path / "memo")), progress=False)
+    plain = train(replace(cfg, out=str(tmp_path / "plain"), trunk_memo_gb=0), progress=False)
+    a = load_file(str(memo.last / "model.safetensors"))
+    b = load_file(str(plain.last / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    rates = [row["trunk_memo_hit_rate"] for row in memo.history]
+    assert rates[-1] > 0.5 and "trunk_memo_hit_rate" not in plain.history[0]
