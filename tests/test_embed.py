@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import referred
-from referred.embed import _parts_dir, embed_items, read_embeddings
+from referred.catalog.cache import CacheMismatchError, parts_dir, read_embeddings
+from referred.embed import embed_items
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_embeds_skips_corrupt_and_matches_encode_targets(tmp_path, model):
     expected = model.encode_targets(good).numpy()
     np.testing.assert_allclose(vecs, expected, rtol=1e-5, atol=1e-6)
     assert (tmp_path / "e.parquet.failures.tsv").read_text().startswith("id\treason\nbad\t")
-    assert not _parts_dir(tmp_path / "e.parquet").exists()
+    assert not parts_dir(tmp_path / "e.parquet").exists()
 
 
 def test_resume_embeds_only_new_items(tmp_path, model):
@@ -61,7 +62,7 @@ def test_interrupted_job_keeps_its_parts(tmp_path, model):
 
     with pytest.raises(KeyboardInterrupt):
         embed_items(model, crashing(), out, batch_size=1, rows_per_part=1, progress=False)
-    assert len(list(_parts_dir(out).glob("part-*.parquet"))) >= 2
+    assert len(list(parts_dir(out).glob("part-*.parquet"))) >= 2
     report = embed_items(model, [(p.stem, p) for p in paths], out, progress=False)
     assert report.already_done >= 2 and report.total == 6
     ids, _ = read_embeddings(out)
@@ -85,3 +86,29 @@ def test_all_failed_gives_an_empty_valid_file(tmp_path, model):
     assert report.embedded == 0 and len(report.failures) == 1
     ids, vecs = read_embeddings(tmp_path / "e.parquet")
     assert ids == [] and vecs.shape == (0, 64)
+
+
+def test_output_of_another_model_is_refused(tmp_path, model):
+    p = png(tmp_path, "s.png", 0)
+    embed_items(model, [("s", p)], tmp_path / "e.parquet", progress=False)
+    other = referred.create_model("tiny", conditioning="category", seed=1)
+    with pytest.raises(CacheMismatchError, match="differs in: model"):
+        embed_items(other, [("s", p), ("t", p)], tmp_path / "e.parquet", progress=False)
+    assert read_embeddings(tmp_path / "e.parquet")[0] == ["s"]
+
+
+def test_ray_actor_answers_every_row(tmp_path, model):
+    """The Ray actor's batch function, without Ray: a vector or the reason, for each row."""
+    from referred.catalog.ray_embed import _Embedder
+    from referred.query import QueryEncoder
+
+    actor = object.__new__(_Embedder)  # what __init__ builds from the object store
+    actor.model, actor.encoder = model, QueryEncoder(model)
+    good = png(tmp_path, "g.png", 1)
+    batch = {"id": np.array(["bad", "g"], object), "image": np.array([b"junk", str(good)], object)}
+    out = actor(batch)
+    rows = {i: (v, e) for i, v, e in zip(out["id"], out["vector"], out["error"])}
+    assert set(rows) == {"bad", "g"} and rows["g"][1] == ""
+    assert "not a readable image" in rows["bad"][1]
+    expected = model.encode_targets([good]).numpy()[0]
+    np.testing.assert_allclose(rows["g"][0], expected, rtol=1e-5, atol=1e-6)

@@ -120,9 +120,10 @@ def test_the_benchmark_and_the_service_give_the_same_vectors(tmp_path):
     """The same scene and condition through `referred benchmark`'s embedding stage and through
     the Searcher (the web service's path), `referred embed` and the model's own method."""
     from referred.catalog import build_catalog_index
+    from referred.catalog.cache import read_embeddings
     from referred.data import open_dataset
     from referred.data.synth import SynthConfig, write_synthetic_dataset
-    from referred.embed import embed_items, read_embeddings
+    from referred.embed import embed_items
     from referred.eval.inputs import _query_image, model_digest, model_inputs
     from referred.search import Searcher
 

@@ -10,7 +10,7 @@ import pytest
 import referred
 from referred.catalog import build_catalog_index
 from referred.catalog.build import recall_against_exact
-from referred.embed import read_embeddings
+from referred.catalog.cache import read_embeddings
 from referred.index import SearchResult, load_index
 from referred.model import make_config
 from referred.search import Searcher

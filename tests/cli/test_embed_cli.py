@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import referred
+from referred.catalog.cache import read_embeddings
 from referred.cli import main
-from referred.embed import read_embeddings
 
 
 def _png(seed: int) -> bytes:
@@ -38,8 +38,11 @@ def test_embed_folder_with_a_corrupt_file(tmp_path, capsys):
     ids, vecs = read_embeddings(out)
     assert ids == ["Bags/b0", "Bags/b1", "Bags/b2"]
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
-    assert main([*argv, "--no-progress", "--category", "Bags"]) == 0  # resumes: nothing new
+    assert main([*argv, "--no-progress"]) == 0  # resumes: nothing new
     assert "(0 new, 3 already done)" in capsys.readouterr().out
+    assert main([*argv, "--no-progress", "--category", "Bags"]) == 2  # never mixed
+    assert "differs in: condition 'none' there, 'category: Bags' now" in capsys.readouterr().err
+    assert read_embeddings(out)[0] == ["Bags/b0", "Bags/b1", "Bags/b2"]
 
 
 def test_embed_parquet_catalog_and_bad_flags(tmp_path, capsys):

@@ -190,7 +190,7 @@ def test_user_errors_exit_2_with_a_message(built, capsys):
 def test_ray_engine_embeds_like_the_local_one(built, tmp_path, capsys):
     """A local Ray (2 CPUs) runs the embedding job; ~25 s, mostly Ray's start-up."""
     pytest.importorskip("ray")
-    from referred.embed import read_embeddings
+    from referred.catalog.cache import read_embeddings
 
     assert build(built, "--out", str(tmp_path / "ray"), "--engine", "ray") == 0
     assert "embedded 9 images (9 new" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Offline catalog jobs: embed a catalog, build its index (locally or on Ray), the demo's index.
+"""Offline catalog jobs: embed a catalog, build its index (locally or on Ray), the demo's index,
+and the one resumable embedding cache they and the benchmark share (:mod:`.cache`).
 
     from referred.catalog import build_catalog_index
     report = build_catalog_index(model, "catalog.index", source="catalog.parquet")

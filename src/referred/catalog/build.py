@@ -5,12 +5,12 @@ image without condition into a resumable parquet (``referred.embed.embed_items``
 job) → add vectors and metadata to an index of the chosen spec → for an approximate spec,
 measure its recall@10 against exact search → record the model in ``index.info`` → save
 atomically. Embeddings live in a work directory (default ``<out>.work/``) so that a re-run
-resumes where it stopped and a rebuild with another spec re-embeds nothing.
+resumes where it stopped and a rebuild with another spec re-embeds nothing; they record the
+model's fingerprint (:mod:`referred.catalog.cache`), so another model is refused there.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from referred.embed import EmbedReport, embed_items, read_embeddings
+from referred.catalog.cache import EmbedReport, read_embeddings
+from referred.embed import embed_items
 from referred.index import create_index
 from referred.index.vectors import VectorStore, exact_search
 from referred.search.provenance import model_record
@@ -88,7 +89,6 @@ def build_catalog_index(
     t0 = time.perf_counter()
     if embeddings is None:
         emb = _work(out, work_dir)
-        _claim_work_dir(emb.parent, record)
         run = _Run(engine, ray_address, workers, batch_size, progress)
         report = _embed(model, Path(source), emb, meta, run)
     else:
@@ -185,21 +185,6 @@ def _embed(
     return embed_items(
         model, items, emb, batch_size=run.batch_size, progress=run.progress, total=total
     )
-
-
-def _claim_work_dir(work: Path, record: dict[str, Any]) -> None:
-    """Refuse to resume embeddings that another model wrote into ``work``."""
-    work.mkdir(parents=True, exist_ok=True)
-    stamp = work / "model.json"
-    if stamp.is_file():
-        old = json.loads(stamp.read_text()).get("fingerprint")
-        if old != record["fingerprint"]:
-            raise ValueError(
-                f"{work} holds embeddings of another model (fingerprint {old}, this one "
-                f"{record['fingerprint']}); delete it or choose another work directory"
-            )
-        return
-    stamp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _count(source: Path) -> int | None:

@@ -2,8 +2,9 @@
 
 The driver lists the products still to embed, Ray Data decodes and embeds them in a pool of
 model actors (``map_batches`` with :class:`ray.data.ActorPoolStrategy`), and the driver writes
-the results as they stream back into the same resumable parquet parts as
-:func:`referred.embed.embed_items`, so a killed job resumes, locally or on Ray.
+the results as they stream back into the one resumable cache
+(:class:`referred.catalog.cache.OutputCache`, with the record :func:`referred.embed.embed_items`
+writes), so a killed job resumes, locally or on Ray.
 
 The weights travel once through Ray's object store (no shared filesystem needed for them);
 image *paths* must be readable from the workers (a shared filesystem), image *bytes* (a parquet
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from referred.embed import EmbedReport, Item, PartWriter, done_ids, progress_bar, write_failures
+from referred.catalog.cache import EmbedReport, OutputCache, write_failures
+from referred.embed import Item, decode_batch, embed_record, failures_path, progress_bar
 
 
 class _Embedder:
@@ -40,27 +42,23 @@ class _Embedder:
         self.encoder = QueryEncoder(self.model)  # the one query path, as embed_items
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Rows in, one row out per row: its vector, or zeros and the reason it failed."""
         import torch
 
-        from referred.imageio import ImageDecodeError
-        from referred.preprocess import preprocess_image
         from referred.query import NONE
 
         cfg = self.model.config
-        n = len(batch["id"])
-        vectors = np.zeros((n, cfg.output_dim), dtype=np.float32)
-        errors = np.full(n, "", dtype=object)
-        arrays, ok = [], []
-        for i, src in enumerate(batch["image"]):
-            try:
-                arrays.append(preprocess_image(src, cfg.preprocess))
-                ok.append(i)
-            except (ImageDecodeError, FileNotFoundError, OSError) as exc:
-                errors[i] = str(exc) or type(exc).__name__
+        ids, arrays, failures = decode_batch(zip(batch["id"], batch["image"]), cfg.preprocess)
+        vectors = np.zeros((len(ids) + len(failures), cfg.output_dim), dtype=np.float32)
         if arrays:
             pixels = torch.from_numpy(np.stack(arrays))  # (b, 3, R, R)
-            vectors[ok] = self.encoder.forward(pixels, [NONE] * len(ok)).numpy()
-        return {"id": batch["id"], "vector": vectors, "error": errors}
+            vectors[: len(ids)] = self.encoder.forward(pixels, [NONE] * len(ids)).numpy()
+        errors = [""] * len(ids) + [reason for _, reason in failures]
+        return {
+            "id": np.array(ids + [i for i, _ in failures], dtype=object),
+            "vector": vectors,
+            "error": np.array(errors, dtype=object),
+        }
 
 
 def embed_with_ray(
@@ -86,12 +84,16 @@ def embed_with_ray(
         raise ImportError("--engine ray needs Ray Data: pip install 'referred[ray]'") from exc
     import torch
 
+    from referred.query import NONE
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = EmbedReport(output=out)
-    rows = _pending(items, done_ids(out), report)
-    meta = {"model": model.config.name, "condition": ""}
-    writer = PartWriter(out, model.config.output_dim, meta, rows_per_part=4096)
+    cache = OutputCache(out, embed_record(model, NONE), model.config.output_dim)
+    rows = [
+        {"id": item_id, "image": str(src) if isinstance(src, Path) else src}
+        for item_id, src in cache.pending(items, report)
+    ]
     started = not ray.is_initialized()
     if started:
         if address:
@@ -118,7 +120,7 @@ def embed_with_ray(
                 good = batch["error"] == ""
                 ids = [str(i) for i in batch["id"][good]]
                 if ids:
-                    writer.add(ids, np.asarray(batch["vector"][good], dtype=np.float32))
+                    cache.add(ids, np.asarray(batch["vector"][good], dtype=np.float32))
                     report.embedded += len(ids)
                 bad = zip(batch["id"][~good], batch["error"][~good])
                 report.failures.extend((str(i), str(e)) for i, e in bad)
@@ -129,20 +131,6 @@ def embed_with_ray(
     finally:
         if started:
             ray.shutdown()
-    writer.finish()
-    write_failures(out, report.failures)
+    cache.finish()
+    write_failures(failures_path(out), report.failures)
     return report
-
-
-def _pending(items: Iterable[Item], done: set[str], report: EmbedReport) -> list[dict[str, Any]]:
-    """Rows still to embed (ids in ``done`` are counted, repeats reported), for Ray Data."""
-    rows, seen = [], set()
-    for item_id, src in items:
-        if item_id in done:
-            report.already_done += 1
-        elif item_id in seen:
-            report.failures.append((item_id, "duplicate id in the input; kept the first"))
-        else:
-            seen.add(item_id)
-            rows.append({"id": item_id, "image": str(src) if isinstance(src, Path) else src})
-    return rows

@@ -11,8 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "embed",
         help="embed images into a parquet of (id, vector)",
         description="Embed a folder of images, or a parquet/CSV catalog with image bytes or "
-        "paths, into OUT (parquet: id, vector). Re-running resumes; unreadable images are "
-        "skipped and listed.",
+        "paths, into OUT (parquet: id, vector). Re-running resumes (OUT records the model and "
+        "the condition: another one is refused); unreadable images are skipped and listed.",
     )
     p.add_argument("input", help="a folder of images, or a .parquet/.csv catalog")
     p.add_argument("--model", required=True, help="weights file, folder or hub id")
