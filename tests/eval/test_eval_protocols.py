@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from referred.catalog.cache import CacheMismatchError, EmbedItem
 from referred.data import ImageRecord, ImageType, open_dataset
 from referred.data.synth import SynthConfig, write_synthetic_dataset
 from referred.eval import EvalConfig, run_benchmark
 from referred.eval import inputs as inputs_mod
 from referred.eval.bootstrap import load_lrvsf_folds, lrvsf_subsamples
 from referred.eval.runner import NotEnoughDistractorsError
-from referred.eval.shards import CacheMismatchError, EmbedItem
 from tests.data.flavours import EMBEDDINGS, MANIFEST, NAMES, layout
 
 FOLDS = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "bootstrapped_indices.pt"

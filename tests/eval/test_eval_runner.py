@@ -3,6 +3,7 @@ oracle, reproducibility, resume after a crash, precomputed parquet embeddings, Z
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import referred
+from referred.catalog.cache import CacheMismatchError, read_embeddings
 from referred.data import open_dataset
 from referred.data.synth import SynthConfig, write_synthetic_dataset
 from referred.eval import EvalConfig, MissingEmbeddingsError, load_report, run_benchmark
@@ -21,7 +23,6 @@ from referred.eval.runner import (
     serve_counts,
     usable_bootstrap,
 )
-from referred.eval.shards import CacheMismatchError
 
 ZENODO = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "zenodo"
 COUNTS = (0, 10, 50)
@@ -68,13 +69,13 @@ class PixelModel:
 
 
 def cached(out: Path, kind: str) -> np.ndarray:
-    files = sorted((out / "embeddings" / kind).glob("shard_*.npy"))
-    return np.concatenate([np.load(f) for f in files if np.load(f).size])
+    files = sorted((out / "embeddings" / kind).glob("part-*.parquet"))
+    return np.concatenate([v for v in (read_embeddings(f)[1] for f in files) if v.size])
 
 
 def cached_categories(out: Path, kind: str) -> np.ndarray:
-    files = sorted((out / "embeddings" / kind).glob("shard_*.npz"))
-    return np.concatenate([np.load(f)["categories"] for f in files])
+    files = sorted((out / "embeddings" / kind).glob("part-*.parquet"))
+    return np.concatenate([pq.read_table(f).column("category").to_numpy() for f in files])
 
 
 def brute_force(q, g, gcats, d, dcats, n) -> dict[str, float]:
@@ -160,7 +161,7 @@ def test_resume_after_a_crash_gives_the_same_report(data, tmp_path, monkeypatch)
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="killed"):
         run_benchmark(PixelModel(), data, out_dir=out, distractor_counts=COUNTS, shard_size=8)
-    assert len(list((out / "embeddings" / "distractors").glob("shard_*.npz"))) == 2
+    assert len(list((out / "embeddings" / "distractors").glob("part-*.parquet"))) == 2
     monkeypatch.setattr(inputs_mod, "distractor_items", real)
     model = PixelModel()
     resumed = run_benchmark(model, data, out_dir=out, distractor_counts=COUNTS, shard_size=8).report
@@ -176,6 +177,35 @@ def test_cache_of_another_model_is_refused(data, model, tmp_path):
     run_benchmark(PixelModel(), data, out_dir=tmp_path, distractor_counts=(0,), shard_size=8)
     with pytest.raises(CacheMismatchError, match="other settings"):
         run_benchmark(model, data, out_dir=tmp_path, distractor_counts=(0,), shard_size=8)
+
+
+def test_unreadable_images_are_skipped_and_listed(data, tmp_path, monkeypatch):
+    """A broken distractor does not exist for the run; a product with a broken target image
+    is left out; both are listed, and the benchmark goes on."""
+    real_d, real_p = inputs_mod.distractor_items, inputs_mod.product_items
+
+    def broken(item):
+        return replace(item, image=replace(item.image, data=b"not an image", path=None))
+
+    def distractors(ds):
+        return (broken(it) if i == 3 else it for i, it in enumerate(real_d(ds)))
+
+    def products(source, kind, conditioning, notes):
+        items = real_p(source, kind, conditioning, notes)
+        return (broken(it) if i == 0 and kind == "target" else it for i, it in enumerate(items))
+
+    monkeypatch.setattr(inputs_mod, "distractor_items", distractors)
+    monkeypatch.setattr(inputs_mod, "product_items", products)
+    kw = {"distractor_counts": (0, 49), "shard_size": 8, "seed": None}
+    report = run_benchmark(PixelModel(), data, out_dir=tmp_path, **kw).report
+    assert report["n_queries"] == 29 and report["distractor_counts"] == [0, 49]
+    assert any("1 test products skipped: unreadable query or target" in n for n in report["notes"])
+    listed = (tmp_path / "embeddings" / "distractors" / "failures.tsv").read_text().splitlines()
+    assert len(listed) == 2 and "not a readable image" in listed[1]
+    assert any("1 distractors skipped: unreadable image" in n for n in report["notes"])
+    assert report["warnings"] == []
+    with pytest.raises(NotEnoughDistractorsError, match="only 49 distractors exist"):
+        run_benchmark(PixelModel(), data, out_dir=tmp_path, **{**kw, "distractor_counts": (50,)})
 
 
 def test_baselines_add_unconditional_and_filter_rows(data, model, tmp_path):

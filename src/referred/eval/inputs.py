@@ -1,12 +1,13 @@
 """Benchmark inputs: test products and distractors of a dataset, embedded or read back.
 
-From a model, queries, targets and distractors are embedded into resumable shards
-(:mod:`referred.eval.shards`) under ``out_dir/embeddings/`` (one folder per kind: queries per
-conditioning, targets, distractors); images are decoded in the ``decode`` mode of
-:mod:`referred.imageio`. From a folder of paper-era parquet embeddings, the test split comes
-from the metadata files alone (:mod:`referred.data.metadata`; no image on disk) and rows are
-matched to it by URL (:class:`referred.eval.embeddings.ParquetEmbeddings`): the distractors
-that exist are those of the metadata with an embedding, in metadata order.
+From a model, queries, targets and distractors are embedded into the one resumable cache
+(:mod:`referred.catalog.cache`, keyed by stream position) under ``out_dir/embeddings/`` (one
+folder per kind: queries per conditioning, targets, distractors); images are decoded in the
+``decode`` mode of :mod:`referred.imageio`, and those that cannot be are skipped and listed
+(``failures.tsv`` in the folder, and a note). From a folder of paper-era parquet embeddings,
+the test split comes from the metadata files alone (:mod:`referred.data.metadata`; no image on
+disk) and rows are matched to it by URL (:class:`referred.eval.embeddings.ParquetEmbeddings`):
+the distractors that exist are those of the metadata with an embedding, in metadata order.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from referred.catalog.cache import EmbeddingCache, EmbedItem, Stream, write_failures
 from referred.categories import category_index
 from referred.eval.encode import Benchmarkable, to_numpy
-from referred.eval.shards import EmbedItem, ShardCache, ShardSet
-from referred.imageio import decode_image
+from referred.imageio import ImageDecodeError, decode_image
 
 #: The words of the note that counts test products left out of the benchmark.
 SKIPPED_PRODUCTS = "test products skipped"
@@ -111,21 +112,29 @@ def _image(item: EmbedItem, decode: str) -> Any:
 
 
 def _encoder(model: Benchmarkable, query: bool, batch_size: int, decode: str) -> Callable:
-    """Items -> ``(n, d)`` float32, decoding ``batch_size`` images at a time (``decode``: a
-    mode of :func:`referred.imageio.decode_image`)."""
+    """Items -> (``(m, d)`` float32 of the ``m`` that decode, ``{index: reason}`` of the
+    others), decoding ``batch_size`` images at a time (``decode``: a mode of
+    :func:`referred.imageio.decode_image`)."""
 
-    def encode(items: Sequence[EmbedItem]) -> np.ndarray:
-        out = []
+    def encode(items: Sequence[EmbedItem]) -> tuple[np.ndarray, dict[int, str]]:
+        out, failed = [], {}
         for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            images = [_image(it, decode) for it in chunk]
+            chunk, images = [], []
+            for i, it in enumerate(items[start : start + batch_size], start):
+                try:
+                    images.append(_image(it, decode))
+                    chunk.append(it)
+                except (ImageDecodeError, OSError) as exc:
+                    failed[i] = str(exc) or type(exc).__name__
+            if not chunk:
+                continue
             if query:
                 conds = [it.cond for it in chunk]
                 emb = model.encode_queries(images, None if conds[0] is None else conds)
             else:
                 emb = model.encode_targets(images)
             out.append(_checked(to_numpy(emb), len(chunk)))
-        return np.concatenate(out)
+        return (np.concatenate(out) if out else np.zeros((0, 1), np.float32)), failed
 
     return encode
 
@@ -166,19 +175,36 @@ class Progress:
 def _embed(
     cache_dir: Path,
     name: str,
-    fingerprint: dict[str, Any],
+    record: dict[str, Any],
     items: Iterator[EmbedItem],
     encode: Callable,
     limit: int | None,
-    shard_size: int,
+    part_size: int,
     progress: bool,
-) -> ShardSet:
-    cache = ShardCache(cache_dir / name, fingerprint, shard_size)
+) -> Stream:
+    cache = EmbeddingCache(cache_dir / name, record)
     bar = Progress(progress, f"embed {name}", limit)
     try:
-        return cache.ensure(items, encode, limit, on_rows=bar.add)
+        stream = cache.ensure(items, encode, limit, part_size, on_rows=bar.add)
     finally:
         bar.close()
+    write_failures(cache.folder / "failures.tsv", stream.failures)
+    return stream
+
+
+def _aligned(q: Stream, t: Stream, where: Path, notes: list[str]) -> tuple[np.ndarray, ...]:
+    """Queries, targets, keys and categories of the products whose query and target images
+    both embedded (an unreadable one leaves its product out, with a note)."""
+    qkeep, tkeep = np.isin(q.keys, t.keys), np.isin(t.keys, q.keys)
+    if not np.array_equal(q.keys[qkeep], t.keys[tkeep]):
+        raise ValueError(f"query and target caches list different products; delete {where}")
+    lost = {k for k, _ in q.failures + t.failures}
+    if lost:
+        notes.append(
+            f"{len(lost)} {SKIPPED_PRODUCTS}: unreadable query or target image (listed in "
+            f"failures.tsv under {where})"
+        )
+    return q.load()[qkeep], t.load()[tkeep], t.keys[tkeep], t.categories[tkeep]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -212,48 +238,42 @@ def model_inputs(
     """Embed (or reuse) queries under ``cond``, targets and the first ``want`` distractors."""
     digest = model_digest(model)
     base = {"model": digest, "data": str(Path(ds.root).resolve()), "layout": ds.layout}
-    if decode != "default":  # caches made before the setting existed stay valid
+    if decode != "default":
         base["decode"] = decode
     cache = out / "embeddings"
 
-    def queries(c: str, sink: list[str]) -> ShardSet:
+    def embed(name: str, record: dict, items: Iterator, query: bool, limit: int | None) -> Stream:
+        enc = _encoder(model, query, batch_size, decode)
+        return _embed(cache, name, {**base, **record}, items, enc, limit, shard_size, progress)
+
+    def queries(c: str, sink: list[str]) -> Stream:
         items = product_items(ds, "query", c, sink)
-        fp = {**base, "kind": "query", "conditioning": c}
-        enc = _encoder(model, True, batch_size, decode)
-        return _embed(cache, f"queries-{c}", fp, items, enc, None, shard_size, progress)
+        return embed(f"queries-{c}", {"kind": "query", "conditioning": c}, items, True, None)
 
     q = queries(cond, notes)
-    t = _embed(
-        cache,
-        "targets",
-        {**base, "kind": "target"},
-        product_items(ds, "target", cond, []),
-        _encoder(model, False, batch_size, decode),
-        None,
-        shard_size,
-        progress,
-    )
-    if not np.array_equal(q.keys, t.keys):
-        raise ValueError(f"query and target caches list different products; delete {cache}")
-    d = _embed(
-        cache,
-        "distractors",
-        {**base, "kind": "target"},
-        distractor_items(ds),
-        _encoder(model, False, batch_size, decode),
-        want,
-        shard_size,
-        progress,
-    )
+    t = embed("targets", {"kind": "target"}, product_items(ds, "target", cond, []), False, None)
+    qvecs, tvecs, keys, cats = _aligned(q, t, cache, notes)
+    d = embed("distractors", {"kind": "target"}, distractor_items(ds), False, want)
+    if d.failures:
+        notes.append(
+            f"{len(d.failures)} distractors skipped: unreadable image (listed in "
+            f"{cache / 'distractors' / 'failures.tsv'})"
+        )
+
+    def baseline() -> np.ndarray:
+        plain = queries("none", [])
+        rows = {k: i for i, k in enumerate(plain.keys)}
+        return plain.load()[[rows[k] for k in keys]]
+
     return Inputs(
-        q.load(),
-        t.load(),
-        _Products(t.keys, t.categories),
+        qvecs,
+        tvecs,
+        _Products(keys, cats),
         d.keys,
         lambda limit: d.blocks(limit),
         len(d),
         d.exhausted,
-        lambda: queries("none", []).load(),
+        baseline,
     )
 
 

@@ -2,8 +2,9 @@
 
 :func:`run_benchmark` reads the test split of any layout :func:`referred.data.open_dataset`
 knows, embeds queries (complex image + condition), targets (simple image) and distractors
-(unconditioned) into resumable shards under ``out_dir/embeddings/``, ranks them with
-:func:`referred.eval.evaluate` (distractors streamed from the shards), optionally adds the
+(unconditioned) into the resumable cache (:mod:`referred.catalog.cache`) under
+``out_dir/embeddings/``, ranks them with :func:`referred.eval.evaluate` (distractors streamed
+from the cache's parts), optionally adds the
 unconditional and category-filter baselines, and writes ``report.json``, ``table.md``,
 ``model_card.yaml`` and ``r1.png``. ``referred benchmark`` is a thin layer over it.
 """
@@ -237,7 +238,7 @@ def run_benchmark(
         decode: image decoding, ``"default"`` (EXIF rotation, alpha over white) or
             ``"reference"`` (the authors' plain ``convert("RGB")``, for parity with their
             numbers); see :mod:`referred.imageio`.
-        batch_size, shard_size: images per model call; items per cached shard.
+        batch_size, shard_size: images per model call; items per cached part.
         model_name: name in the report (default: the class name).
         config: metric cut-offs and ranking settings.
         progress: show progress bars (stderr).
