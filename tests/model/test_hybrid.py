@@ -77,6 +77,24 @@ def test_token_grid_follows_the_trunk_stride(stride, grid):
         assert model.attention_map(images(2)).shape == (2, grid, grid)
 
 
+def test_trunk_patch_groups_cells_of_the_map_into_one_token(tmp_path):
+    # heads = width / 64: the rule a bare state dict's architecture is inferred with
+    model = small_hybrid(categories=("a", "b"), trunk_stride=8, trunk_patch=2, width=128)
+    assert (model.config.grid, model.config.patch_size) == (4, 16)
+    assert model.conv1.weight.shape[2:] == (2, 2)
+    x, c = images(3), torch.tensor([0, 1, 0])
+    with torch.no_grad():
+        assert model.tokens(x, c).shape == (3, 1 + 16 + 1, 128)
+        expected = model(x, c)
+    fast = optimize_for_inference(model, micro_batch=2)
+    assert rel_err(fast(x, c), expected) < 1e-4
+    torch.save(model.state_dict(), tmp_path / "hybrid.pth")  # read off the weights alone
+    loaded = referred.load_model(tmp_path / "hybrid.pth", categories=("a", "b"))
+    assert (loaded.config.trunk_stride, loaded.config.trunk_patch) == (8, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, c), expected)
+
+
 def test_condition_changes_the_output():
     model = small_hybrid(categories=referred.LRVSF_CATEGORIES)
     x = images()
@@ -148,6 +166,9 @@ def test_trunk_batchnorm_mode_in_training(mode):
         ({"conv_stem": [32]}, r"conv_stem must be empty, got \[32\]"),
         ({"input_resolution": 72}, "input_resolution 72 is not a multiple of trunk_stride 16"),
         ({"trunk": None, "trunk_stride": 8}, "apply only to a hybrid"),
+        ({"trunk": None, "trunk_patch": 2}, "apply only to a hybrid"),
+        ({"trunk_patch": 0}, "trunk_patch must be a positive integer"),
+        ({"trunk_patch": 3}, "not a multiple of trunk_stride 16 × trunk_patch 3 = 48"),
     ],
 )
 def test_bad_trunk_settings_are_named(change, message):

@@ -203,8 +203,10 @@ def infer_config(
     trunk, trunk_stride = _trunk(state)
     width, patch = conv.shape[0], conv.shape[-1] * 2 ** len(stem)
     preprocess = PreprocessConfig()
+    trunk_patch = 1
     if trunk is not None:  # a hybrid: tokens are the trunk's map, normalised as it was trained
-        patch = trunk_stride
+        trunk_patch = conv.shape[-1]  # conv1 groups trunk_patch² cells of the map per token
+        patch = trunk_stride * trunk_patch
         preprocess = PreprocessConfig(mean=IMAGENET_MEAN, std=IMAGENET_STD)
     grid = round((pos.shape[0] - 1) ** 0.5)
     if grid * grid + 1 != pos.shape[0]:
@@ -228,6 +230,7 @@ def infer_config(
         conv_stem=stem,
         trunk=trunk,
         trunk_stride=trunk_stride,
+        trunk_patch=trunk_patch,
         categories=cats,
         cond_dim=cond_dim,
         text_encoder=hub_config.get("lm_backbone", RELEASED_TEXT_ENCODER) if cond_dim else None,

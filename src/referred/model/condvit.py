@@ -5,7 +5,8 @@ Parameter names are those of the published checkpoints (CLIP's ``VisionTransform
 layout. Tokens are ``[class, patch_1 … patch_{g²}, cond]``: the condition token is appended last
 with its own positional embedding, and only when a condition is given; without one the forward
 is exactly CLIP's. A hybrid (``config.trunk`` set) takes its patch tokens from a CNN trunk's
-feature map instead of pixels: ``conv1`` is then a 1×1 convolution on that map. Attention uses
+feature map instead of pixels: ``conv1`` is then a convolution on that map with kernel and
+stride ``trunk_patch`` (1×1 by default). Attention uses
 the fused ``scaled_dot_product_attention`` kernel on the packed ``in_proj_weight`` of
 ``nn.MultiheadAttention``'s layout. Layout inside is batch-first (B, N, W).
 
@@ -185,8 +186,8 @@ class CondViT(nn.Module):
         w, scale = config.width, config.width**-0.5
         self.stem = ConvStem(config.conv_stem) if config.conv_stem else None
         self.trunk = build_trunk(config) if config.trunk else None
-        if self.trunk is not None:  # the trunk already strides; conv1 maps channels only
-            c_in, stride = self.trunk.out_channels, 1
+        if self.trunk is not None:  # the trunk already strides; conv1 groups its cells
+            c_in, stride = self.trunk.out_channels, config.trunk_patch
         else:
             c_in = self.stem.out_channels if self.stem is not None else 3
             stride = config.patch_size // 2 ** len(config.conv_stem)

@@ -40,6 +40,7 @@ _ARCH_KEYS = (
     "conv_stem",
     "trunk",
     "trunk_stride",
+    "trunk_patch",
     "trunk_bn",
     "preprocess",
 )
@@ -57,8 +58,10 @@ class ModelConfig:
     model conditional (it then has ``c_pos_embedding``).
 
     ``trunk`` set (one of :data:`TRUNKS`) makes a hybrid: the trunk's feature map at
-    ``trunk_stride`` gives the patch tokens (a 1×1 ``conv1`` maps its channels to ``width``),
-    ``patch_size`` is then the trunk's stride (set from it) and ``conv_stem`` must be empty.
+    ``trunk_stride`` gives the patch tokens, one per ``trunk_patch`` × ``trunk_patch`` cells of
+    the map (``conv1``, kernel and stride ``trunk_patch``, maps them to ``width``; 1 by
+    default: one token per cell), ``patch_size`` is then ``trunk_stride × trunk_patch`` (set
+    from them) and ``conv_stem`` must be empty.
     ``trunk_bn`` is one of :data:`TRUNK_BN_MODES`.
     """
 
@@ -72,6 +75,7 @@ class ModelConfig:
     conv_stem: tuple[int, ...] = ()
     trunk: str | None = None
     trunk_stride: int = 16
+    trunk_patch: int = 1
     trunk_bn: str = "frozen"
     categories: tuple[str, ...] = ()
     cond_dim: int | None = None
@@ -92,7 +96,11 @@ class ModelConfig:
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if self.input_resolution % self.patch_size:
-            what = "trunk_stride" if self.trunk else "patch_size"
+            what = "patch_size"
+            if self.trunk:
+                what = "trunk_stride" + (
+                    f" {self.trunk_stride} × trunk_patch {self.trunk_patch} =" * (self.trunk_patch > 1)
+                )
             raise ValueError(
                 f"input_resolution {self.input_resolution} is not a multiple of "
                 f"{what} {self.patch_size}"
@@ -118,9 +126,10 @@ class ModelConfig:
                 f"unknown trunk_bn {self.trunk_bn!r}; expected one of {TRUNK_BN_MODES}"
             )
         if self.trunk is None:
-            if self.trunk_stride != 16 or self.trunk_bn != "frozen":
+            if self.trunk_stride != 16 or self.trunk_patch != 1 or self.trunk_bn != "frozen":
                 raise ValueError(
-                    "trunk_stride and trunk_bn apply only to a hybrid; set trunk to one of "
+                    "trunk_stride, trunk_patch and trunk_bn apply only to a hybrid; set trunk "
+                    "to one of "
                     f"{sorted(TRUNKS)}"
                 )
             return
@@ -136,7 +145,13 @@ class ModelConfig:
                 f"a hybrid takes its patch tokens from the trunk {self.trunk}; conv_stem must be "
                 f"empty, got {list(self.conv_stem)}"
             )
-        object.__setattr__(self, "patch_size", self.trunk_stride)  # pixels per token side
+        if not isinstance(self.trunk_patch, int) or self.trunk_patch < 1:
+            raise ValueError(
+                f"trunk_patch must be a positive integer (trunk map cells per token side), "
+                f"got {self.trunk_patch!r}"
+            )
+        # pixels per token side
+        object.__setattr__(self, "patch_size", self.trunk_stride * self.trunk_patch)
 
     # -- derived ------------------------------------------------------------------------------
     @property
