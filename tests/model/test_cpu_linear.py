@@ -92,8 +92,11 @@ def test_by_default_the_linears_follow_the_cpus_faster_gemm(monkeypatch, choice,
     monkeypatch.setenv(cpu.ENV_GEMM, choice)
     cpu.gemm_decision.cache_clear()
     try:
-        model = referred.CondViT(ModelConfig(input_resolution=16, patch_size=8, width=32,
-                                             layers=1, heads=2, output_dim=8))
+        model = referred.CondViT(
+            ModelConfig(
+                input_resolution=16, patch_size=8, width=32, layers=1, heads=2, output_dim=8
+            )
+        )
         assert use_onednn_linears(model) is expected
         fn = model.transformer.resblocks[0].mlp.c_fc.linear_fn
         assert fn is (onednn_linear if expected else F.linear)

@@ -46,9 +46,7 @@ def test_a_run_writes_loadable_best_last_metrics_and_config(micro_config):
     assert any((out / "tb").iterdir())
 
 
-def test_max_minutes_is_the_horizon_the_run_ends_annealed_and_validated(
-    micro_config, monkeypatch
-):
+def test_max_minutes_is_the_horizon_the_run_ends_annealed_and_validated(micro_config, monkeypatch):
     """With a time budget far below the epochs asked, the learning rate reaches its minimum
     when the budget is used up; the run then validates, saves and counts as finished."""
     clock = [1000.0]

@@ -1,6 +1,7 @@
 """The frozen-trunk memo: the trunk's maps (to float rounding: a convolution's result moves in
-the last bit with the batch an image is computed in), each distinct image computed once, bounded, refused for a
-trunk that still changes; a run trains to the same weights with and without it."""
+the last bit with the batch an image is computed in), each distinct image computed once,
+bounded, refused for a trunk that still changes; a run trains to the same weights with and
+without it."""
 
 from __future__ import annotations
 

@@ -99,7 +99,8 @@ class ModelConfig:
             what = "patch_size"
             if self.trunk:
                 what = "trunk_stride" + (
-                    f" {self.trunk_stride} × trunk_patch {self.trunk_patch} =" * (self.trunk_patch > 1)
+                    f" {self.trunk_stride} × trunk_patch {self.trunk_patch} ="
+                    * (self.trunk_patch > 1)
                 )
             raise ValueError(
                 f"input_resolution {self.input_resolution} is not a multiple of "

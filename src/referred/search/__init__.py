@@ -17,7 +17,7 @@ _LAZY = {
     "Hit": "referred.search.searcher",
     "Searcher": "referred.search.searcher",
     "Condition": "referred.query",
-        "IndexMismatchError": "referred.search.errors",
+    "IndexMismatchError": "referred.search.errors",
     "QueryError": "referred.search.errors",
     "SearchError": "referred.search.errors",
     "UnknownCategoryError": "referred.search.errors",

@@ -324,7 +324,8 @@ class _Loop:
         memo = self.r.model.trunk_memo
         if memo is None:
             return {}
-        return {"trunk_memo_hit_rate": memo.stats.hit_rate(), "trunk_memo_gb": memo.stats.bytes / 1e9}
+        stats = memo.stats
+        return {"trunk_memo_hit_rate": stats.hit_rate(), "trunk_memo_gb": stats.bytes / 1e9}
 
     def _wall(self) -> float:
         """Wall time of the run so far, including earlier invocations (resumed runs)."""

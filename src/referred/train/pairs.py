@@ -169,9 +169,7 @@ class PairDataset(torch.utils.data.Dataset):
             return augment(img, replace(cfg, enabled=False), rng)
         return augment(img, cfg, np.random.default_rng((self.seed, image_row, v)))
 
-    def _decodable(
-        self, rows: range, rng: np.random.Generator
-    ) -> tuple[Image.Image, int, int]:
+    def _decodable(self, rows: range, rng: np.random.Generator) -> tuple[Image.Image, int, int]:
         """A random image of ``rows`` that decodes (trying the others in random order), its
         image row, and how many did not decode before it."""
         bad = 0
