@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from referred.model.trunk_memo import TrunkMemo, memo_for
 from referred.train import train
-from referred.train.trunk_memo import TrunkMemo, memo_for
 
 
 class CountingTrunk(nn.Module):
@@ -104,3 +104,24 @@ def test_a_frozen_hybrid_trains_to_the_same_weights_with_and_without_the_memo(
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     rates = [row["trunk_memo_hit_rate"] for row in memo.history]
     assert rates[-1] > 0.5 and "trunk_memo_hit_rate" not in plain.history[0]
+
+
+def test_an_lru_memo_forgets_the_least_recently_used_and_serves_inference():
+    trunk = CountingTrunk().requires_grad_(True)  # a served model: gradients are off instead
+    one_map = 4 * 7 * 7 * 4
+    memo = TrunkMemo(max_bytes=2 * one_map, policy="lru")
+    a, b, c = torch.randn(3, 1, 3, 16, 16)
+    with torch.inference_mode():
+        memo(trunk, a)
+        memo(trunk, b)
+        memo(trunk, a)  # a is now the most recent
+        out = memo(trunk, c)  # evicts b
+        torch.testing.assert_close(out, trunk(c))
+        assert memo.stats.stored == 2 and memo.stats.bytes == 2 * one_map
+        before = trunk.images
+        memo(trunk, torch.cat([a, c]))
+        assert trunk.images == before  # both kept
+        memo(trunk, b)
+        assert trunk.images == before + 1  # b was forgotten
+    with pytest.raises(ValueError, match="unknown memo policy"):
+        TrunkMemo(10, policy="fifo")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from referred.model.trunk_memo import memo_for
 from referred.train import distributed as D
 from referred.train.checkpoint import BEST, LAST, rng_state, save_checkpoint
 from referred.train.config import TrainConfig
@@ -29,7 +30,6 @@ from referred.train.loss import clamp_logit_scale_, info_nce
 from referred.train.pairs import EpochBatches, normalize_pixels
 from referred.train.run import Run, prepare
 from referred.train.schedule import learning_rate, set_trainable
-from referred.train.trunk_memo import memo_for
 from referred.train.validate import embed_split, retrieval_metrics
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """A frozen trunk's feature maps, computed once per distinct input image.
 
-When a hybrid CondViT trains with its trunk frozen (``--trunk-lr-scale 0`` with BatchNorm
+Training: when a hybrid CondViT trains with its trunk frozen (``--trunk-lr-scale 0`` with BatchNorm
 frozen), the trunk is a fixed function: the same preprocessed image always gives the same
 map. On a CPU that forward is most of a step (EfficientNet-Lite0 at 224 px: ~85–120 ms an
 image against ~50 ms for the forward and backward of hybrid-lite0's transformer), so a run
@@ -12,13 +12,20 @@ so a hit returns what the trunk computes for that image (to float rounding: a co
 result moves in the last bit with the batch an image is computed in); nothing depends on file
 names or dataset positions. Augmentation draws from a finite set of views per image
 (``--augment-views``, :mod:`referred.train.pairs`) so that augmented images repeat too. The
-memo is bounded (``max_bytes``): once full it stops storing and keeps serving what it holds.
+memo is bounded (``max_bytes``): once full it stops storing and keeps serving what it holds
+(``policy="keep"``: a training run's images are all equally likely to come back).
+
+Serving: one photo is often asked for several items (shop-the-look, a shopper trying the
+chips one after another); the trunk, ~70% of a query's forward, does not depend on the
+condition, so the Searcher keeps the last photos' maps (``policy="lru"``) and a new condition on
+the same photo runs only the transformer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -52,21 +59,28 @@ def image_key(image: torch.Tensor) -> bytes:
 class TrunkMemo:
     """``memo(trunk, images)`` = ``trunk(images)``, computing only the images not seen before.
 
-    Only for a trunk that no longer changes (parameters frozen, BatchNorm in eval mode):
-    :meth:`check` refuses any other. Stored maps live on the CPU.
+    Only for a trunk that does not change (not learning, BatchNorm in eval mode): :meth:`check`
+    refuses any other. Stored maps live on the CPU. ``policy``: ``"keep"`` (once full, store
+    nothing more) or ``"lru"`` (once full, forget the least recently used).
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    POLICIES = ("keep", "lru")
+
+    def __init__(self, max_bytes: int, policy: str = "keep") -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.max_bytes = max_bytes
-        self.maps: dict[bytes, torch.Tensor] = {}
+        if policy not in self.POLICIES:
+            raise ValueError(f"unknown memo policy {policy!r}; expected one of {self.POLICIES}")
+        self.max_bytes, self.policy = max_bytes, policy
+        self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.stats = MemoStats()
 
     @staticmethod
     def check(trunk: nn.Module) -> None:
-        """Raise ValueError unless ``trunk`` is a fixed function (frozen and in eval mode)."""
-        if any(p.requires_grad for p in trunk.parameters()):
+        """Raise ValueError unless ``trunk`` is a fixed function: no parameter that autograd
+        could train (frozen, or gradients off as in inference) and BatchNorm in eval mode."""
+        learning = torch.is_grad_enabled() and any(p.requires_grad for p in trunk.parameters())
+        if learning:
             raise ValueError("the trunk memo needs a frozen trunk (no parameter requires grad)")
         bns = [m for m in trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if any(m.training for m in bns):
@@ -75,25 +89,33 @@ class TrunkMemo:
     def __call__(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
         self.check(trunk)
         keys = [image_key(x) for x in images]
+        found: dict[bytes, torch.Tensor] = {}
         first: dict[bytes, int] = {}
         for i, k in enumerate(keys):
-            if k not in self.maps:
+            if k in self.maps:
+                found[k] = self.maps[k]
+                if self.policy == "lru":
+                    self.maps.move_to_end(k)
+            else:
                 first.setdefault(k, i)  # an image twice in one batch is computed once
         missing = list(first.values())
         self.stats.hits += len(keys) - len(missing)
         self.stats.misses += len(missing)
-        fresh: dict[bytes, torch.Tensor] = {}
         if missing:
             with torch.no_grad():
                 out = trunk(images[missing])  # (m, C, g, g)
             for i, m in zip(missing, out):
-                fresh[keys[i]] = m
+                found[keys[i]] = m
                 self._store(keys[i], m)
-        rows = [self.maps.get(k, fresh.get(k)) for k in keys]
+        rows = [found[k] for k in keys]
         return torch.stack(rows).to(images.device)  # (B, C, g, g)
 
     def _store(self, key: bytes, m: torch.Tensor) -> None:
         size = m.numel() * m.element_size()
+        while self.policy == "lru" and self.maps and self.stats.bytes + size > self.max_bytes:
+            _, old = self.maps.popitem(last=False)
+            self.stats.stored -= 1
+            self.stats.bytes -= old.numel() * old.element_size()
         if self.stats.bytes + size > self.max_bytes:
             if not self.stats.full:
                 log.warning(
