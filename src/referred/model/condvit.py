@@ -263,7 +263,7 @@ class CondViT(nn.Module):
         for a hybrid, the stem's output, or the pixels themselves.
 
         With ``trunk_memo`` set (a frozen trunk in training, see
-        :mod:`referred.train.trunk_memo`), the trunk's maps come from it."""
+        :mod:`referred.model.trunk_memo`), the trunk's maps come from it."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(x.shape)}")
         res = self.config.input_resolution

@@ -165,7 +165,7 @@ class TrainConfig:
             the inference preprocessing (pad, resize).
         augment_views: ``0``: a fresh augmentation at every draw (the paper's). ``N ≥ 1``: each
             image is seen as itself (view 0) or one of ``N - 1`` fixed augmentations, so a
-            frozen trunk's maps repeat and :mod:`referred.train.trunk_memo` serves them.
+            frozen trunk's maps repeat and :mod:`referred.model.trunk_memo` serves them.
             Default per model (hybrid-lite0: see :data:`ARCH_DEFAULTS`), else 0.
         trunk_memo_gb: memory for a frozen trunk's feature maps (0: recompute every time).
         seed: seeds the model's initialisation, the data order and the augmentation.
