@@ -322,3 +322,29 @@ def test_catalog_writes_through_the_searcher(model, tmp_path):
         s.delete_product("new")
     s.save_index(tmp_path / "saved")
     assert len(Searcher.open(tmp_path / "saved", model)) == 6
+
+
+def test_a_hybrid_searcher_runs_the_trunk_once_per_photo():
+    from referred.model.config import ModelConfig
+
+    arch = ModelConfig(input_resolution=64, trunk="efficientnet-lite0", width=64, layers=1,
+                       heads=2, output_dim=16, categories=CATS)  # fmt: skip
+    hybrid = referred.create_model(arch, seed=0)
+    index = catalog_index(hybrid)
+    plain = Searcher(referred.create_model(arch, seed=0), index, trunk_memo_mb=0)
+    assert plain.model.trunk_memo is None
+    searcher = Searcher(hybrid, index)
+    seen = []
+    hybrid.trunk.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+    for cat in CATS:
+        got, expected = (
+            searcher.search(png(3), k=5, category=cat),
+            plain.search(png(3), k=5, category=cat),
+        )
+        assert [h.id for h in got] == [h.id for h in expected]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], atol=1e-5)
+    assert seen == [1]  # three items asked of one photo: one trunk forward
+    searcher.search(png(4), k=5, category="Bags")
+    assert seen == [1, 1] and hybrid.trunk_memo.stats.hits == 2
+    with pytest.raises(ValueError, match="trunk_memo_mb must be >= 0"):
+        Searcher(hybrid, index, trunk_memo_mb=-1)

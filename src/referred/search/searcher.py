@@ -31,6 +31,7 @@ import torch
 
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
+from referred.model.trunk_memo import TrunkMemo
 from referred.query import NONE, Condition, QueryEncoder
 from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
 from referred.search.locks import ReadWriteLock
@@ -59,6 +60,9 @@ class Searcher:
     ``threads``, when given, sets ``torch.set_num_threads`` (process-wide; 1 is fastest on
     small CPU machines). ``fast`` (default) runs a CPU CondViT through
     :func:`referred.model.fast.optimize_for_inference` (same embeddings to ~1e-6, faster).
+    ``trunk_memo_mb``: for a hybrid model, memory for the trunk maps of the latest photos
+    (:mod:`referred.model.trunk_memo`, least recently used forgotten): the same photo asked
+    for another item runs only the transformer. 0 turns it off.
     """
 
     def __init__(
@@ -70,10 +74,15 @@ class Searcher:
         max_k: int = 1000,
         threads: int | None = None,
         fast: bool = True,
+        trunk_memo_mb: float = 256,
     ) -> None:
         if batch_size < 1 or max_k < 1:
             raise ValueError(f"batch_size and max_k must be >= 1, got {batch_size}, {max_k}")
+        if trunk_memo_mb < 0:
+            raise ValueError(f"trunk_memo_mb must be >= 0, got {trunk_memo_mb}")
         self.model = model.eval()
+        if getattr(model, "trunk", None) is not None and trunk_memo_mb > 0:
+            model.trunk_memo = TrunkMemo(int(trunk_memo_mb * 1e6), policy="lru")
         #: the one path from images and conditions to vectors (rules, fast forward, batching)
         self.encoder = QueryEncoder(self.model, fast=fast, batch_size=batch_size)
         self.index = index
