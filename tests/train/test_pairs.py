@@ -8,7 +8,14 @@ from PIL import Image
 
 from referred.data import open_dataset
 from referred.train.index import DataError, build_pair_index, load_or_build
-from referred.train.pairs import AugmentConfig, EpochBatches, PairDataset, augment, crop_box
+from referred.train.pairs import (
+    AugmentConfig,
+    EpochBatches,
+    PairDataset,
+    augment,
+    crop_box,
+    grouped_order,
+)
 from tests.train.conftest import FIXTURES
 
 
@@ -46,6 +53,32 @@ def test_epoch_batches_shard_disjointly_and_resume_mid_epoch():
     assert {len(r) for r in ranks} == {4}  # 50 // 12 batches each, equal
     seen = [i for r in ranks for b in r for i in b]
     assert len(seen) == len(set(seen)) == 48
+
+
+def test_grouped_order_is_a_permutation_in_runs_of_one_label():
+    labels = np.repeat([0, 1, 2, -1], [13, 8, 3, 6])
+    order = grouped_order(labels, 4, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(30))
+    runs = [labels[order[i : i + 4]] for i in range(0, 28, 4)]
+    pure = [r for r in runs if len(set(r.tolist())) == 1]
+    assert len(pure) >= 3 + 2 + 1  # 13 → 3 runs of 4, 8 → 2, 6 (unknown) → 1
+    with pytest.raises(ValueError, match="run length"):
+        grouped_order(labels, 0, np.random.default_rng(0))
+
+
+def test_grouped_batches_hold_runs_of_one_category_on_every_rank():
+    labels = np.repeat(np.arange(5), 40)  # 200 positions, 5 categories
+    plain = list(EpochBatches(200, 16, seed=1, epoch=0, labels=labels))
+    grouped = list(EpochBatches(200, 16, seed=1, epoch=0, labels=labels, group=8))
+    distinct = [len(set(labels[b].tolist())) for b in grouped]
+    assert max(distinct) <= 2  # two runs of 8
+    assert min(len(set(labels[b].tolist())) for b in plain) >= 3  # random: most categories
+    ranks = [list(EpochBatches(200, 8, 1, 0, r, 2, labels=labels, group=4)) for r in range(2)]
+    seen = [i for r in ranks for b in r for i in b]
+    assert len(seen) == len(set(seen)) == 192  # disjoint shares, 200 // 16 batches each
+    assert all(len(set(labels[b].tolist())) <= 2 for r in ranks for b in r)
+    with pytest.raises(ValueError, match="one label per position"):
+        EpochBatches(200, 16, 1, 0, group=8)
 
 
 def test_index_packs_pairs_and_counts_what_it_skips(tmp_path):

@@ -118,6 +118,20 @@ def test_worker_processes_do_not_change_the_result(micro_config, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_same_category_batches_train_and_a_run_longer_than_a_batch_is_refused(
+    micro_config, tmp_path, monkeypatch
+):
+    from referred.train import pairs
+
+    seen = []
+    grouped = pairs.grouped_order
+    monkeypatch.setattr(pairs, "grouped_order", lambda *a: seen.append(a[1]) or grouped(*a))
+    result = train(replace(micro_config, epochs=1, same_category=4), progress=False)
+    assert result.finished and seen == [4]  # the run's one epoch was drawn in runs of 4
+    with pytest.raises(ValueError, match="--same-category 9 exceeds the 8 pairs"):
+        train(replace(micro_config, out=str(tmp_path / "b"), same_category=9), progress=False)
+
+
 def test_resuming_with_other_settings_is_refused(micro_config):
     train(replace(micro_config, epochs=1), progress=False)
     with pytest.raises(ValueError, match=r"different configuration \(lr: 0.002 -> 0.001\)"):

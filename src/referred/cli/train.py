@@ -101,6 +101,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default per model: 0, hybrid-lite0 see docs/training.md)",
     )
     p.add_argument(
+        "--same-category",
+        type=_non_negative_int,
+        default=0,
+        help="K >= 1: batches made of runs of K products of one category (in-batch hard "
+        "negatives); 0 (default): random batches",
+    )
+    p.add_argument(
         "--trunk-memo-gb",
         type=float,
         default=4.0,
@@ -131,6 +138,7 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
         augment=not args.no_augment,
         augment_views=args.augment_views,
         trunk_memo_gb=args.trunk_memo_gb,
+        same_category=args.same_category,
         seed=args.seed,
         workers=args.workers,
         device=args.device,

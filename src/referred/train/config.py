@@ -168,6 +168,9 @@ class TrainConfig:
             frozen trunk's maps repeat and :mod:`referred.model.trunk_memo` serves them.
             Default per model (hybrid-lite0: see :data:`ARCH_DEFAULTS`), else 0.
         trunk_memo_gb: memory for a frozen trunk's feature maps (0: recompute every time).
+        same_category: ``k ≥ 1``: each batch is made of runs of ``k`` products of one category
+            (in-batch hard negatives: a query must tell its product from ``k - 1`` others of
+            its kind, not only from other kinds); ``0``: batches drawn at random.
         seed: seeds the model's initialisation, the data order and the augmentation.
         workers: DataLoader worker processes (0: load in the main process); default 0 on the
             CPU (measured fastest on 2 vCPUs: decoding 64 px images is cheap, a worker competes
@@ -199,6 +202,7 @@ class TrainConfig:
     augment: bool = True
     augment_views: int | None = None
     trunk_memo_gb: float = 4.0
+    same_category: int = 0
     seed: int = 0
     workers: int | None = None
     device: str = "auto"
@@ -260,6 +264,7 @@ class TrainConfig:
             self.augment_views,
         )
         _check(self.trunk_memo_gb >= 0, "trunk memo size must be >= 0 GB", self.trunk_memo_gb)
+        _check(self.same_category >= 0, "same-category run must be >= 0", self.same_category)
         _check(
             self.trunk_lr_scale is None or 0 <= self.trunk_lr_scale <= 1,
             "trunk learning-rate scale must be in [0, 1] (0 freezes the trunk)",

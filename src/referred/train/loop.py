@@ -184,6 +184,8 @@ class _Loop:
             r.info.rank,
             r.info.world_size,
             start=r.batch_in_epoch,
+            labels=r.data.labels(),
+            group=self.cfg.same_category,
         )
         return DataLoader(
             r.data,

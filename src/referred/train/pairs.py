@@ -118,6 +118,11 @@ class PairDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def labels(self) -> np.ndarray:
+        """Category code of each position (:data:`referred.LRVSF_CATEGORIES` index, -1
+        unknown)."""
+        return self.index.categories[self.products].astype(np.int64)
+
     def __len__(self) -> int:
         return len(self.products)
 
@@ -194,6 +199,10 @@ class EpochBatches(torch.utils.data.Sampler):
     multiple of ``world_size · batch`` (the tail waits for another epoch), and process ``rank``
     takes every ``world_size``-th position: equal, disjoint shares, like ``DistributedSampler``
     with ``drop_last``. ``start`` skips the batches a resumed run already trained on.
+
+    With ``labels`` (one category code per position) and ``group`` ``k``, the permutation is
+    instead :func:`grouped_order`'s: each process's batch is made of runs of ``k`` products of
+    one category — in-batch hard negatives for InfoNCE.
     """
 
     def __init__(
@@ -205,9 +214,14 @@ class EpochBatches(torch.utils.data.Sampler):
         rank: int = 0,
         world_size: int = 1,
         start: int = 0,
+        labels: np.ndarray | None = None,
+        group: int = 0,
     ) -> None:
+        if group and (labels is None or len(labels) != n):
+            raise ValueError("grouped batches need one label per position")
         self.n, self.batch, self.seed, self.epoch = n, batch, seed, epoch
         self.rank, self.world_size, self.start = rank, world_size, start
+        self.labels, self.group = labels, group
 
     def batches_per_epoch(self) -> int:
         return self.n // (self.batch * self.world_size)
@@ -216,12 +230,38 @@ class EpochBatches(torch.utils.data.Sampler):
         return max(0, self.batches_per_epoch() - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
-        perm = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        rng = np.random.default_rng((self.seed, self.epoch))
+        if self.group and self.labels is not None:
+            perm = grouped_order(self.labels, self.group * self.world_size, rng)
+        else:
+            perm = rng.permutation(self.n)
         mine = perm[: self.batches_per_epoch() * self.batch * self.world_size][
             self.rank :: self.world_size
         ]
         for b in range(self.start, self.batches_per_epoch()):
             yield mine[b * self.batch : (b + 1) * self.batch].tolist()
+
+
+def grouped_order(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(len(labels))`` in runs of ``k`` positions of one label.
+
+    Each label's positions are shuffled and cut into runs of ``k``; what is left of every label
+    (fewer than ``k``) is shuffled together and cut into mixed runs; the runs are shuffled.
+    Every position appears exactly once.
+    """
+    if k < 1:
+        raise ValueError(f"run length must be >= 1, got {k}")
+    runs: list[np.ndarray] = []
+    rest: list[np.ndarray] = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        full = len(members) // k * k
+        runs += np.split(members[:full], full // k) if full else []
+        rest.append(members[full:])
+    left = rng.permutation(np.concatenate(rest)) if rest else np.zeros(0, np.int64)
+    runs += [left[i : i + k] for i in range(0, len(left), k)]
+    order = rng.permutation(len(runs))
+    return np.concatenate([runs[i] for i in order]) if runs else np.zeros(0, np.int64)
 
 
 def normalize_pixels(

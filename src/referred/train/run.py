@@ -140,6 +140,11 @@ def prepare(config: TrainConfig, resume: str = "auto", text_encoder: Any = None)
     onednn = device.type == "cpu" and precision == "fp32" and use_onednn_linears(model)
     data, skipped, condition = _pair_data(cfg, index, model, text, device)
     steps = len(data) // cfg.batch_size
+    if cfg.same_category > cfg.batch_size // info.world_size:
+        raise ValueError(
+            f"--same-category {cfg.same_category} exceeds the {cfg.batch_size // info.world_size} "
+            "pairs each process takes a step"
+        )
     if steps == 0:
         raise DataError(
             f"{cfg.data}: {len(data)} products can be trained on, fewer than one batch of "
