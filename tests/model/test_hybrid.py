@@ -58,13 +58,13 @@ def test_shipped_architecture():
     assert "comment" not in arch and arch["trunk"] == "efficientnet-lite0"
     assert "hybrid-lite0" in available_architectures()
     cfg = make_config("hybrid-lite0", "category")
-    assert (cfg.grid, cfg.patch_size, cfg.preprocess.mean) == (14, 16, en.IMAGENET_MEAN)
+    assert (cfg.grid, cfg.patch_size, cfg.preprocess.mean) == (7, 32, en.IMAGENET_MEAN)
     model = referred.create_model("hybrid-lite0", conditioning="category", seed=0)
-    assert model.conv1.weight.shape == (256, 112, 1, 1)
+    assert model.conv1.weight.shape == (256, 112, 2, 2)
     with torch.no_grad():
-        assert model.tokens(images(2, 224), torch.tensor([0, 1])).shape == (2, 1 + 196 + 1, 256)
+        assert model.tokens(images(2, 224), torch.tensor([0, 1])).shape == (2, 1 + 49 + 1, 256)
         assert model(images(2, 224)).shape == (2, 256)
-        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 14, 14)
+        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 7, 7)
 
 
 @pytest.mark.parametrize(("stride", "grid"), [(8, 8), (16, 4), (32, 2)])

@@ -51,8 +51,16 @@ AUTO_MODEL = "auto"
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 30, "batch_size": 64, "lr": 1e-3},
     # the trunk frozen by default: fine-tuning it at 224 px held 10.7 GB of activations and
-    # ran under 2 pairs/s on a 2-vCPU EPYC (docs/benchmarks.md); --trunk-lr-scale 0.1 does it
-    "hybrid-lite0": {"epochs": 30, "batch_size": 64, "lr": 5e-4, "trunk_lr_scale": 0.0},
+    # ran under 2 pairs/s on a 2-vCPU EPYC (docs/benchmarks.md); --trunk-lr-scale 0.1 does it.
+    # Frozen, its maps are memoised (one trunk pass per distinct image and view): one view
+    # (the image itself) by default, because each view costs a trunk pass (~0.1 s an image)
+    "hybrid-lite0": {
+        "epochs": 30,
+        "batch_size": 64,
+        "lr": 5e-4,
+        "trunk_lr_scale": 0.0,
+        "augment_views": 1,
+    },
     "B-32": {"epochs": 30, "batch_size": 360, "lr": 1e-5},
     "B-16": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
