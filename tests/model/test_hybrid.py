@@ -192,3 +192,26 @@ def test_pretrained_trunk_holds_the_imagenet_weights():
     assert len(trunk) == len(en.trunk_state_dict(full, 16))
     assert all(torch.equal(v, full[k]) for k, v in trunk.items())
     assert not model.trunk._bn0.training
+
+
+def test_attention_of_grouped_tokens_is_shared_among_their_cells():
+    model = small_hybrid(categories=("a", "b"), trunk_stride=8, trunk_patch=2)  # 8x8 map, 4x4
+    x, c = images(2), torch.tensor([0, 1])
+    with torch.no_grad():
+        fine = model.attention_map(x, c)
+        maps = model.patch_maps(x)
+        h = model.map_tokens(maps, c)
+        for block in model.transformer.resblocks[:-1]:
+            h = block(h)
+        last = model.transformer.resblocks[-1]
+        _, probs = last.attn(last.ln_1(h), need_weights=True)
+    assert fine.shape == (2, 8, 8)
+    torch.testing.assert_close(fine.sum(dim=(1, 2)), torch.ones(2))
+    coarse = probs[:, 0, 1:17] / probs[:, 0, 1:17].sum(-1, keepdim=True)  # tokens' attention
+    pooled = fine.reshape(2, 4, 2, 4, 2).sum(dim=(2, 4)).reshape(2, 16)
+    torch.testing.assert_close(pooled, coarse)
+    # a cell's share is its conv1 term's norm within its token (one cell checked by hand)
+    w, f = model.conv1.weight, maps[0, :, 2:4, 6:8]  # token (1, 3)
+    norms = torch.stack([(w[:, :, i, j] @ f[:, i, j]).norm() for i in (0, 1) for j in (0, 1)])
+    expected = coarse[0, 1 * 4 + 3] * norms[1] / norms.sum()  # cell (2, 7): i=0, j=1
+    torch.testing.assert_close(fine[0, 2, 7], expected)

@@ -164,6 +164,22 @@ class ConvStem(nn.Module):
         return self.layers(x)
 
 
+def cell_shares(weight: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Share of each map cell in its token: ``conv1`` (kernel = stride = k) makes a token from
+    k × k cells as a sum of one term per cell, ``W[:, :, i, j] @ f[cell]``; the share of a cell
+    is its term's L2 norm over the sum of the k² norms of its token's terms.
+
+    weight: (W, C, k, k); maps: (B, C, g·k, g·k) → (B, g·k, g·k), each k × k block summing to 1.
+    """
+    k = weight.shape[-1]
+    b, _, hk, wk = maps.shape
+    cells = maps.reshape(b, -1, hk // k, k, wk // k, k)  # (B, C, g, i, g, j)
+    terms = torch.einsum("ocij,bcyixj->boyixj", weight, cells)  # (B, W, g, i, g, j)
+    norms = terms.norm(dim=1)  # (B, g, i, g, j)
+    block = norms.sum(dim=(2, 4), keepdim=True).clamp_min(1e-12)
+    return (norms / block).reshape(b, hk, wk)
+
+
 def build_trunk(config: ModelConfig) -> nn.Module:
     """The CNN trunk a hybrid config names, randomly initialised; its ``out_channels`` is the
     channel count of its (B, C, R/s, R/s) feature map."""
@@ -306,9 +322,14 @@ class CondViT(nn.Module):
     def attention_map(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Attention of the class token over the patches in the last block, (B, g, g).
 
-        Averaged over heads and renormalised over the patch tokens only.
+        Averaged over heads and renormalised over the patch tokens only. A hybrid whose tokens
+        group ``k × k`` cells of the trunk's map (``trunk_patch`` k > 1) answers at the map's
+        resolution, (B, g·k, g·k): each token's attention is shared among its cells in
+        proportion to the size (L2 norm) of each cell's term in the token's embedding
+        (:func:`cell_shares`), so a block of k × k cells sums to its token's attention.
         """
-        h = self.tokens(x, c)
+        maps = self.patch_maps(x)
+        h = self.map_tokens(maps, c)
         blocks = self.transformer.resblocks
         for block in blocks[:-1]:
             h = block(h)
@@ -316,7 +337,12 @@ class CondViT(nn.Module):
         g = self.config.grid
         cls_to_patches = probs[:, 0, 1 : 1 + g * g]  # (B, g²)
         cls_to_patches = cls_to_patches / cls_to_patches.sum(dim=-1, keepdim=True)
-        return cls_to_patches.reshape(-1, g, g)
+        amap = cls_to_patches.reshape(-1, g, g)
+        k = self.config.trunk_patch
+        if self.trunk is None or k == 1:
+            return amap
+        shares = cell_shares(self.conv1.weight, maps.to(self.conv1.weight.dtype))  # (B, gk, gk)
+        return amap.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2) * shares
 
     # -- user-facing helpers (see referred.model.encoding) ----------------------------------
     @property

@@ -222,7 +222,9 @@ class Searcher:
         self, image: Any, *, category: str | None = None, text: str | None = None
     ) -> np.ndarray:
         """Where the model looked: the class token's attention over the patches in the last
-        block, (g, g) float32 summing to 1, for the same condition as :meth:`search`."""
+        block, (g, g) float32 summing to 1, for the same condition as :meth:`search` (for a
+        hybrid grouping k × k trunk cells per token, at the trunk map's (g·k, g·k); see
+        :meth:`referred.CondViT.attention_map`)."""
         cond = self.encoder.parse(category, text)
         pixels = self._pixels([image])
         amap = self.encoder.attention_map(pixels, [cond])  # (1, g, g)
