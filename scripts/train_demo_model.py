@@ -9,6 +9,12 @@ number of steps (the budget is wall time, so a faster machine trains more)::
 
     python scripts/train_demo_model.py --minutes 45             # 45 min on one thread
     python scripts/train_demo_model.py --model tiny --minutes 15 --conditioning category
+    python scripts/train_demo_model.py --work W --run W/run     # package a finished run
+
+Besides the model, it writes the demo catalog's vectors (``catalog_vectors.npz``: the demo
+starts without embedding its catalog, see ``referred.demo``) and measures, on the demo's own
+sample scenes, how often each worn item's chip returns the exact product first and among the
+12 shown (recorded in the config, held by ``tests/web/test_app_demo.py``).
 
 Text conditioning (the default) makes one model answer both a category chip (sent as its
 name, "Bags") and free text ("a red striped scarf"): every training pair is conditioned on the
@@ -46,6 +52,8 @@ DEST = Path(__file__).resolve().parents[1] / "src" / "referred" / "assets" / "de
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--data", type=Path, help="training data (default WORK/data, drawn)")
+    parser.add_argument("--run", type=Path, help="a finished run to package (no training)")
     parser.add_argument("--dest", type=Path, default=DEST, help=f"output folder ({DEST})")
     parser.add_argument("--products", type=int, default=3000)
     parser.add_argument("--distractors", type=int, default=1000)
@@ -60,7 +68,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="referred-demo-"))
-    data = work / "data"
+    data = args.data or work / "data"
     t0 = time.perf_counter()
     if not (data / "TRAIN").is_dir():
         synth = SynthConfig(
@@ -73,7 +81,7 @@ def main() -> int:
         model=args.model,
         conditioning=args.conditioning,
         epochs=args.epochs,
-        augment=False,
+        augment=args.model != "tiny",  # tiny: no crop/flip; hybrid: one view per image anyway
         seed=args.seed,
         workers=0,
         threads=1,
@@ -81,8 +89,11 @@ def main() -> int:
         same_category=args.same_category,
         val_distractors=200,
     )
-    result = train(config, resume="never", progress=False)
-    model = referred.load_model(result.best)
+    if args.run is None:
+        best = train(config, resume="never", progress=False).best
+    else:
+        best = args.run / "best"
+    model = referred.load_model(best)
     if model.trunk is not None:  # the evaluations below see each image up to three times
         model.trunk_memo = TrunkMemo(2_000_000_000)
     counts = (0, args.distractors)
@@ -94,7 +105,7 @@ def main() -> int:
         )
         tests["category name"] = by_name["sweep"]
     minutes = (time.perf_counter() - t0) / 60
-    saved = json.loads((result.best / "config.json").read_text())
+    saved = json.loads((best / "config.json").read_text())
     extra = {
         "training": saved["training"],
         "trained": saved["trained"],
@@ -113,6 +124,10 @@ def main() -> int:
     if args.dest.exists():
         shutil.rmtree(args.dest)
     model.save_pretrained(args.dest, extra=extra)
+    shares = demo_check(args.dest)
+    written = json.loads((args.dest / "config.json").read_text())
+    written["demo"]["sample_scenes"] = shares
+    (args.dest / "config.json").write_text(json.dumps(written, indent=2) + "\n")
     size = sum(p.stat().st_size for p in args.dest.iterdir()) / 1e6
     print(f"demo model: {args.dest} ({size:.1f} MB), {minutes:.1f} min")
     for cond, sweep in tests.items():
@@ -122,7 +137,35 @@ def main() -> int:
             f"R@10 {100 * sweep[0]['R@10']:.1f}% / {100 * sweep[args.distractors]['R@10']:.1f}%, "
             f"Cat@1 {100 * sweep[args.distractors]['Cat@1']:.1f}%"
         )
+    print(
+        f"  demo sample scenes ({shares['pairs']} worn items, chip = category name): exact "
+        f"product first {100 * shares['first']:.0f}%, among the 12 shown "
+        f"{100 * shares['in_12']:.0f}%"
+    )
     return 0
+
+
+def demo_check(dest: Path) -> dict:
+    """Write the demo catalog's vectors next to the model and measure the sample-scene shares
+    (the demo's own catalog and samples, built in a temporary folder)."""
+    from referred.demo import (
+        embed_catalog,
+        ensure_demo_data,
+        export_catalog,
+        sample_shares,
+        save_catalog_vectors,
+    )
+    from referred.index import create_index
+    from referred.search import Searcher
+
+    model = referred.load_model(dest)  # exactly what the demo will load
+    with tempfile.TemporaryDirectory(prefix="referred-demo-check-") as tmp:
+        catalog = export_catalog(ensure_demo_data(Path(tmp) / "data"), Path(tmp) / "catalog")
+        vectors = embed_catalog(model, catalog)
+        save_catalog_vectors(model, catalog, vectors, dest)
+        index = create_index("flat", model.config.output_dim)
+        index.add([r[0] for r in catalog.records], vectors, [r[2] for r in catalog.records])
+        return sample_shares(Searcher(model, index), catalog)
 
 
 if __name__ == "__main__":

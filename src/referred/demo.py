@@ -6,7 +6,10 @@
 2. the catalog: the test products and test distractors exported as image files, with
    metadata (category, title = first caption, image), and a few test scenes as samples;
 3. a flat index of the catalog embedded unconditioned by the demo model (cached per model
-   fingerprint, so a restart re-embeds nothing);
+   fingerprint, so a restart re-embeds nothing). The bundled model ships the vectors of this
+   catalog (``catalog_vectors.npz``, written by ``scripts/train_demo_model.py``); they are
+   used only when both the model's fingerprint and the digest of every catalog image match,
+   so a first start does not spend a minute in the trunk, and any other catalog is embedded;
 
 then serves the page at http://127.0.0.1:8000. The model is the bundled trained demo model
 (``referred/assets/demo-model``) when present, else an untrained tiny CondViT, said loudly:
@@ -30,6 +33,10 @@ DEMO_INDEX_LINK = "index"
 log = logging.getLogger(__name__)
 
 DEMO_MODEL_DIR = Path(__file__).parent / "assets" / "demo-model"
+#: Version of the exported catalog's files (2: samples.json lists the worn products' ids).
+CATALOG_FORMAT = 2
+#: The demo catalog's vectors under the bundled model (see the module docstring).
+CATALOG_VECTORS = "catalog_vectors.npz"
 #: Synthetic dataset size: 1000 products → 100 test products (the queries' targets) and 1000
 #: test distractors, so the catalog holds 1,100 products; writing it takes ~5 s on 2 cores.
 DEMO_PRODUCTS, DEMO_DISTRACTORS, DEMO_SAMPLES = 1000, 1000, 12
@@ -96,7 +103,7 @@ def export_catalog(data: Path, out: Path, samples: int = DEMO_SAMPLES) -> DemoCa
     source = marker.read_text().strip() if marker.is_file() else str(data)
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
-        if saved.get("source") == source:
+        if saved.get("source") == source and saved.get("format") == CATALOG_FORMAT:
             return DemoCatalog(
                 out,
                 images,
@@ -147,7 +154,7 @@ def export_catalog(data: Path, out: Path, samples: int = DEMO_SAMPLES) -> DemoCa
             }
         )
     _write_samples(data, list(scenes.values())[:samples], sample_dir, pq)
-    manifest.write_text(json.dumps({"source": source, "rows": rows}))
+    manifest.write_text(json.dumps({"source": source, "format": CATALOG_FORMAT, "rows": rows}))
     return DemoCatalog(
         out, images, sample_dir, [(r["id"], images / r["file"], r["metadata"]) for r in rows]
     )
@@ -166,16 +173,49 @@ def _write_samples(data: Path, scenes: list[Any], out: Path, pq: Any) -> None:
     from referred.data.synth import OUTFITS_FILE
 
     worn: dict[str, list[str]] = {}
+    ids: dict[str, list[str]] = {}
     if (data / OUTFITS_FILE).is_file():
-        t = pq.read_table(data / OUTFITS_FILE, columns=["URL", "CATEGORIES"]).to_pydict()
+        cols = ["URL", "CATEGORIES", "PRODUCT_IDS"]
+        t = pq.read_table(data / OUTFITS_FILE, columns=cols).to_pydict()
         worn = dict(zip(t["URL"], t["CATEGORIES"]))
+        ids = {u: [str(i) for i in p] for u, p in zip(t["URL"], t["PRODUCT_IDS"])}
     meta = {}
     for i, scene in enumerate(scenes, 1):
         name = f"scene-{i:02d}.jpg"
         (out / name).write_bytes(scene.read_bytes())
         caption = str(scene.meta.get("blip2_caption1") or f"scene {i}")
-        meta[name] = {"caption": caption, "categories": list(worn.get(scene.url, []))}
+        meta[name] = {
+            "caption": caption,
+            "categories": list(worn.get(scene.url, [])),
+            "products": ids.get(scene.url, []),  # the worn products' ids, same order
+        }
     (out / "samples.json").write_text(json.dumps(meta, indent=1))
+
+
+def sample_pairs(catalog: DemoCatalog) -> list[tuple[Path, str, str]]:
+    """(scene image, category, id of the product worn there) for every item of every sample
+    scene that is in the catalog: what a shopper clicking the chips would ask."""
+    meta = json.loads((catalog.samples / "samples.json").read_text())
+    in_catalog = {r[0] for r in catalog.records}
+    return [
+        (catalog.samples / name, cat, pid)
+        for name, m in sorted(meta.items())
+        for cat, pid in zip(m.get("categories", []), m.get("products", []))
+        if pid in in_catalog
+    ]
+
+
+def sample_shares(searcher: Any, catalog: DemoCatalog, k: int = 12) -> dict[str, Any]:
+    """How often each sample scene's chip (the category name, as the page sends it) returns
+    the exact product worn: first, and among the ``k`` shown."""
+    pairs = sample_pairs(catalog)
+    first = shown = 0
+    for scene, cat, pid in pairs:
+        ids = [h.id for h in searcher.search(scene.read_bytes(), k=k, category=cat)]
+        first += bool(ids) and ids[0] == pid
+        shown += pid in ids
+    n = max(len(pairs), 1)
+    return {"pairs": len(pairs), "first": first / n, f"in_{k}": shown / n}
 
 
 def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: int = 64) -> Any:
@@ -192,13 +232,12 @@ def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: i
                 return index
         except (ValueError, OSError) as exc:
             log.warning("rebuilding the demo index (%s)", exc)
-    from referred.query import QueryEncoder
-
     ids = [r[0] for r in catalog.records]
-    encoder = QueryEncoder(model, batch_size=batch_size)
-    vectors = encoder.encode_targets([r[1] for r in catalog.records])
+    vectors = shipped_vectors(model, catalog)
+    if vectors is None:
+        vectors = embed_catalog(model, catalog, batch_size)
     index = create_index("flat", dim=vectors.shape[1])
-    index.add(ids, vectors.numpy(), [r[2] for r in catalog.records])  # (N, D)
+    index.add(ids, vectors, [r[2] for r in catalog.records])  # (N, D)
     ref = str(DEMO_MODEL_DIR) if (DEMO_MODEL_DIR / "config.json").is_file() else None
     index.info = {"model": model_record(model, ref), "source": str(catalog.images)}
     for old in catalog.root.glob("index-*"):
@@ -206,6 +245,73 @@ def build_demo_index(model: torch.nn.Module, catalog: DemoCatalog, batch_size: i
     index.save(cache)
     _point_current(catalog.root, cache)
     return index
+
+
+def embed_catalog(model: torch.nn.Module, catalog: DemoCatalog, batch_size: int = 64) -> Any:
+    """The catalog's products embedded unconditioned, (N, D) float32 (all CPU threads)."""
+    import os
+
+    from referred.query import QueryEncoder
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(previous, os.cpu_count() or 1))  # offline work: every core
+    try:
+        encoder = QueryEncoder(model, batch_size=batch_size)
+        return encoder.encode_targets([r[1] for r in catalog.records]).numpy()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def catalog_digest(catalog: DemoCatalog) -> str:
+    """sha256 (16 hex digits) of the catalog's ids and image bytes, in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for pid, path, _ in catalog.records:
+        h.update(f"{pid}:{path.stat().st_size};".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def save_catalog_vectors(
+    model: torch.nn.Module, catalog: DemoCatalog, vectors: Any, folder: Path
+) -> Path:
+    """Write ``folder/catalog_vectors.npz``: the catalog's ``vectors`` (:func:`embed_catalog`)
+    under ``model``, keyed by the model's fingerprint and :func:`catalog_digest`."""
+    import numpy as np
+
+    from referred.search.provenance import fingerprint
+
+    path = folder / CATALOG_VECTORS
+    np.savez_compressed(
+        path,
+        ids=np.array([r[0] for r in catalog.records]),
+        vectors=np.asarray(vectors, np.float32),
+        model=np.array(fingerprint(model)),
+        catalog=np.array(catalog_digest(catalog)),
+    )
+    return path
+
+
+def shipped_vectors(model: torch.nn.Module, catalog: DemoCatalog) -> Any:
+    """The bundled vectors of this catalog under this model, or None (absent or not theirs)."""
+    import numpy as np
+
+    from referred.search.provenance import fingerprint
+
+    path = DEMO_MODEL_DIR / CATALOG_VECTORS
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        ids = [r[0] for r in catalog.records]
+        if (
+            str(saved["model"]) != fingerprint(model)
+            or saved["ids"].tolist() != ids
+            or str(saved["catalog"]) != catalog_digest(catalog)
+        ):
+            log.info("the bundled catalog vectors are not this model's or catalog's: embedding")
+            return None
+        return saved["vectors"]
 
 
 def _point_current(root: Path, cache: Path) -> None:

@@ -249,3 +249,28 @@ def test_the_demo_data_is_redrawn_when_the_generator_changes(tmp_path, monkeypat
     monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION + 1)
     ensure_demo_data(root, products=30, distractors=10)
     assert (root / ".complete").read_text() != marker  # an older drawing is not reused
+
+
+def test_bundled_catalog_vectors_are_used_only_for_their_model_and_catalog(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import referred
+    from referred import demo
+
+    images = tmp_path / "images"
+    images.mkdir()
+    records = []
+    for i in range(3):
+        Image.new("RGB", (20, 20), (40 * i, 90, 200)).save(images / f"{i}.jpg")
+        records.append((str(i), images / f"{i}.jpg", {"category": "Bags"}))
+    catalog = demo.DemoCatalog(tmp_path, images, tmp_path, records)
+    model = referred.create_model("tiny", categories=("Bags",), seed=0)
+    vectors = demo.embed_catalog(model, catalog)
+    monkeypatch.setattr(demo, "DEMO_MODEL_DIR", tmp_path)
+    assert demo.shipped_vectors(model, catalog) is None  # none bundled
+    demo.save_catalog_vectors(model, catalog, vectors, tmp_path)
+    np.testing.assert_array_equal(demo.shipped_vectors(model, catalog), vectors)
+    other = referred.create_model("tiny", categories=("Bags",), seed=1)
+    assert demo.shipped_vectors(other, catalog) is None  # another model's weights
+    Image.new("RGB", (20, 20), "red").save(images / "1.jpg")
+    assert demo.shipped_vectors(model, catalog) is None  # a catalog image changed
