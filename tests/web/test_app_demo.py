@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from referred.demo import load_demo_model
 from referred.web.settings import Settings
 
 TOKEN = "demo-admin-token-0123456789"
@@ -50,7 +51,9 @@ def test_demo_search_results_and_images(demo):
         img = client.get(hit["image_url"])
         assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
     att = body["attention"]
-    assert att["size"] == 8 and abs(np.sum(att["grid"]) - 1) < 1e-3
+    cfg = load_demo_model()[0].config  # tiny: 8×8 patches; hybrid-lite0: the trunk's 14×14
+    assert att["size"] == cfg.grid * (cfg.trunk_patch if cfg.trunk else 1)
+    assert abs(np.sum(att["grid"]) - 1) < 1e-3
 
 
 def test_demo_filter_shop_the_look_and_samples(demo):
