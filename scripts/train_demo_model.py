@@ -54,6 +54,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--data", type=Path, help="training data (default WORK/data, drawn)")
     parser.add_argument("--run", type=Path, help="a finished run to package (no training)")
+    parser.add_argument(
+        "--eval-distractors", type=int, help="test distractors for the record (default all)"
+    )
     parser.add_argument("--dest", type=Path, default=DEST, help=f"output folder ({DEST})")
     parser.add_argument("--products", type=int, default=3000)
     parser.add_argument("--distractors", type=int, default=1000)
@@ -96,7 +99,8 @@ def main() -> int:
     model = referred.load_model(best)
     if model.trunk is not None:  # the evaluations below see each image up to three times
         model.trunk_memo = TrunkMemo(2_000_000_000)
-    counts = (0, args.distractors)
+    n_eval = args.distractors if args.eval_distractors is None else args.eval_distractors
+    counts = (0, n_eval)
     test = evaluate_split(model, open_dataset(data), "test", distractor_counts=counts)
     tests = {"caption" if model.config.cond_dim else "category": test["sweep"]}
     if model.config.cond_dim:  # a text model: also conditioned on the bare category name
@@ -133,9 +137,9 @@ def main() -> int:
     for cond, sweep in tests.items():
         print(
             f"  test, conditioned on the {cond}: R@1 {100 * sweep[0]['R@1']:.1f}% (+0), "
-            f"{100 * sweep[args.distractors]['R@1']:.1f}% (+{args.distractors} distractors), "
-            f"R@10 {100 * sweep[0]['R@10']:.1f}% / {100 * sweep[args.distractors]['R@10']:.1f}%, "
-            f"Cat@1 {100 * sweep[args.distractors]['Cat@1']:.1f}%"
+            f"{100 * sweep[n_eval]['R@1']:.1f}% (+{n_eval} distractors), "
+            f"R@10 {100 * sweep[0]['R@10']:.1f}% / {100 * sweep[n_eval]['R@10']:.1f}%, "
+            f"Cat@1 {100 * sweep[n_eval]['Cat@1']:.1f}%"
         )
     print(
         f"  demo sample scenes ({shares['pairs']} worn items, chip = category name): exact "
