@@ -55,6 +55,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="training data (default WORK/data, drawn)")
     parser.add_argument("--run", type=Path, help="a finished run to package (no training)")
     parser.add_argument(
+        "--made-by", help="with --run: the command(s) that made the run, for the record"
+    )
+    parser.add_argument(
         "--eval-distractors", type=int, help="test distractors for the record (default all)"
     )
     parser.add_argument("--dest", type=Path, default=DEST, help=f"output folder ({DEST})")
@@ -115,7 +118,8 @@ def main() -> int:
         "trained": saved["trained"],
         "demo": {
             "script": "scripts/train_demo_model.py",
-            "command": " ".join(["python", "scripts/train_demo_model.py", *sys.argv[1:]]),
+            "command": args.made_by
+            or " ".join(["python", "scripts/train_demo_model.py", *sys.argv[1:]]),
             "synth": {
                 "products": args.products,
                 "distractors": args.distractors,
