@@ -126,7 +126,10 @@ def main() -> int:
                 "seed": args.data_seed,
             },
             "test": {c: {str(n): m for n, m in t.items()} for c, t in tests.items()},
-            "minutes": round(minutes, 1),
+            # the training's wall time (of a packaged run: the run's, up to its best epoch)
+            "minutes": round(
+                minutes if args.run is None else saved["trained"]["wall_seconds"] / 60, 1
+            ),
         },
     }
     if args.dest.exists():
