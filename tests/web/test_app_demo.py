@@ -15,6 +15,11 @@ from referred.demo import load_demo_model
 from referred.web.settings import Settings
 
 TOKEN = "demo-admin-token-0123456789"
+#: The bundled model's sample-scene shares when it was made (config.json "demo"
+#: "sample_scenes": 2 and 12 of 51 worn items) less a margin; an untrained model finds ~0 and
+#: ~5 of 51 (12 of ~110 products per category shown), the tiny model bundled before 1 and 6.
+#: Issue #12's targets (60% first, 90% among 12) are not reached yet.
+FIRST_FLOOR, SHOWN_FLOOR = 0.02, 0.18
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +282,30 @@ def test_bundled_catalog_vectors_are_used_only_for_their_model_and_catalog(tmp_p
     assert demo.shipped_vectors(other, catalog) is None  # another model's weights
     Image.new("RGB", (20, 20), "red").save(images / "1.jpg")
     assert demo.shipped_vectors(model, catalog) is None  # a catalog image changed
+
+
+def test_the_demo_chips_find_the_worn_products_of_its_sample_scenes(tmp_path, capsys):
+    """The demo as `make demo` serves it (default catalog: 100 test products + 1,000
+    distractors, samples drawn from the test split): how often the chip of each worn item
+    returns that exact product first and among the 12 shown. The floors are what the bundled
+    model reached when it was made (its config records the shares), less a margin."""
+    from referred.demo import (
+        build_demo_index,
+        ensure_demo_data,
+        export_catalog,
+        load_demo_model,
+        sample_shares,
+    )
+    from referred.search import Searcher
+
+    model, trained = load_demo_model()
+    assert trained
+    catalog = export_catalog(ensure_demo_data(tmp_path / "data"), tmp_path / "catalog")
+    shares = sample_shares(Searcher(model, build_demo_index(model, catalog)), catalog)
+    with capsys.disabled():
+        print(
+            f"\ndemo sample scenes: {shares['pairs']} worn items, exact product first "
+            f"{100 * shares['first']:.0f}%, among the 12 shown {100 * shares['in_12']:.0f}%"
+        )
+    assert shares["pairs"] >= 40
+    assert shares["first"] >= FIRST_FLOOR and shares["in_12"] >= SHOWN_FLOOR, shares
