@@ -64,7 +64,7 @@ def test_shipped_architecture():
     with torch.no_grad():
         assert model.tokens(images(2, 224), torch.tensor([0, 1])).shape == (2, 1 + 49 + 1, 256)
         assert model(images(2, 224)).shape == (2, 256)
-        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 7, 7)
+        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 14, 14)
 
 
 @pytest.mark.parametrize(("stride", "grid"), [(8, 8), (16, 4), (32, 2)])
