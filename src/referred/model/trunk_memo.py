@@ -120,7 +120,7 @@ class TrunkMemo:
             if not self.stats.full:
                 log.warning(
                     "trunk memo full (%.2f GB, %d maps): further images are computed each "
-                    "time; raise --trunk-memo-gb to keep more",
+                    "time; raise its size (referred train --trunk-memo-gb) to keep more",
                     self.stats.bytes / 1e9,
                     self.stats.stored,
                 )
@@ -133,9 +133,12 @@ class TrunkMemo:
 
 def memo_for(model: nn.Module, trunk_lr_scale: float | None, max_gb: float) -> TrunkMemo | None:
     """A memo for ``model``'s trunk when it is a fixed function during training — a hybrid
-    whose trunk is frozen (``trunk_lr_scale == 0``) with frozen BatchNorm — else ``None``."""
+    whose trunk is frozen (``trunk_lr_scale == 0``) with frozen BatchNorm, on the CPU — else
+    ``None``. On a GPU the trunk's forward costs less than hashing its input on the host."""
     config = getattr(model, "config", None)
     if getattr(model, "trunk", None) is None or config is None or max_gb <= 0:
+        return None
+    if next(model.parameters()).device.type != "cpu":
         return None
     if trunk_lr_scale != 0 or config.trunk_bn != "frozen":
         return None
