@@ -62,6 +62,10 @@ def test_grouped_order_is_a_permutation_in_runs_of_one_label():
     runs = [labels[order[i : i + 4]] for i in range(0, 28, 4)]
     pure = [r for r in runs if len(set(r.tolist())) == 1]
     assert len(pure) >= 3 + 2 + 1  # 13 → 3 runs of 4, 8 → 2, 6 (unknown) → 1
+    uneven = np.repeat([0, 1], [5, 8])  # one position left over: it goes last, so the
+    for seed in range(20):  # three runs of 4 before it stay aligned to multiples of 4
+        o = grouped_order(uneven, 4, np.random.default_rng(seed))
+        assert all(len(set(uneven[o[i : i + 4]].tolist())) == 1 for i in (0, 4, 8))
     with pytest.raises(ValueError, match="run length"):
         grouped_order(labels, 0, np.random.default_rng(0))
 

@@ -246,8 +246,9 @@ def grouped_order(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     """A permutation of ``range(len(labels))`` in runs of ``k`` positions of one label.
 
     Each label's positions are shuffled and cut into runs of ``k``; what is left of every label
-    (fewer than ``k``) is shuffled together and cut into mixed runs; the runs are shuffled.
-    Every position appears exactly once.
+    (fewer than ``k``) is shuffled together and cut into mixed runs; the runs of ``k`` are
+    shuffled and the one shorter run, if any, goes last, so every run starts at a multiple of
+    ``k`` (batches of a multiple of ``k`` hold whole runs). Every position appears exactly once.
     """
     if k < 1:
         raise ValueError(f"run length must be >= 1, got {k}")
@@ -259,9 +260,10 @@ def grouped_order(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
         runs += np.split(members[:full], full // k) if full else []
         rest.append(members[full:])
     left = rng.permutation(np.concatenate(rest)) if rest else np.zeros(0, np.int64)
-    runs += [left[i : i + k] for i in range(0, len(left), k)]
+    runs += [left[i : i + k] for i in range(0, len(left) // k * k, k)]
     order = rng.permutation(len(runs))
-    return np.concatenate([runs[i] for i in order]) if runs else np.zeros(0, np.int64)
+    tail = left[len(left) // k * k :]  # shorter than k: last, so no later run is shifted
+    return np.concatenate([*(runs[i] for i in order), tail]).astype(np.int64)
 
 
 def normalize_pixels(
