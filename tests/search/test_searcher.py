@@ -63,16 +63,6 @@ def catalog_index(model, n: int = N):
 
 
 @pytest.fixture(scope="module")
-def model():
-    return referred.create_model("tiny", categories=CATS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def searcher(model):
-    return Searcher(model, catalog_index(model))
-
-
-@pytest.fixture(scope="module")
 def text_searcher():
     m = referred.create_model("tiny", conditioning="text", seed=1)
     set_text_encoder(m, fake_text_encoder)

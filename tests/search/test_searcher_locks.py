@@ -9,22 +9,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-import referred
 from referred.search import Searcher
 from referred.search.locks import ReadWriteLock
 from tests.search.test_searcher import CATS, catalog_index, photo, png
-
-
-@pytest.fixture(scope="module")
-def model():
-    return referred.create_model("tiny", categories=CATS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def searcher(model):
-    return Searcher(model, catalog_index(model))
 
 
 def test_concurrent_searches_match_sequential(searcher):
