@@ -168,7 +168,7 @@ def table(results: list[dict]) -> str:
 
 
 # -- throughput ------------------------------------------------------------------------------
-class _Reference(torch.nn.Module):
+class ReferencePair(torch.nn.Module):
     """The reference-style model for a pair: conditioned scene, unconditioned product."""
 
     def __init__(self, ref: ClipCondViT) -> None:
@@ -191,7 +191,7 @@ class _Reference(torch.nn.Module):
         return self.ref(scenes, cond), self.plain(products)
 
 
-class _Ours(torch.nn.Module):
+class OursPair(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -200,29 +200,44 @@ class _Ours(torch.nn.Module):
         return self.model(scenes, cond), self.model(products)
 
 
-def _time_steps(pair: torch.nn.Module, batch: int, res: int, steps: int, precision: str):
+def time_steps(
+    pair: torch.nn.Module,
+    batch: int,
+    res: int,
+    steps: int,
+    precision: str,
+    device: torch.device | str = "cpu",
+) -> tuple[float, list[float]]:
+    """Samples/s (median over ``steps``, after one warm-up step) of full training steps of
+    ``pair`` (already on ``device``): autocast forward, symmetric InfoNCE, backward, AdamW."""
+    from referred.train.setup import autocast
+
+    device = torch.device(device)
     torch.manual_seed(0)
-    scenes, products = torch.randn(batch, 3, res, res), torch.randn(batch, 3, res, res)
-    cond = torch.randint(0, 10, (batch,))
+    scenes = torch.randn(batch, 3, res, res, device=device)
+    products = torch.randn(batch, 3, res, res, device=device)
+    cond = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.AdamW(pair.parameters(), lr=1e-5)
-    logit_scale = torch.nn.Parameter(torch.tensor(4.6))
+    logit_scale = torch.nn.Parameter(torch.tensor(4.6, device=device))
     times = []
     for i in range(steps + 1):  # the first step warms up allocators and kernels
+        _sync(device)
         t0 = time.perf_counter()
-        ctx = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
-            if precision == "bf16"
-            else torch.autocast("cpu", enabled=False)
-        )
-        with ctx:
+        with autocast(device, precision):
             q, t = pair(scenes, products, cond)
         loss = info_nce(F.normalize(q.float(), dim=-1), F.normalize(t.float(), dim=-1), logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        _sync(device)
         if i:
             times.append(time.perf_counter() - t0)
     return batch / statistics.median(times), times
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list[dict]:
@@ -241,13 +256,13 @@ def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list
         precisions = [p for p in precisions if p != "bf16"]
     rows = []
     for precision in precisions:
-        models = [("referred CondViT (SDPA)", _Ours(ours))]
+        models = [("referred CondViT (SDPA)", OursPair(ours))]
         if ref is not None:
-            models.append(("reference (nn.MultiheadAttention)", _Reference(ref)))
+            models.append(("reference (nn.MultiheadAttention)", ReferencePair(ref)))
         if precision == "fp32":  # under autocast the oneDNN linears fall back to F.linear
-            models.append(("referred CondViT (SDPA, oneDNN linears)", _Ours(onednn)))
+            models.append(("referred CondViT (SDPA, oneDNN linears)", OursPair(onednn)))
         for name, pair in models:
-            rate, times = _time_steps(pair, batch, res, steps, precision)
+            rate, times = time_steps(pair, batch, res, steps, precision)
             rows.append(
                 {
                     "model": name,
