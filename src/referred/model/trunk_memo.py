@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from referred.model.fixed_trunk import FixedTrunk, fixed_reason
+
 log = logging.getLogger(__name__)
 
 
@@ -74,17 +76,15 @@ class TrunkMemo:
         self.max_bytes, self.policy = max_bytes, policy
         self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.stats = MemoStats()
+        self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
 
     @staticmethod
     def check(trunk: nn.Module) -> None:
         """Raise ValueError unless ``trunk`` is a fixed function: no parameter that autograd
         could train (frozen, or gradients off as in inference) and BatchNorm in eval mode."""
-        learning = torch.is_grad_enabled() and any(p.requires_grad for p in trunk.parameters())
-        if learning:
-            raise ValueError("the trunk memo needs a frozen trunk (no parameter requires grad)")
-        bns = [m for m in trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if any(m.training for m in bns):
-            raise ValueError("the trunk memo needs the trunk's BatchNorm in eval mode")
+        reason = fixed_reason(trunk)
+        if reason is not None:
+            raise ValueError(f"the trunk memo needs a fixed trunk, but {reason}")
 
     def __call__(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
         self.check(trunk)
@@ -102,8 +102,7 @@ class TrunkMemo:
         self.stats.hits += len(keys) - len(missing)
         self.stats.misses += len(missing)
         if missing:
-            with torch.no_grad():
-                out = trunk(images[missing])  # (m, C, g, g)
+            out = self.runner(trunk, images[missing])  # (m, C, g, g)
             for i, m in zip(missing, out):
                 found[keys[i]] = m
                 self._store(keys[i], m)
