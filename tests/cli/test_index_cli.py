@@ -94,6 +94,25 @@ def test_build_skips_the_corrupt_image_then_every_kind_of_search(built, capsys):
     assert "Bags/bags0" not in out and len(out.strip().splitlines()) == 1 + 8
 
 
+def test_search_with_a_box_is_the_search_of_the_crop(built, tmp_path, capsys):
+    query = built / "photos" / "Feet" / "feet1.png"
+    with Image.open(query) as image:
+        w, h = image.size
+        image.crop((0, 0, w // 2, h)).save(tmp_path / "left.png")
+    base = ["search", "--index", str(built / "idx"), "--category", "feet", "--json"]
+    assert cli.main([*base, str(query), "--box", "0,0,0.5,1"]) == 0
+    boxed = json.loads(capsys.readouterr().out)
+    assert cli.main([*base, str(tmp_path / "left.png")]) == 0
+    assert boxed == json.loads(capsys.readouterr().out)
+    assert cli.main([*base, str(query), "--box", "1,2"]) != 0
+    assert "--box: box '1,2' is not x0,y0,x1,y1" in capsys.readouterr().err
+    like = ["search", "--like", "Bags/bags0", "--index", str(built / "idx"), "--box", "0,0,1,1"]
+    assert cli.main(like) != 0
+    assert "--like takes no IMAGE, --category, --text, --box" in capsys.readouterr().err
+    assert cli.main([*base, str(query), "--box", f"0,0,{w + 1},{h}"]) != 0
+    assert "outside the" in capsys.readouterr().err
+
+
 def test_approximate_spec_prints_its_recall_and_info(built, capsys):
     pytest.importorskip("faiss")
     assert (

@@ -72,6 +72,7 @@ class FakeSearcher:
         self.accepts_text = accepts_text
         self.delay = delay
         self.calls: list[tuple[str, int]] = []
+        self.sizes: list[tuple[int, int] | None] = []  # (w, h) of each query image received
         self._lock = threading.Lock()
         self.rw = ReadWriteLock()  # like the real Searcher: the only lock layer
 
@@ -80,6 +81,7 @@ class FakeSearcher:
             self.calls.append((name, n))
 
     def _query(self, image: Any, condition: dict[str, str] | None) -> np.ndarray:
+        self.sizes.append(getattr(image, "size", None))
         v = self.model.encode_targets([image])[0]
         if condition is None:
             return v
@@ -173,6 +175,7 @@ class FakeSearcher:
         self, image: Any, *, category: str | None = None, text: str | None = None
     ) -> np.ndarray:
         self._record("attention", 1)
+        self.sizes.append(getattr(image, "size", None))
         if self.delay:
             time.sleep(self.delay)
         grid = np.arange(1, 17, dtype=np.float32).reshape(4, 4)  # (g, g)

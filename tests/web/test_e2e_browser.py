@@ -186,3 +186,52 @@ def test_sample_scenes_start_the_demo(server, browser):
     page.wait_for_selector("#results .card")
     assert page.locator(".chip[aria-pressed=true]").count() == 1
     assert page.locator(".chip.worn").count() >= 3  # the scene's items are marked
+
+
+def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
+    url, cache = server
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    choosers: list[object] = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
+    page.goto(url + "/")
+    page.wait_for_selector(".chip")
+    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    page.set_input_files("#file", str(photo))
+    page.locator(".chip", has_text="Bags").click()
+    page.locator("#results-title", has_text="Results for Bags").wait_for()
+    assert page.locator("#clear-box").is_hidden()
+
+    area = page.locator("#region").bounding_box()
+    x0, y0 = area["x"] + area["width"] * 0.30, area["y"] + area["height"] * 0.25
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + area["width"] * 0.2, y0 + area["height"] * 0.2, steps=5)
+        page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.5, steps=5)
+        page.mouse.up()
+    box = answer.value.json()["box"]  # the service echoes the box it searched
+    values = [float(v) for v in box.split(",")]
+    assert len(values) == 4 and all(0 <= v <= 1 for v in values)
+    assert values[0] < values[2] and values[1] < values[3]
+    page.locator("#results-title", has_text="Results for Bags in the box").wait_for()
+    page.wait_for_selector("#results .card")
+    assert page.locator("#clear-box").is_visible()
+    dimmed = page.evaluate("""() => {
+        const c = document.querySelector('#region');
+        return c.getContext('2d').getImageData(2, 2, 1, 1).data[3] > 0;
+    }""")
+    assert dimmed  # outside the box is dimmed
+    _shot(page, "search-box.png", tmp_path)
+    assert not choosers  # drawing the box did not open the file chooser
+
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        page.click("#clear-box")
+    assert answer.value.json()["box"] is None
+    _wait_until(
+        page, "() => document.querySelector('#results-title').textContent === 'Results for Bags'"
+    )
+    assert page.locator("#clear-box").is_hidden()
+    assert not problems, problems

@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": "Bags"}\'')
     p.add_argument("--shop-the-look", action="store_true", help="search every category")
     p.add_argument("--categories", help="with --shop-the-look: comma-separated categories")
+    p.add_argument(
+        "--box",
+        metavar="X0,Y0,X1,Y1",
+        help="search only this region of the photo: fractions of its width and height when all "
+        "four are in [0, 1], else pixels (e.g. 0.2,0.4,0.6,0.9)",
+    )
     p.add_argument("--like", metavar="PRODUCT_ID", help="products like this catalog product")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
@@ -35,14 +41,21 @@ def _check(args: argparse.Namespace) -> dict[str, Any] | None:
     from referred.cli import UserError
 
     if args.like is not None:
-        if args.image or args.category or args.text or args.shop_the_look:
-            raise UserError("--like takes no IMAGE, --category, --text or --shop-the-look")
+        if args.image or args.category or args.text or args.shop_the_look or args.box:
+            raise UserError("--like takes no IMAGE, --category, --text, --box or --shop-the-look")
     elif not args.image:
         raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
     if args.shop_the_look and (args.category or args.text):
         raise UserError("--shop-the-look searches every category: drop --category / --text")
     if args.categories and not args.shop_the_look:
         raise UserError("--categories goes with --shop-the-look")
+    if args.box is not None:
+        from referred.region import BoxError, parse_box
+
+        try:
+            args.box = parse_box(args.box)
+        except BoxError as exc:
+            raise UserError(f"--box: {exc}") from None
     if args.filter is None:
         return None
     try:
@@ -71,10 +84,17 @@ def run(args: argparse.Namespace) -> int:
             results: Any = searcher.more_like_this(args.like, k=args.k, filter=flt)
         elif args.shop_the_look:
             cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
-            results = searcher.shop_the_look(args.image, categories=cats, k=args.k, filter=flt)
+            results = searcher.shop_the_look(
+                args.image, categories=cats, k=args.k, filter=flt, box=args.box
+            )
         else:
             results = searcher.search(
-                args.image, category=args.category, text=args.text, k=args.k, filter=flt
+                args.image,
+                category=args.category,
+                text=args.text,
+                k=args.k,
+                filter=flt,
+                box=args.box,
             )
     except (KeyError, ImportError) as exc:  # unknown product / field; missing optional deps
         msg = exc.args[0] if type(exc) is KeyError else str(exc)

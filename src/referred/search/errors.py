@@ -18,9 +18,11 @@ from referred.query import (
     UnknownCategoryError,
     UnsupportedConditionError,
 )
+from referred.region import BoxError
 
 __all__ = [
     "USER_ERRORS",
+    "BoxError",
     "IndexMismatchError",
     "QueryError",
     "SearchError",

@@ -33,6 +33,7 @@ from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.trunk_memo import TrunkMemo
 from referred.query import NONE, Condition, QueryEncoder
+from referred.region import crop_source
 from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
 from referred.search.locks import ReadWriteLock
 from referred.search.provenance import check_model
@@ -137,11 +138,15 @@ class Searcher:
         text: str | None = None,
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
+        box: Any = None,
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
-        (neither: the image alone), best first, among those matching ``filter``."""
+        (neither: the image alone), best first, among those matching ``filter``. ``box``
+        (``"x0,y0,x1,y1"`` in fractions or pixels, :mod:`referred.region`): search with that
+        part of the photo only."""
         cond = self.encoder.parse(category, text)
         k = self._check_k(k)
+        image = self._region(image, box)
         vectors = self._embed([image], [cond])  # (1, D)
         return self._search_vectors(vectors, k, [filter])[0]
 
@@ -178,12 +183,14 @@ class Searcher:
         k: int = 10,
         filter_by_category: bool = True,
         filter: Mapping[str, Any] | None = None,
+        box: Any = None,
     ) -> dict[str, list[Hit]]:
         """The products of every category in one photo: one forward for all categories.
 
         ``categories`` default to the model's (LRVS-F's names, as texts, for a text model).
         With ``filter_by_category`` each category's results are restricted to products of that
-        category (when the index has a ``category`` field); ``filter`` applies to all.
+        category (when the index has a ``category`` field); ``filter`` applies to all;
+        ``box`` limits the photo to a region (:mod:`referred.region`).
         """
         if not self._config.conditional:
             raise UnsupportedConditionError("shop the look needs a conditioned model")
@@ -194,7 +201,7 @@ class Searcher:
         if not parsed:
             raise QueryError("shop the look needs at least one category")
         k = self._check_k(k)
-        pixels = self._pixels([image])  # (1, 3, R, R), decoded once
+        pixels = self._pixels([self._region(image, box)])  # (1, 3, R, R), decoded once
         vectors = self._forward(pixels.expand(len(parsed), -1, -1, -1), parsed)  # (C, D)
         by_category = filter_by_category and self._has_field("category")
         if filter_by_category and not by_category:
@@ -219,14 +226,20 @@ class Searcher:
         return [h for h in hits if h.id != product_id][:k]
 
     def attention(
-        self, image: Any, *, category: str | None = None, text: str | None = None
+        self,
+        image: Any,
+        *,
+        category: str | None = None,
+        text: str | None = None,
+        box: Any = None,
     ) -> np.ndarray:
         """Where the model looked: the class token's attention over the patches in the last
         block, (g, g) float32 summing to 1, for the same condition as :meth:`search` (for a
         hybrid grouping k × k trunk cells per token, at the trunk map's (g·k, g·k); see
-        :meth:`referred.CondViT.attention_map`)."""
+        :meth:`referred.CondViT.attention_map`). With ``box`` the map covers the box's crop
+        (padded to a square as every query is)."""
         cond = self.encoder.parse(category, text)
-        pixels = self._pixels([image])
+        pixels = self._pixels([self._region(image, box)])
         amap = self.encoder.attention_map(pixels, [cond])  # (1, g, g)
         out = amap[0].float().cpu().numpy().astype(np.float64)
         return (out / out.sum()).astype(np.float32)
@@ -300,6 +313,14 @@ class Searcher:
     def _has_field(self, name: str) -> bool:
         with self._reading():
             return name in self.index.fields
+
+    def _region(self, image: Any, box: Any) -> Any:
+        """``image`` itself, or its crop to ``box`` (decoded as the model decodes)."""
+        if box is None:
+            return image
+        if isinstance(image, torch.Tensor):
+            raise QueryError("a box needs the photo itself (path, bytes or PIL image), not pixels")
+        return crop_source(image, box, self._config.preprocess.decode)
 
     def _pixels(self, images: Sequence[Any]) -> torch.Tensor:
         """Decode and preprocess (no lock: PIL releases the GIL) → (B, 3, R, R) float32."""

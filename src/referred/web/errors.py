@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from referred.imageio import ImageDecodeError
 from referred.index.errors import FilterError, MetadataError, UnknownFieldError
+from referred.region import BoxError
 from referred.search.errors import (
     USER_ERRORS,
     QueryError,
@@ -69,6 +70,8 @@ def user_error(exc: BaseException) -> ApiError:
         return ApiError(422, "unknown_category", message)
     if isinstance(exc, UnsupportedConditionError):
         return ApiError(422, "unsupported_condition", message)
+    if isinstance(exc, BoxError):
+        return ApiError(422, "invalid_box", message)
     if isinstance(exc, QueryError):
         return ApiError(422, "invalid_query", message)
     if isinstance(exc, UnknownFieldError):

@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
 from starlette.responses import Response
 
+from referred.region import Box, BoxError, parse_box
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
 from referred.web.uploads import ACCEPTED_NAMES, read_form
@@ -127,6 +128,11 @@ MetadataField = _text(
         "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
     },
 )
+BoxField = _text(
+    "only this region of the photo: x0,y0,x1,y1 (left, top, right, bottom) as fractions of the "
+    "width and height when all four are in [0, 1], else in pixels; e.g. 0.2,0.4,0.6,0.9",
+    pattern=r"^\s*\[?\s*[0-9.eE+-]+(\s*,\s*[0-9.eE+-]+){3}\s*\]?\s*$",
+)
 CategoriesField = Annotated[
     list[str] | None,
     WithJsonSchema(
@@ -164,6 +170,16 @@ def parse_flag(value: str | None, name: str) -> bool:
     raise ApiError(
         422, "invalid_flag", f"form field {name!r} must be one of {accepted}, got {value[:40]!r}"
     )
+
+
+def parse_box_field(raw: str | None) -> Box | None:
+    """The ``box`` field (:mod:`referred.region`); absent or empty is the whole photo."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return parse_box(raw)
+    except BoxError as exc:
+        raise ApiError(422, "invalid_box", str(exc)) from None
 
 
 def parse_json_object(raw: str | None, name: str) -> dict[str, Any] | None:

@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import APIRouter, UploadFile
 
+from referred.region import Box, crop
 from referred.web import schemas
 from referred.web.condition import resolve_categories, resolve_condition
 from referred.web.errors import responses
 from referred.web.forms import (
+    BoxField,
     CategoriesField,
     CategoryField,
     FilterField,
@@ -26,6 +28,7 @@ from referred.web.forms import (
     KField,
     TextField,
     check_k,
+    parse_box_field,
     parse_flag,
     parse_json_object,
 )
@@ -52,10 +55,17 @@ def parse_filter(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def query_image(upload: UploadFile, settings: Settings, runner: SearchRunner) -> Any:
-    """The uploaded photo, validated and decoded in a worker thread."""
+async def query_image(
+    upload: UploadFile, settings: Settings, runner: SearchRunner, box: Box | None = None
+) -> Any:
+    """The uploaded photo, validated and decoded in a worker thread; cropped to ``box``."""
     data = await read_image(upload)
-    return await runner.call(decode_image, data, settings.max_pixels)
+    return await runner.call(_decode_and_crop, data, settings.max_pixels, box)
+
+
+def _decode_and_crop(data: bytes, max_pixels: int, box: Box | None) -> Any:
+    photo = decode_image(data, max_pixels)
+    return photo if box is None else crop(photo, box)
 
 
 @router.post(
@@ -74,12 +84,14 @@ async def search(
     k: KField = None,
     filter: FilterField = None,
     attention: FlagField = None,
+    box: BoxField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     category, text = resolve_condition(category, text, searcher, settings)
     k, flt = check_k(k, settings), parse_filter(filter)
     want_attention = parse_flag(attention, "attention")
-    photo = await query_image(image, settings, runner)
+    region = parse_box_field(box)
+    photo = await query_image(image, settings, runner, region)
     jobs = [runner.search(searcher, photo, category=category, text=text, k=k, filter=flt)]
     if want_attention:
         jobs.append(runner.call(searcher.attention, photo, category=category, text=text))
@@ -89,6 +101,7 @@ async def search(
         "condition": {"category": category, "text": text},
         "k": k,
         "took_ms": round((time.perf_counter() - start) * 1000, 2),
+        "box": None if region is None else str(region),
     }
     if want_attention:
         body["attention"] = attention_json(done[1])
@@ -108,16 +121,19 @@ async def shop_the_look(
     runner: RunnerDep,
     categories: CategoriesField = None,
     k: KField = None,
+    box: BoxField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     k = check_k(k, settings, default=min(5, settings.max_k))
     names = resolve_categories(categories, searcher, settings)
-    photo = await query_image(image, settings, runner)
+    region = parse_box_field(box)
+    photo = await query_image(image, settings, runner, region)
     found = await runner.call(searcher.shop_the_look, photo, categories=names, k=k)
     return {
         "results": {c: hits_json(h) for c, h in found.items()},
         "k": k,
         "took_ms": round((time.perf_counter() - start) * 1000, 2),
+        "box": None if region is None else str(region),
     }
 
 
@@ -134,8 +150,14 @@ async def attention(
     runner: RunnerDep,
     category: CategoryField = None,
     text: TextField = None,
+    box: BoxField = None,
 ) -> dict[str, Any]:
     category, text = resolve_condition(category, text, searcher, settings)
-    photo = await query_image(image, settings, runner)
+    region = parse_box_field(box)
+    photo = await query_image(image, settings, runner, region)
     grid = await runner.call(searcher.attention, photo, category=category, text=text)
-    return {**attention_json(grid), "condition": {"category": category, "text": text}}
+    return {
+        **attention_json(grid),
+        "condition": {"category": category, "text": text},
+        "box": None if region is None else str(region),
+    }

@@ -57,22 +57,30 @@ class Condition(BaseModel):
     text: str | None = None
 
 
+BOX_DESCRIPTION = "the region searched, as sent (x0,y0,x1,y1: fractions or pixels); null: all"
+
+
 class SearchResponse(BaseModel):
     results: list[Result]
     condition: Condition
     k: int
     took_ms: float
-    attention: Attention | None = None
+    box: str | None = Field(None, description=BOX_DESCRIPTION)
+    attention: Attention | None = Field(
+        None, description="with a box, over the box's crop padded to a square"
+    )
 
 
 class ShopTheLookResponse(BaseModel):
     results: dict[str, list[Result]] = Field(description="category → results, in category order")
     k: int
     took_ms: float
+    box: str | None = Field(None, description=BOX_DESCRIPTION)
 
 
 class AttentionResponse(Attention):
     condition: Condition
+    box: str | None = Field(None, description=BOX_DESCRIPTION + "; the grid covers its crop")
 
 
 class Product(BaseModel):

@@ -12,6 +12,8 @@ const state = {
   categories: [],
   acceptsText: false,
   seq: 0,              // answers to older requests are dropped
+  box: null,           // [x0, y0, x1, y1]: the boxed region, fractions of the photo, or null
+  dragged: false,      // a box was just drawn: the click that ends it is not a file pick
 };
 
 // -- helpers ---------------------------------------------------------------------------------
@@ -101,7 +103,96 @@ function drawHeat(att) {
   sctx.putImageData(data, 0, 0);
   ctx.imageSmoothingEnabled = true;
   ctx.imageSmoothingQuality = "high";
-  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+  const b = boxOnCanvas(state.box);
+  if (!b) {
+    ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+    return;
+  }
+  // with a box the model saw the crop padded to a square: the grid covers that square, and
+  // only the part over the box itself is drawn
+  const side = Math.max(b.w, b.h);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(b.x, b.y, b.w, b.h);
+  ctx.clip();
+  ctx.drawImage(small, b.x + b.w / 2 - side / 2, b.y + b.h / 2 - side / 2, side, side);
+  ctx.restore();
+}
+
+// -- a box on the photo ---------------------------------------------------------------------------
+// Where the photo lies on the (square) canvas, in canvas pixels.
+function photoRect() {
+  const img = state.image, size = $("#photo").width;
+  if (!img) return null;
+  const scale = size / Math.max(img.naturalWidth, img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  return { x: (size - w) / 2, y: (size - h) / 2, w, h };
+}
+
+function boxOnCanvas(box) {
+  const r = photoRect();
+  if (!box || !r) return null;
+  return { x: r.x + box[0] * r.w, y: r.y + box[1] * r.h,
+           w: (box[2] - box[0]) * r.w, h: (box[3] - box[1]) * r.h };
+}
+
+function pointerFraction(e) {
+  const c = $("#region"), rect = c.getBoundingClientRect(), r = photoRect();
+  const x = (e.clientX - rect.left) * c.width / rect.width;
+  const y = (e.clientY - rect.top) * c.height / rect.height;
+  const clamp = (v) => Math.min(Math.max(v, 0), 1);
+  return [clamp((x - r.x) / r.w), clamp((y - r.y) / r.h)];
+}
+
+function drawBox(box) {
+  const canvas = $("#region"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const b = boxOnCanvas(box);
+  if (!b) return;
+  ctx.fillStyle = "rgba(20, 20, 30, 0.35)";  // dim what lies outside the box
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.clearRect(b.x, b.y, b.w, b.h);
+  ctx.setLineDash([6, 4]);
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#fff";
+  ctx.strokeRect(b.x, b.y, b.w, b.h);
+}
+
+function setBox(box) {
+  state.box = box;
+  $("#clear-box").hidden = !box;
+  $("#box-hint").hidden = !!box;
+  drawBox(box);
+  drawHeat(null);
+}
+
+function wireBox() {
+  const canvas = $("#region");
+  let start = null;
+  const spanOf = (a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]),
+                            Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!state.image || e.button !== 0) return;
+    start = pointerFraction(e);
+    canvas.setPointerCapture(e.pointerId);
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (start) drawBox(spanOf(start, pointerFraction(e)));
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    if (!start) return;
+    const box = spanOf(start, pointerFraction(e));
+    start = null;
+    const r = photoRect();
+    if ((box[2] - box[0]) * r.w < 8 || (box[3] - box[1]) * r.h < 8) {
+      drawBox(state.box);  // a click, not a drag: it picks a file as before
+      return;
+    }
+    state.dragged = true;
+    setBox(box);
+    run();
+  });
+  $("#clear-box").addEventListener("click", () => { setBox(null); run(); });
 }
 
 async function setPhoto(blob, sample = null) {
@@ -116,6 +207,7 @@ async function setPhoto(blob, sample = null) {
   state.blob = blob;
   state.sample = sample;
   state.image = (await loaded) ? img : null;
+  setBox(null);
   $("#drop").classList.add("has-photo");
   drawPhoto();
   drawHeat(null);
@@ -131,7 +223,10 @@ async function setPhoto(blob, sample = null) {
 
 function wireDrop() {
   const drop = $("#drop"), file = $("#file");
-  drop.addEventListener("click", (e) => { if (e.target !== file) file.click(); });
+  drop.addEventListener("click", (e) => {
+    if (state.dragged) { state.dragged = false; return; }  // the end of drawing a box
+    if (e.target !== file) file.click();
+  });
   drop.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); file.click(); }
   });
@@ -202,6 +297,7 @@ function queryForm(extra) {
   const form = new FormData();
   const name = state.blob && state.blob.name ? state.blob.name : "photo";
   form.append("image", state.blob, name);
+  if (state.box) form.append("box", state.box.map((v) => v.toFixed(4)).join(","));
   for (const [k, v] of Object.entries(extra)) {
     if (Array.isArray(v)) v.forEach((x) => form.append(k, x));
     else if (v !== null && v !== undefined) form.append(k, v);
@@ -215,13 +311,15 @@ async function run() {
     return;
   }
   if (state.mode === "look") return runLook();
-  if (!state.category && !state.text) {
-    showEmpty("Now say which item you mean", "Pick a category on the left — the same photo "
-      + "gives different results for different items.");
+  if (!state.category && !state.text && !state.box) {
+    showEmpty("Now say which item you mean", "Pick a category on the left, or drag a box "
+      + "around the item — the same photo gives different results for different items.");
     return;
   }
   const seq = ++state.seq;
-  const condition = state.text ? { text: state.text } : { category: state.category };
+  // a box alone searches its crop unconditioned (the crop-then-embed way)
+  const condition = state.text ? { text: state.text }
+    : state.category ? { category: state.category } : {};
   busy(true);
   setStatus("");
   try {
@@ -231,7 +329,8 @@ async function run() {
     if (seq !== state.seq) return;
     drawHeat(body.attention);
     const what = state.text ? `“${state.text}”` : state.category;
-    $("#results-title").textContent = `Results for ${what}`;
+    $("#results-title").textContent = what
+      ? `Results for ${what}` + (state.box ? " in the box" : "") : "Results for the boxed item";
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
     renderResults(body.results);
   } catch (err) {
@@ -385,6 +484,7 @@ async function pickSample(sample) {
 
 async function main() {
   wireDrop();
+  wireBox();
   $("#text-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("#text").value.trim();
