@@ -32,14 +32,22 @@ from referred.train.validate import embed_split
 BUCKETS = ((0, 16), (16, 24), (24, 32), (32, 48), (48, 64), (64, 10_000))
 
 
+def item_boxes(data: Path) -> dict[tuple[str, str], tuple[float, float, float, float]]:
+    """(scene URL, product id) → the item's box in that scene (x0, y0, x1, y1 in pixels)."""
+    t = pq.read_table(data / OUTFITS_FILE, columns=["URL", "PRODUCT_IDS", "BOXES"]).to_pydict()
+    out = {}
+    for url, ids, boxes in zip(t["URL"], t["PRODUCT_IDS"], t["BOXES"]):
+        for pid, box in zip(ids, boxes):
+            out[(url, str(pid))] = tuple(float(v) for v in box)
+    return out
+
+
 def item_sides(data: Path) -> dict[tuple[str, str], int]:
     """(scene URL, product id) → sqrt(w·h) of the item's box in that scene (pixels)."""
-    t = pq.read_table(data / OUTFITS_FILE, columns=["URL", "PRODUCT_IDS", "BOXES"]).to_pydict()
-    sides = {}
-    for url, ids, boxes in zip(t["URL"], t["PRODUCT_IDS"], t["BOXES"]):
-        for pid, (x0, y0, x1, y1) in zip(ids, boxes):
-            sides[(url, str(pid))] = round(((x1 - x0) * (y1 - y0)) ** 0.5)
-    return sides
+    return {
+        key: round(((x1 - x0) * (y1 - y0)) ** 0.5)
+        for key, (x0, y0, x1, y1) in item_boxes(data).items()
+    }
 
 
 def main() -> int:
