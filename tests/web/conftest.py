@@ -73,6 +73,7 @@ class FakeSearcher:
         self.delay = delay
         self.calls: list[tuple[str, int]] = []
         self.sizes: list[tuple[int, int] | None] = []  # (w, h) of each query image received
+        self.feedback: list[tuple[list, list, list]] = []  # (positive, negative, excluded) ids
         self._lock = threading.Lock()
         self.rw = ReadWriteLock()  # like the real Searcher: the only lock layer
 
@@ -151,9 +152,19 @@ class FakeSearcher:
         text: str | None = None,
         k: int = 10,
         filter: dict | None = None,
+        positive_ids: Any = (),
+        negative_ids: Any = (),
+        exclude_ids: Any = (),
     ) -> list[Hit]:
         cond = {"category": category} if category else ({"text": text} if text else None)
-        return self.search_many([image], [cond], k=k, filter=filter)[0]
+        for pid in [*positive_ids, *negative_ids]:
+            try:
+                self.index.get([pid], vectors=False)
+            except UnknownIdError:
+                raise UnknownProductError(pid) from None
+        self.feedback.append((list(positive_ids), list(negative_ids), list(exclude_ids)))
+        hits = self.search_many([image], [cond], k=k + len(exclude_ids), filter=filter)[0]
+        return [h for h in hits if h.id not in exclude_ids][:k]
 
     def shop_the_look(
         self, image: Any, *, categories: Any = None, k: int = 10, filter_by_category: bool = True

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from referred.feedback import MAX_FEEDBACK_IDS, refine
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.trunk_memo import TrunkMemo
@@ -139,16 +140,39 @@ class Searcher:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         box: Any = None,
+        positive_ids: Sequence[str] = (),
+        negative_ids: Sequence[str] = (),
+        exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
-        (neither: the image alone), best first, among those matching ``filter``. ``box``
-        (``"x0,y0,x1,y1"`` in fractions or pixels, :mod:`referred.region`): search with that
-        part of the photo only."""
+        (neither: the image alone), best first, among those matching ``filter``.
+
+        ``box`` (``"x0,y0,x1,y1"`` in fractions or pixels, :mod:`referred.region`): search with
+        that part of the photo only. Feedback (:mod:`referred.feedback`): ``positive_ids`` /
+        ``negative_ids`` are catalog products marked good / bad, which move the query towards
+        / away from them (``image`` may then be None: "more like these"); ``exclude_ids`` are
+        never returned. Unknown ids are an :class:`UnknownProductError`."""
         cond = self.encoder.parse(category, text)
         k = self._check_k(k)
-        image = self._region(image, box)
-        vectors = self._embed([image], [cond])  # (1, D)
-        return self._search_vectors(vectors, k, [filter])[0]
+        positive, negative, exclude = self._feedback_ids(positive_ids, negative_ids, exclude_ids)
+        if image is None:
+            if not positive:
+                raise QueryError("a search needs a photo, or positive_ids to search like")
+            if cond.kind != "none" or box is not None:
+                raise QueryError("a condition or a box needs a photo to apply to")
+            query = None
+        else:
+            query = self._embed([self._region(image, box)], [cond])[0]  # (D,)
+        if positive or negative:
+            pos, neg = self._stored_vectors(positive), self._stored_vectors(negative)
+            try:
+                vector = refine(query, pos, neg)
+            except ValueError as exc:
+                raise QueryError(str(exc)) from None
+        else:
+            vector = query
+        hits = self._search_vectors(vector[None, :], k + len(exclude), [filter])[0]
+        return [h for h in hits if h.id not in exclude][:k]
 
     def search_many(
         self,
@@ -313,6 +337,37 @@ class Searcher:
     def _has_field(self, name: str) -> bool:
         with self._reading():
             return name in self.index.fields
+
+    def _feedback_ids(self, *groups: Any) -> list[list[str]]:
+        """Each of ``positive_ids``, ``negative_ids``, ``exclude_ids`` as a list of unique
+        str ids, together at most :data:`~referred.feedback.MAX_FEEDBACK_IDS`."""
+        out = []
+        for name, ids in zip(("positive_ids", "negative_ids", "exclude_ids"), groups):
+            if ids is None:
+                ids = ()
+            if isinstance(ids, str) or not all(isinstance(i, str) and i for i in ids):
+                raise QueryError(f"{name} must be a list of product ids (non-empty strings)")
+            out.append(list(dict.fromkeys(ids)))
+        if sum(len(g) for g in out) > MAX_FEEDBACK_IDS:
+            raise QueryError(
+                f"at most {MAX_FEEDBACK_IDS} product ids may be marked in one query "
+                f"(positive, negative and excluded together), got {sum(len(g) for g in out)}"
+            )
+        both = set(out[0]) & set(out[1])
+        if both:
+            raise QueryError(f"{sorted(both)[0]!r} is marked both positive and negative")
+        return out
+
+    def _stored_vectors(self, ids: list[str]) -> np.ndarray:
+        """The index's vectors of ``ids`` (n, D); an unknown id is an UnknownProductError."""
+        if not ids:
+            return np.zeros((0, 0), np.float32)
+        try:
+            with self._reading():
+                return np.asarray(self.index.get(ids).vectors, np.float32)
+        except UnknownIdError as exc:
+            missing = getattr(exc, "missing", None) or ids
+            raise UnknownProductError(str(next(iter(missing)))) from None
 
     def _region(self, image: Any, box: Any) -> Any:
         """``image`` itself, or its crop to ``box`` (decoded as the model decodes)."""

@@ -133,6 +133,26 @@ BoxField = _text(
     "width and height when all four are in [0, 1], else in pixels; e.g. 0.2,0.4,0.6,0.9",
     pattern=r"^\s*\[?\s*[0-9.eE+-]+(\s*,\s*[0-9.eE+-]+){3}\s*\]?\s*$",
 )
+
+
+def _id_list(description: str) -> Any:
+    return Annotated[
+        list[str] | None,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": description
+                + " (repeat the field, or comma-separate, or a JSON list of ids)",
+            }
+        ),
+        Form(),
+    ]
+
+
+PositiveIdsField = _id_list("products marked good: results move towards them")
+NegativeIdsField = _id_list("products marked bad: results move away from them")
+ExcludeIdsField = _id_list("products never to return (e.g. ones already seen)")
 CategoriesField = Annotated[
     list[str] | None,
     WithJsonSchema(
@@ -180,6 +200,28 @@ def parse_box_field(raw: str | None) -> Box | None:
         return parse_box(raw)
     except BoxError as exc:
         raise ApiError(422, "invalid_box", str(exc)) from None
+
+
+def parse_id_list(values: list[str] | None, name: str) -> list[str]:
+    """Product ids from a list field: repeated fields, comma-separated, or a JSON list."""
+    ids: list[str] = []
+    for value in values or []:
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ApiError(
+                    400, "malformed_json", f"form field {name!r} is not valid JSON: {exc.msg}"
+                ) from exc
+            if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+                raise ApiError(
+                    422, "invalid_" + name, f"{name!r} must be a JSON list of product ids"
+                )
+            ids.extend(items)
+        else:
+            ids.extend(x.strip() for x in text.split(",") if x.strip())
+    return ids
 
 
 def parse_json_object(raw: str | None, name: str) -> dict[str, Any] | None:

@@ -21,15 +21,19 @@ from referred.web.forms import (
     BoxField,
     CategoriesField,
     CategoryField,
+    ExcludeIdsField,
     FilterField,
     FlagField,
     FormRoute,
     ImageFile,
     KField,
+    NegativeIdsField,
+    PositiveIdsField,
     TextField,
     check_k,
     parse_box_field,
     parse_flag,
+    parse_id_list,
     parse_json_object,
 )
 from referred.web.results import attention_json, hits_json
@@ -85,14 +89,28 @@ async def search(
     filter: FilterField = None,
     attention: FlagField = None,
     box: BoxField = None,
+    positive_ids: PositiveIdsField = None,
+    negative_ids: NegativeIdsField = None,
+    exclude_ids: ExcludeIdsField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     category, text = resolve_condition(category, text, searcher, settings)
     k, flt = check_k(k, settings), parse_filter(filter)
     want_attention = parse_flag(attention, "attention")
     region = parse_box_field(box)
+    feedback = {
+        "positive_ids": parse_id_list(positive_ids, "positive_ids"),
+        "negative_ids": parse_id_list(negative_ids, "negative_ids"),
+        "exclude_ids": parse_id_list(exclude_ids, "exclude_ids"),
+    }
     photo = await query_image(image, settings, runner, region)
-    jobs = [runner.search(searcher, photo, category=category, text=text, k=k, filter=flt)]
+    if any(feedback.values()):  # one query of its own: not batched with plain searches
+        found = runner.call(
+            searcher.search, photo, category=category, text=text, k=k, filter=flt, **feedback
+        )
+    else:
+        found = runner.search(searcher, photo, category=category, text=text, k=k, filter=flt)
+    jobs = [found]
     if want_attention:
         jobs.append(runner.call(searcher.attention, photo, category=category, text=text))
     done = await asyncio.gather(*jobs)

@@ -1,0 +1,48 @@
+"""Relevance feedback: a query vector moved towards products marked good, away from bad ones.
+
+Rocchio's rule (the SMART system's, as Qdrant's and Marqo's recommendation queries use it) on
+unit vectors: ``q' = normalise(α q + β mean(positives) − γ mean(negatives))``, each part left
+out when absent. A query with no photo (``q`` None) is "more like these" alone. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: α (the photo's own query), β (products marked good), γ (products marked bad).
+ALPHA, BETA, GAMMA = 1.0, 0.75, 0.25
+#: Most product ids one query may mark (positive, negative and excluded together).
+MAX_FEEDBACK_IDS = 100
+
+
+def refine(
+    query: np.ndarray | None,
+    positives: np.ndarray | None = None,
+    negatives: np.ndarray | None = None,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+) -> np.ndarray:
+    """(D,) unit vector from a (D,) query (or None) and (P, D) / (N, D) product vectors.
+
+    Raises ValueError when nothing is left to search with (no query and no positives, or
+    parts that cancel out exactly)."""
+    parts = []
+    if query is not None:
+        parts.append(alpha * _unit(np.asarray(query, np.float64)))
+    if positives is not None and len(positives):
+        parts.append(beta * _unit(np.asarray(positives, np.float64).mean(axis=0)))
+    if negatives is not None and len(negatives):
+        parts.append(-gamma * _unit(np.asarray(negatives, np.float64).mean(axis=0)))
+    if query is None and (positives is None or not len(positives)):
+        raise ValueError("feedback needs a query or at least one positive example")
+    v = np.sum(parts, axis=0)
+    norm = float(np.linalg.norm(v))
+    if not np.isfinite(norm) or norm < 1e-9:
+        raise ValueError("the query and the feedback cancel out; nothing is left to search with")
+    return (v / norm).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
