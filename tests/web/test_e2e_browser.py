@@ -235,3 +235,34 @@ def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
     )
     assert page.locator("#clear-box").is_hidden()
     assert not problems, problems
+
+
+def test_a_thumb_on_a_result_refines_the_results_in_place(server, browser, tmp_path):
+    url, cache = server
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.wait_for_selector(".chip")
+    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    page.set_input_files("#file", str(photo))
+    page.locator(".chip", has_text="Bags").click()
+    page.locator("#results-title", has_text="Results for Bags").wait_for()
+    page.wait_for_selector("#results .card .vote.up")
+    cards = page.locator("#results .card")
+    fifth = cards.nth(4).get_attribute("title")  # the card's title attribute is its id
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        cards.nth(4).locator(".vote.up").click()
+    results = answer.value.json()["results"]
+    assert results[0]["id"] == fifth  # marked good: now first
+    page.locator("#results-title", has_text="refined by 1 mark").wait_for()
+    _wait_until(page, f"() => document.querySelector('#results .card').title === '{fifth}'")
+    first = page.locator("#results .card").first
+    assert first.locator(".vote.up").get_attribute("aria-pressed") == "true"
+    _shot(page, "search-feedback.png", tmp_path)
+    with page.expect_response(lambda r: r.url.endswith("/search")):
+        first.locator(".vote.down").click()  # changed its mind: "not this"
+    page.locator("#results-title", has_text="refined by 1 mark").wait_for()
+    _wait_until(page, f"() => document.querySelector('#results .card').title !== '{fifth}'")
+    assert not problems, problems

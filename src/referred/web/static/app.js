@@ -14,7 +14,21 @@ const state = {
   seq: 0,              // answers to older requests are dropped
   box: null,           // [x0, y0, x1, y1]: the boxed region, fractions of the photo, or null
   dragged: false,      // a box was just drawn: the click that ends it is not a file pick
+  up: new Set(),       // product ids marked "more like this" (feedback), for this query
+  down: new Set(),     // product ids marked "not this"
 };
+
+function resetFeedback() {
+  state.up.clear();
+  state.down.clear();
+}
+
+// A thumb on a result card: mark it (again: unmark it) and refine the results in place.
+function vote(id, good) {
+  const mine = good ? state.up : state.down, other = good ? state.down : state.up;
+  if (mine.has(id)) mine.delete(id); else { mine.add(id); other.delete(id); }
+  run();
+}
 
 // -- helpers ---------------------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
@@ -208,6 +222,7 @@ async function setPhoto(blob, sample = null) {
   state.sample = sample;
   state.image = (await loaded) ? img : null;
   setBox(null);
+  resetFeedback();
   $("#drop").classList.add("has-photo");
   drawPhoto();
   drawHeat(null);
@@ -276,6 +291,7 @@ function markWorn(worn) {
 }
 
 function chooseCategory(name) {
+  if (name !== state.category) resetFeedback();
   state.category = name;
   state.text = "";
   state.mode = "search";
@@ -323,14 +339,17 @@ async function run() {
   busy(true);
   setStatus("");
   try {
+    const feedback = { positive_ids: [...state.up], negative_ids: [...state.down] };
     const body = await api("/search", {
-      method: "POST", body: queryForm({ ...condition, k: 12, attention: "true" }),
+      method: "POST", body: queryForm({ ...condition, ...feedback, k: 12, attention: "true" }),
     });
     if (seq !== state.seq) return;
     drawHeat(body.attention);
     const what = state.text ? `“${state.text}”` : state.category;
-    $("#results-title").textContent = what
-      ? `Results for ${what}` + (state.box ? " in the box" : "") : "Results for the boxed item";
+    const marks = state.up.size + state.down.size;
+    $("#results-title").textContent = (what
+      ? `Results for ${what}` + (state.box ? " in the box" : "") : "Results for the boxed item")
+      + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "");
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
     renderResults(body.results);
   } catch (err) {
@@ -385,7 +404,18 @@ async function showAttention(category, seq) {
 }
 
 // -- rendering ----------------------------------------------------------------------------------
-function card(hit, rank) {
+function thumbs(hit) {
+  const button = (good) => el("button", {
+    type: "button", class: "vote " + (good ? "up" : "down"),
+    "aria-pressed": (good ? state.up : state.down).has(hit.id) ? "true" : "false",
+    "aria-label": (good ? "more like this: " : "not this: ") + (hit.title || hit.id),
+    title: good ? "more like this" : "not this", text: good ? "More like this" : "Not this",
+    onclick: (e) => { e.stopPropagation(); vote(hit.id, good); },
+  });
+  return el("div", { class: "votes" }, button(true), button(false));
+}
+
+function card(hit, rank, feedback = false) {
   const score = Number(hit.score);
   const bar = el("span");
   bar.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
@@ -401,7 +431,8 @@ function card(hit, rank) {
         hit.category ? el("span", { class: "tag", text: hit.category }) : el("span"),
         el("span", { class: "score", text: score.toFixed(3), title: "cosine similarity" })),
       el("div", { class: "bar" }, bar),
-      el("div", { class: "pid", text: `id ${hit.id}` })));
+      el("div", { class: "pid", text: `id ${hit.id}` }),
+      feedback ? thumbs(hit) : null));
 }
 
 function renderResults(results) {
@@ -413,7 +444,7 @@ function renderResults(results) {
     return;
   }
   grid.className = "grid";
-  grid.replaceChildren(...results.map((h, i) => card(h, i + 1)));
+  grid.replaceChildren(...results.map((h, i) => card(h, i + 1, true)));
 }
 
 function renderLooks(byCategory) {
@@ -489,6 +520,7 @@ async function main() {
     e.preventDefault();
     const text = $("#text").value.trim();
     if (!text) return;
+    if (text !== state.text) resetFeedback();
     state.text = text;
     state.mode = "search";
     syncControls();
