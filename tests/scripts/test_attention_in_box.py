@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from attention_in_box import cell_coverage  # noqa: E402
+from attention_in_box import cell_coverage
 
 
 def test_a_box_on_cell_edges_covers_whole_cells():
