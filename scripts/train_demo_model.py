@@ -120,11 +120,16 @@ def main() -> int:
             "script": "scripts/train_demo_model.py",
             "command": args.made_by
             or " ".join(["python", "scripts/train_demo_model.py", *sys.argv[1:]]),
-            "synth": {
+            "data": str(data),
+            # what this script drew; None: given --data (its command is in "command")
+            "synth": None
+            if args.data is not None
+            else {
                 "products": args.products,
                 "distractors": args.distractors,
                 "seed": args.data_seed,
             },
+            "test_split_of": str(data),
             "test": {c: {str(n): m for n, m in t.items()} for c, t in tests.items()},
             # the training's wall time (of a packaged run: the run's, up to its best epoch)
             "minutes": round(
