@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,22 +86,33 @@ def _shot(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def test_upload_pick_category_see_results(server, browser, tmp_path):
-    url, cache = server
+def _watched_page(browser, url: str) -> tuple[Any, list[str]]:
+    """A new page on the app, with its script errors and console errors collected."""
     page = browser.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.goto(url + "/")
     page.wait_for_selector(".chip")
-    assert page.locator(".chip").count() == 10
-    text_model = client_accepts_text(url)
-    assert page.locator("#text-form").is_visible() == text_model  # text box for text models
+    return page, problems
 
+
+def _search_a_sample_for_bags(page, cache: Path) -> None:
+    """Upload the first sample scene as a file and pick the Bags chip; wait for the results."""
     photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     page.set_input_files("#file", str(photo))
     page.locator(".chip", has_text="Bags").click()
     page.locator("#results-title", has_text="Results for Bags").wait_for()
+
+
+def test_upload_pick_category_see_results(server, browser, tmp_path):
+    url, cache = server
+    page, problems = _watched_page(browser, url)
+    assert page.locator(".chip").count() == 10
+    text_model = client_accepts_text(url)
+    assert page.locator("#text-form").is_visible() == text_model  # text box for text models
+
+    _search_a_sample_for_bags(page, cache)
     page.wait_for_selector(".card img")
     cards = page.locator("#results .card")
     assert cards.count() == 12
@@ -190,18 +202,10 @@ def test_sample_scenes_start_the_demo(server, browser):
 
 def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
     url, cache = server
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page, problems = _watched_page(browser, url)
     choosers: list[object] = []
     page.on("filechooser", lambda chooser: choosers.append(chooser))
-    page.goto(url + "/")
-    page.wait_for_selector(".chip")
-    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
-    page.set_input_files("#file", str(photo))
-    page.locator(".chip", has_text="Bags").click()
-    page.locator("#results-title", has_text="Results for Bags").wait_for()
+    _search_a_sample_for_bags(page, cache)
     assert page.locator("#clear-box").is_hidden()
 
     area = page.locator("#region").bounding_box()
@@ -239,16 +243,8 @@ def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
 
 def test_a_thumb_on_a_result_refines_the_results_in_place(server, browser, tmp_path):
     url, cache = server
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(url + "/")
-    page.wait_for_selector(".chip")
-    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
-    page.set_input_files("#file", str(photo))
-    page.locator(".chip", has_text="Bags").click()
-    page.locator("#results-title", has_text="Results for Bags").wait_for()
+    page, problems = _watched_page(browser, url)
+    _search_a_sample_for_bags(page, cache)
     page.wait_for_selector("#results .card .vote.up")
     cards = page.locator("#results .card")
     fifth = cards.nth(4).get_attribute("title")  # the card's title attribute is its id
