@@ -47,5 +47,7 @@ def test_bad_feedback_is_named(searcher):
         searcher.search(image, positive_ids=[some], negative_ids=[some])
     with pytest.raises(QueryError, match="list of product ids"):
         searcher.search(image, positive_ids=some)
+    with pytest.raises(QueryError, match="list of product ids"):
+        searcher.search(image, exclude_ids=7)
     with pytest.raises(QueryError, match=f"at most {MAX_FEEDBACK_IDS}"):
         searcher.search(image, exclude_ids=[f"x{i}" for i in range(MAX_FEEDBACK_IDS + 1)])

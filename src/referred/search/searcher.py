@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -345,7 +345,11 @@ class Searcher:
         for name, ids in zip(("positive_ids", "negative_ids", "exclude_ids"), groups):
             if ids is None:
                 ids = ()
-            if isinstance(ids, str) or not all(isinstance(i, str) and i for i in ids):
+            if (
+                isinstance(ids, (str, bytes))
+                or not isinstance(ids, Iterable)
+                or not all(isinstance(i, str) and i for i in ids)
+            ):
                 raise QueryError(f"{name} must be a list of product ids (non-empty strings)")
             out.append(list(dict.fromkeys(ids)))
         if sum(len(g) for g in out) > MAX_FEEDBACK_IDS:
