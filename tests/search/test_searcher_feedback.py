@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from referred.feedback import MAX_FEEDBACK_IDS, refine
-from referred.search.errors import QueryError, UnknownProductError
+from referred.search.errors import QueryError, UnknownCategoryError, UnknownProductError
 from tests.search.test_searcher import photo
 
 
@@ -51,3 +51,21 @@ def test_bad_feedback_is_named(searcher):
         searcher.search(image, exclude_ids=7)
     with pytest.raises(QueryError, match=f"at most {MAX_FEEDBACK_IDS}"):
         searcher.search(image, exclude_ids=[f"x{i}" for i in range(MAX_FEEDBACK_IDS + 1)])
+
+
+def test_excluded_categories_never_return_and_k_stays_full(searcher):
+    image = photo(14)
+    n = len(searcher)
+    everything = searcher.search(image, k=n)
+    feet = {h.id for h in everything if h.metadata["category"] == "Feet"}
+    assert feet and len(feet) < n
+    k = n - len(feet)  # exactly what is left: the search must look past every Feet product
+    hits = searcher.search(image, k=k, exclude_categories=["feet"])  # matched as category is
+    assert len(hits) == k and not feet & {h.id for h in hits}
+    assert [h.id for h in hits] == [h.id for h in everything if h.id not in feet]
+    both = searcher.search(image, k=3, exclude_categories=["Feet", "Head"])
+    assert {h.metadata["category"] for h in both} == {"Bags"}
+    with pytest.raises(UnknownCategoryError, match="'Socks'"):
+        searcher.search(image, exclude_categories=["Socks"])
+    with pytest.raises(QueryError, match="exclude_categories must be a list"):
+        searcher.search(image, exclude_categories="Feet")

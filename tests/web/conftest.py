@@ -155,6 +155,7 @@ class FakeSearcher:
         positive_ids: Any = (),
         negative_ids: Any = (),
         exclude_ids: Any = (),
+        exclude_categories: Any = (),
     ) -> list[Hit]:
         cond = {"category": category} if category else ({"text": text} if text else None)
         for pid in [*positive_ids, *negative_ids]:
@@ -163,8 +164,11 @@ class FakeSearcher:
             except UnknownIdError:
                 raise UnknownProductError(pid) from None
         self.feedback.append((list(positive_ids), list(negative_ids), list(exclude_ids)))
-        hits = self.search_many([image], [cond], k=k + len(exclude_ids), filter=filter)[0]
-        return [h for h in hits if h.id not in exclude_ids][:k]
+        hits = self.search_many([image], [cond], k=len(self.index), filter=filter)[0]
+        banned = set(exclude_categories)
+        return [
+            h for h in hits if h.id not in exclude_ids and h.metadata.get("category") not in banned
+        ][:k]
 
     def shop_the_look(
         self, image: Any, *, categories: Any = None, k: int = 10, filter_by_category: bool = True

@@ -47,3 +47,12 @@ def test_the_schema_documents_the_feedback_fields(client):
     props = schema["components"]["schemas"][ref]["properties"]
     for name in ("positive_ids", "negative_ids", "exclude_ids"):
         assert props[name]["type"] == "array" and "JSON list" in props[name]["description"]
+
+
+def test_excluded_categories_are_matched_and_never_returned(client, photo):
+    r = post(client, photo, {"category": "Bags", "k": 10, "exclude_categories": "head, FEET"})
+    assert r.status_code == 200, r.text
+    cats = {x["category"] for x in r.json()["results"]}
+    assert cats and not cats & {"Head", "Feet"} and len(r.json()["results"]) == 10
+    r = post(client, photo, {"category": "Bags", "exclude_categories": "Socks"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_category"

@@ -33,7 +33,7 @@ from referred.feedback import MAX_FEEDBACK_IDS, refine
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.trunk_memo import TrunkMemo
-from referred.query import NONE, Condition, QueryEncoder
+from referred.query import NONE, Condition, QueryEncoder, canonical_category
 from referred.region import crop_source
 from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
 from referred.search.locks import ReadWriteLock
@@ -143,6 +143,7 @@ class Searcher:
         positive_ids: Sequence[str] = (),
         negative_ids: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
+        exclude_categories: Sequence[str] = (),
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
         (neither: the image alone), best first, among those matching ``filter``.
@@ -151,10 +152,12 @@ class Searcher:
         that part of the photo only. Feedback (:mod:`referred.feedback`): ``positive_ids`` /
         ``negative_ids`` are catalog products marked good / bad, which move the query towards
         / away from them (``image`` may then be None: "more like these"); ``exclude_ids`` are
-        never returned. Unknown ids are an :class:`UnknownProductError`."""
+        never returned, nor products whose ``category`` is one of ``exclude_categories`` ("not
+        shoes"; names as for ``category``). Unknown ids are an :class:`UnknownProductError`."""
         cond = self.encoder.parse(category, text)
         k = self._check_k(k)
         positive, negative, exclude = self._feedback_ids(positive_ids, negative_ids, exclude_ids)
+        banned = self._category_names(exclude_categories, "exclude_categories")
         if image is None:
             if not positive:
                 raise QueryError("a search needs a photo, or positive_ids to search like")
@@ -171,8 +174,7 @@ class Searcher:
                 raise QueryError(str(exc)) from None
         else:
             vector = query
-        hits = self._search_vectors(vector[None, :], k + len(exclude), [filter])[0]
-        return [h for h in hits if h.id not in exclude][:k]
+        return self._search_excluding(vector, k, filter, set(exclude), banned)
 
     def search_many(
         self,
@@ -361,6 +363,34 @@ class Searcher:
         if both:
             raise QueryError(f"{sorted(both)[0]!r} is marked both positive and negative")
         return out
+
+    def _category_names(self, names: Any, field: str) -> set[str]:
+        """Category names as the model spells them (matched as ``category`` is)."""
+        if names is None:
+            return set()
+        if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+            raise QueryError(f"{field} must be a list of category names")
+        return {canonical_category(n, self.category_choices) for n in names}
+
+    def _search_excluding(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        ids: set[str],
+        categories: set[str],
+    ) -> list[Hit]:
+        """The k best hits of one (D,) vector, leaving out ``ids`` and products of
+        ``categories``: fetches more (×4 a round) until k are left or the catalog is spent."""
+        fetch = k + len(ids)
+        while True:
+            hits = self._search_vectors(vector[None, :], fetch, [filter])[0]
+            kept = [
+                h for h in hits if h.id not in ids and h.metadata.get("category") not in categories
+            ]
+            if len(kept) >= k or len(hits) < fetch or not categories:
+                return kept[:k]
+            fetch *= 4
 
     def _stored_vectors(self, ids: list[str]) -> np.ndarray:
         """The index's vectors of ``ids`` (n, D); an unknown id is an UnknownProductError."""

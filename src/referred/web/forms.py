@@ -153,6 +153,18 @@ def _id_list(description: str) -> Any:
 PositiveIdsField = _id_list("products marked good: results move towards them")
 NegativeIdsField = _id_list("products marked bad: results move away from them")
 ExcludeIdsField = _id_list("products never to return (e.g. ones already seen)")
+ExcludeCategoriesField = Annotated[
+    list[str] | None,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "categories never to return, e.g. Feet (repeat the field, or "
+            "comma-separate, or a JSON list; names as for category)",
+        }
+    ),
+    Form(),
+]
 CategoriesField = Annotated[
     list[str] | None,
     WithJsonSchema(

@@ -21,6 +21,7 @@ from referred.web.forms import (
     BoxField,
     CategoriesField,
     CategoryField,
+    ExcludeCategoriesField,
     ExcludeIdsField,
     FilterField,
     FlagField,
@@ -92,6 +93,7 @@ async def search(
     positive_ids: PositiveIdsField = None,
     negative_ids: NegativeIdsField = None,
     exclude_ids: ExcludeIdsField = None,
+    exclude_categories: ExcludeCategoriesField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     category, text = resolve_condition(category, text, searcher, settings)
@@ -102,9 +104,10 @@ async def search(
         "positive_ids": parse_id_list(positive_ids, "positive_ids"),
         "negative_ids": parse_id_list(negative_ids, "negative_ids"),
         "exclude_ids": parse_id_list(exclude_ids, "exclude_ids"),
+        "exclude_categories": resolve_categories(exclude_categories, searcher, settings) or [],
     }
     photo = await query_image(image, settings, runner, region)
-    if any(feedback.values()):  # one query of its own: not batched with plain searches
+    if any(feedback.values()):  # a query of its own: not batched with plain searches
         found = runner.call(
             searcher.search, photo, category=category, text=text, k=k, filter=flt, **feedback
         )
