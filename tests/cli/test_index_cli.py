@@ -113,6 +113,26 @@ def test_search_with_a_box_is_the_search_of_the_crop(built, tmp_path, capsys):
     assert "outside the" in capsys.readouterr().err
 
 
+def test_search_with_feedback_and_exclusions(built, capsys):
+    query = str(built / "photos" / "Feet" / "feet1.png")
+    base = ["search", query, "--index", str(built / "idx"), "--json", "-k", "4"]
+    assert cli.main([*base, "--category", "feet"]) == 0
+    first = [h["id"] for h in json.loads(capsys.readouterr().out)]
+    marked = [*base, "--category", "feet", "--positive", first[3], "--negative", first[0]]
+    assert cli.main(marked) == 0
+    refined = [h["id"] for h in json.loads(capsys.readouterr().out)]
+    assert first[3] in refined and refined.index(first[3]) < 3  # moved up
+    assert cli.main([*base, "--exclude", f"{first[0]},{first[1]}"]) == 0
+    assert not {first[0], first[1]} & {h["id"] for h in json.loads(capsys.readouterr().out)}
+    assert cli.main([*base, "--exclude-categories", "feet,bags"]) == 0
+    cats = {h["metadata"]["category"] for h in json.loads(capsys.readouterr().out)}
+    assert cats == {"Head"}
+    assert cli.main([*base, "--positive", "nope"]) != 0
+    assert "unknown product id 'nope'" in capsys.readouterr().err
+    assert cli.main([*base, "--shop-the-look", "--exclude", first[0]]) != 0
+    assert "refine one search" in capsys.readouterr().err
+
+
 def test_approximate_spec_prints_its_recall_and_info(built, capsys):
     pytest.importorskip("faiss")
     assert (

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="search only this region of the photo: fractions of its width and height when all "
         "four are in [0, 1], else pixels (e.g. 0.2,0.4,0.6,0.9)",
     )
+    fb = p.add_argument_group("feedback (comma-separated product ids or category names)")
+    fb.add_argument("--positive", metavar="IDS", help="marked good: results move towards them")
+    fb.add_argument("--negative", metavar="IDS", help="marked bad: results move away from them")
+    fb.add_argument("--exclude", metavar="IDS", help="products never to return")
+    fb.add_argument("--exclude-categories", metavar="NAMES", help="categories never to return")
     p.add_argument("--like", metavar="PRODUCT_ID", help="products like this catalog product")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
@@ -45,6 +50,12 @@ def _check(args: argparse.Namespace) -> dict[str, Any] | None:
             raise UserError("--like takes no IMAGE, --category, --text, --box or --shop-the-look")
     elif not args.image:
         raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
+    feedback = (args.positive, args.negative, args.exclude, args.exclude_categories)
+    if any(feedback) and (args.like is not None or args.shop_the_look):
+        raise UserError(
+            "--positive, --negative, --exclude and --exclude-categories refine one search: "
+            "drop --like / --shop-the-look"
+        )
     if args.shop_the_look and (args.category or args.text):
         raise UserError("--shop-the-look searches every category: drop --category / --text")
     if args.categories and not args.shop_the_look:
@@ -95,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
                 k=args.k,
                 filter=flt,
                 box=args.box,
+                positive_ids=_names(args.positive),
+                negative_ids=_names(args.negative),
+                exclude_ids=_names(args.exclude),
+                exclude_categories=_names(args.exclude_categories),
             )
     except (KeyError, ImportError) as exc:  # unknown product / field; missing optional deps
         msg = exc.args[0] if type(exc) is KeyError else str(exc)
@@ -109,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table(results))
     return 0
+
+
+def _names(value: str | None) -> list[str]:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else []
 
 
 def _open(args: argparse.Namespace) -> Any:
