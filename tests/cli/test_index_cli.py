@@ -158,6 +158,20 @@ def test_approximate_spec_prints_its_recall_and_info(built, capsys):
     assert str(built / "model") in out
 
 
+def test_target_recall_tunes_and_prints_the_curve(built, capsys):
+    pytest.importorskip("faiss")
+    out = str(built / "tuned")
+    args = ["--out", out, "--spec", "faiss:HNSW32", "--work-dir", str(built / "idx.work")]
+    assert build(built, *args, "--target-recall", "0.9") == 0
+    printed = capsys.readouterr().out
+    assert "tuning ef_search to recall@10 >= 0.9" in printed
+    assert "chosen: ef_search=8 (saved with the index)" in printed  # 9 products: found at once
+    assert cli.main(["index", "info", out, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    text = json.dumps(info)
+    assert '"knob": "ef_search"' in text and '"ef_search": 8' in text
+
+
 def test_text_model_search(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(encoding, "load_text_encoder", lambda name: fake_text_encoder)
     referred.create_model("tiny", conditioning="text", seed=0).save_pretrained(tmp_path / "model")

@@ -22,9 +22,15 @@ from typing import Any
 import numpy as np
 
 from referred.catalog.cache import EmbedReport, read_embeddings
+from referred.catalog.tune import (
+    Tuning,
+    exact_neighbours,
+    recall_of,
+    sample_rows,
+    tune_to_recall,
+)
 from referred.embed import embed_items
 from referred.index import create_index
-from referred.index.vectors import VectorStore, exact_search
 from referred.search.provenance import model_record
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ class BuildReport:
     index_seconds: float = 0.0
     recall_at_10: float | None = None
     recall_queries: int = 0
+    tuning: Tuning | None = None  # with target_recall: the knob, its value and the curve
 
 
 def build_catalog_index(
@@ -71,6 +78,7 @@ def build_catalog_index(
     model_ref: str | None = None,
     recall_queries: int = 1000,
     seed: int = 0,
+    target_recall: float | None = None,
 ) -> BuildReport:
     """Embed the catalog ``source`` (folder or table) with ``model`` and save an index at ``out``.
 
@@ -78,6 +86,9 @@ def build_catalog_index(
     the catalog supplies the metadata. ``engine``: ``"local"`` or ``"ray"`` (a Ray Data job on
     ``ray_address``, or a local Ray with 2 CPUs). ``model_ref`` (the model's path or hub id) is
     recorded so that ``Searcher.open`` and ``referred search`` can reload the model.
+    ``target_recall`` (approximate faiss specs): raise ``ef_search`` / ``nprobe`` until
+    recall@10 against exact search reaches it (:func:`referred.catalog.tune.tune_to_recall`);
+    the tuned value is saved with the index and the curve in ``index.info["tuning"]``.
     """
     if source is None and embeddings is None:
         raise ValueError("give a catalog source (folder or table) or an embeddings parquet")
@@ -102,8 +113,13 @@ def build_catalog_index(
     ids, vectors = _vectors(report.output, model.config.output_dim, meta if source else None)
     index = _fill(spec, index_options or {}, ids, vectors, [meta.get(i, {}) for i in ids], seed)
     index_seconds = time.perf_counter() - t0
-    recall, n_queries = None, 0
-    if _approximate(spec) and len(ids) > 1 and recall_queries > 0:
+    recall, n_queries, tuning = None, 0, None
+    if target_recall is not None and _approximate(spec) and len(ids) > 1:
+        tuning = tune_to_recall(
+            index, ids, vectors, target_recall, n_queries=max(recall_queries, 100), seed=seed
+        )
+        recall, n_queries = tuning.curve[-1].recall, tuning.queries
+    elif _approximate(spec) and len(ids) > 1 and recall_queries > 0:
         recall, n_queries = recall_against_exact(index, ids, vectors, recall_queries, seed=seed)
     index.info = {
         "model": record,
@@ -113,6 +129,7 @@ def build_catalog_index(
         "count": len(ids),
         "recall_at_10": recall,
         "recall_queries": n_queries,
+        "tuning": None if tuning is None else tuning.to_dict(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     index.save(out)
@@ -128,6 +145,7 @@ def build_catalog_index(
         index_seconds,
         recall,
         n_queries,
+        tuning,
     )
 
 
@@ -297,23 +315,8 @@ def recall_against_exact(
     k: int = 10,
     seed: int = 0,
 ) -> tuple[float, int]:
-    """Recall@k of ``index`` against exact search, with catalog products as queries.
-
-    ``n_queries`` products (seeded sample) query the index; each query's own product is
-    excluded from both its exact and its approximate top-k (it would be a free hit), so the
-    figure is the share of each product's k true nearest *other* products that the index
-    returns. Exact top-k is a streamed brute force over ``vectors``. Returns (recall, queries).
-    """
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(ids), min(n_queries, len(ids)), replace=False))
-    queries = vectors[rows]  # (q, D)
-    _, exact_rows = exact_search(VectorStore(vectors.shape[1], base=vectors), queries, k + 1, None)
-    found = index.search(queries, k + 1).ids  # (q, k + 1)
-    id_arr = np.asarray(ids, dtype=object)
-    hits = []
-    for q, row in enumerate(rows):
-        truth = [i for i in id_arr[exact_rows[q][exact_rows[q] >= 0]] if i != ids[row]][:k]
-        got = [i for i in found[q] if i and i != ids[row]][:k]
-        if truth:
-            hits.append(len(set(truth) & set(got)) / len(truth))
-    return float(np.mean(hits)) if hits else 1.0, len(rows)
+    """Recall@k of ``index`` against exact search, with a seeded sample of ``n_queries``
+    catalog products as queries (:mod:`referred.catalog.tune`). Returns (recall, queries)."""
+    rows = sample_rows(len(ids), n_queries, seed)
+    truth = exact_neighbours(ids, vectors, rows, k)
+    return recall_of(index, ids, vectors, rows, truth, k), len(rows)

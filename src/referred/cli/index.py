@@ -78,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1000,
         help="catalog products used to measure recall@10 (0: skip)",
     )
+    b.add_argument(
+        "--target-recall",
+        type=float,
+        metavar="R",
+        help="approximate faiss specs: raise ef_search (HNSW) or nprobe (IVF) until recall@10 "
+        "against exact search reaches R (e.g. 0.95); saved with the index, curve printed",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=run_build)
     i = verbs.add_parser("info", help="describe a built index")
@@ -140,6 +147,7 @@ def run_build(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             model_ref=ref,
             recall_queries=args.recall_queries,
+            target_recall=args.target_recall,
         )
     except ImportError as exc:
         raise UserError(str(exc)) from None
@@ -154,6 +162,8 @@ def run_build(args: argparse.Namespace) -> int:
         f"index {report.spec}: {report.count} products, {model.config.output_dim}-d, built in "
         f"{report.index_seconds:.1f} s → {report.index_dir}"
     )
+    if report.tuning is not None:
+        _print_tuning(report.tuning)
     if report.recall_at_10 is not None:
         print(
             f"recall@10 of {report.spec} against exact search: {report.recall_at_10:.3f} "
@@ -161,6 +171,22 @@ def run_build(args: argparse.Namespace) -> int:
             "excluded)"
         )
     return 0
+
+
+def _print_tuning(t: Any) -> None:
+    print(f"tuning {t.knob} to recall@{t.k} >= {t.target:g} ({t.queries} queries):")
+    print(f"  {t.knob:>9}  recall@{t.k}  ms/query")
+    for p in t.curve:
+        print(f"  {p.value:>9}  {p.recall:9.3f}  {p.ms_per_query:8.2f}")
+    if t.reached:
+        print(f"chosen: {t.knob}={t.value} (saved with the index)")
+    else:
+        print(
+            f"target not reached: {t.knob}={t.value} (the last tried) reaches "
+            f"{t.curve[-1].recall:.3f}; try another spec (more HNSW links, a finer IVF, "
+            "rerank=K) or a lower target",
+            file=sys.stderr,
+        )
 
 
 def _print_failures(failures: list[tuple[str, str]], embeddings: Path) -> None:
