@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from referred.catalog.tune import exact_neighbours, recall_of, sample_rows, tune_to_recall
+from referred.catalog.tune import (
+    exact_for,
+    exact_neighbours,
+    recall_for,
+    recall_of,
+    sample_rows,
+    tune_to_recall,
+)
 from referred.index import create_index, load_index
 
 faiss = pytest.importorskip("faiss")
@@ -64,3 +71,15 @@ def test_what_cannot_be_tuned_is_named():
         tune_to_recall(filled("flat", ids, vectors), ids, vectors, 0.9)
     with pytest.raises(ValueError, match=r"target recall must be in \(0, 1\]"):
         tune_to_recall(filled("faiss:HNSW8", ids, vectors), ids, vectors, 1.5)
+
+
+def test_tuning_on_held_out_queries_asks_more_than_the_catalog_sample():
+    ids, vectors = clustered(n=3500)
+    catalog, queries = vectors[:3000], vectors[3000:]  # same clusters, not in the index
+    index = filled("faiss:HNSW8", ids[:3000], catalog, ef_search=8)
+    held = tune_to_recall(index, ids[:3000], catalog, 0.99, queries=queries, latency_queries=10)
+    truth = exact_for(ids[:3000], catalog, queries, 10)
+    assert held.reached and held.queries == 500
+    assert np.isclose(recall_for(index, queries, truth, 10), held.curve[-1].recall)
+    own = tune_to_recall(index, ids[:3000], catalog, 0.99, n_queries=500, latency_queries=10)
+    assert own.value <= held.value  # the catalog's own vectors are the easier queries
