@@ -170,6 +170,9 @@ def test_target_recall_tunes_and_prints_the_curve(built, capsys):
     info = json.loads(capsys.readouterr().out)
     text = json.dumps(info)
     assert '"knob": "ef_search"' in text and '"ef_search": 8' in text
+    assert build(built, "--out", str(built / "bad"), "--target-recall", "0.9") != 0  # flat
+    assert "--target-recall tunes faiss specs" in capsys.readouterr().err
+    assert not (built / "bad").exists()
 
 
 def test_text_model_search(tmp_path, monkeypatch, capsys):

@@ -94,6 +94,13 @@ def build_catalog_index(
         raise ValueError("give a catalog source (folder or table) or an embeddings parquet")
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
+    if target_recall is not None:  # refused before any work, not after the index is filled
+        if not 0 < target_recall <= 1:
+            raise ValueError(f"target recall must be in (0, 1], got {target_recall}")
+        if not spec.strip().lower().startswith("faiss:"):
+            raise ValueError(
+                f"--target-recall tunes faiss specs (HNSW: ef_search, IVF: nprobe), not {spec!r}"
+            )
     out = Path(out)
     record = model_record(model, model_ref)
     meta: dict[str, dict[str, Any]] = {}
