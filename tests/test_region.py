@@ -12,7 +12,7 @@ from referred.region import MIN_SIDE_PX, Box, BoxError, crop, crop_source, parse
 @pytest.mark.parametrize(
     "value",
     ["0.1,0.2,0.5,0.9", " 0.1 , 0.2,0.5 , 0.9 ", "[0.1, 0.2, 0.5, 0.9]", (0.1, 0.2, 0.5, 0.9),
-     [0.1, 0.2, 0.5, 0.9], Box(0.1, 0.2, 0.5, 0.9)],
+     [0.1, 0.2, 0.5, 0.9], Box(0.1, 0.2, 0.5, 0.9), np.array([0.1, 0.2, 0.5, 0.9])],
 )  # fmt: skip
 def test_the_accepted_spellings_give_one_box(value):
     box = parse_box(value)

@@ -84,12 +84,12 @@ def parse_box(value: Any) -> Box:
     Box. Raises :class:`BoxError` naming what is wrong and the accepted form."""
     if isinstance(value, Box):
         return value
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy, torch
+        value = value.tolist()
     if isinstance(value, str):
         text = value.strip()
         try:
-            parts: Sequence[Any] = (
-                json.loads(text) if text.startswith("[") else [p for p in text.split(",")]
-            )
+            parts: Sequence[Any] = json.loads(text) if text.startswith("[") else text.split(",")
         except json.JSONDecodeError:
             raise BoxError(f"box {value[:60]!r} is not {FORMAT}") from None
     elif isinstance(value, Sequence):
