@@ -54,5 +54,7 @@ def test_excluded_categories_are_matched_and_never_returned(client, photo):
     assert r.status_code == 200, r.text
     cats = {x["category"] for x in r.json()["results"]}
     assert cats and not cats & {"Head", "Feet"} and len(r.json()["results"]) == 10
+    r = post(client, photo, {"category": "Bags", "exclude_categories": "[Feet"})
+    assert r.status_code == 400 and "'exclude_categories' is not valid JSON" in r.text
     r = post(client, photo, {"category": "Bags", "exclude_categories": "Socks"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_category"

@@ -10,7 +10,6 @@ each problem gets its own error code.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from referred.query import (
@@ -20,6 +19,7 @@ from referred.query import (
     canonical_category,
     checked_text,
 )
+from referred.web.forms import split_list_field
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
 
@@ -57,16 +57,11 @@ def resolve_category(name: str, searcher: Any) -> str:
 
 
 def resolve_categories(
-    values: list[str] | None, searcher: Any, settings: Settings
+    values: list[str] | None, searcher: Any, settings: Settings, name: str = "categories"
 ) -> list[str] | None:
-    """Shop-the-look categories: repeated fields, comma-separated or JSON lists; None for all."""
-    raw: list[str] = []
-    for value in values or []:
-        value = value.strip()
-        if value.startswith("["):
-            raw.extend(_json_names(value))
-        else:
-            raw.extend(x for x in value.split(",") if x.strip())
+    """Categories of a list field (``name``): repeated fields, comma-separated or JSON lists;
+    None when none are given."""
+    raw = split_list_field(values, name, "names", code="invalid_field")
     if not raw:
         return None
     if len(raw) > settings.max_categories:
@@ -76,16 +71,6 @@ def resolve_categories(
             f"{len(raw)} categories asked; at most {settings.max_categories}",
         )
     return list(dict.fromkeys(resolve_category(x, searcher) for x in raw))
-
-
-def _json_names(value: str) -> list[str]:
-    try:
-        items = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"'categories' is not valid JSON: {exc.msg}") from exc
-    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-        raise ApiError(422, "invalid_field", "'categories' must be a list of names")
-    return items
 
 
 def _check_text(text: str, searcher: Any, settings: Settings) -> str:

@@ -135,48 +135,27 @@ BoxField = _text(
 )
 
 
-def _id_list(description: str) -> Any:
+def _list_field(description: str) -> Any:
+    """An optional list field (repeated, comma-separated or a JSON list; see split_list_field)."""
     return Annotated[
         list[str] | None,
-        WithJsonSchema(
-            {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": description
-                + " (repeat the field, or comma-separate, or a JSON list of ids)",
-            }
-        ),
+        WithJsonSchema({"type": "array", "items": {"type": "string"}, "description": description}),
         Form(),
     ]
 
 
-PositiveIdsField = _id_list("products marked good: results move towards them")
-NegativeIdsField = _id_list("products marked bad: results move away from them")
-ExcludeIdsField = _id_list("products never to return (e.g. ones already seen)")
-ExcludeCategoriesField = Annotated[
-    list[str] | None,
-    WithJsonSchema(
-        {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "categories never to return, e.g. Feet (repeat the field, or "
-            "comma-separate, or a JSON list; names as for category)",
-        }
-    ),
-    Form(),
-]
-CategoriesField = Annotated[
-    list[str] | None,
-    WithJsonSchema(
-        {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "categories to shop (repeat the field, or comma-separate, or a "
-            "JSON list); default: all of GET /categories",
-        }
-    ),
-    Form(),
-]
+_AS_IDS = " (repeat the field, or comma-separate, or a JSON list of ids)"
+PositiveIdsField = _list_field("products marked good: results move towards them" + _AS_IDS)
+NegativeIdsField = _list_field("products marked bad: results move away from them" + _AS_IDS)
+ExcludeIdsField = _list_field("products never to return (e.g. ones already seen)" + _AS_IDS)
+ExcludeCategoriesField = _list_field(
+    "categories never to return, e.g. Feet (repeat the field, or comma-separate, or a JSON "
+    "list; names as for category)"
+)
+CategoriesField = _list_field(
+    "categories to shop (repeat the field, or comma-separate, or a JSON list); default: all of "
+    "GET /categories"
+)
 
 
 # -- values a schema cannot check -----------------------------------------------------------------
@@ -214,26 +193,35 @@ def parse_box_field(raw: str | None) -> Box | None:
         raise ApiError(422, "invalid_box", str(exc)) from None
 
 
-def parse_id_list(values: list[str] | None, name: str) -> list[str]:
-    """Product ids from a list field: repeated fields, comma-separated, or a JSON list."""
-    ids: list[str] = []
+def split_list_field(
+    values: list[str] | None, name: str, what: str, code: str | None = None
+) -> list[str]:
+    """The items of a list field: repeated fields, each comma-separated or a JSON list of
+    non-empty strings (``what`` they are, for the message); 400 for malformed JSON, 422
+    (``code``, default ``invalid_<name>``) for a JSON value that is not such a list."""
+    items: list[str] = []
     for value in values or []:
         text = value.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ApiError(
-                    400, "malformed_json", f"form field {name!r} is not valid JSON: {exc.msg}"
-                ) from exc
-            if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-                raise ApiError(
-                    422, "invalid_" + name, f"{name!r} must be a JSON list of product ids"
-                )
-            ids.extend(items)
-        else:
-            ids.extend(x.strip() for x in text.split(",") if x.strip())
-    return ids
+        if not text.startswith("["):
+            items.extend(x.strip() for x in text.split(",") if x.strip())
+            continue
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                400, "malformed_json", f"form field {name!r} is not valid JSON: {exc.msg}"
+            ) from exc
+        if not isinstance(parsed, list) or not all(isinstance(i, str) and i for i in parsed):
+            raise ApiError(
+                422, code or "invalid_" + name, f"{name!r} must be a JSON list of {what}"
+            )
+        items.extend(parsed)
+    return items
+
+
+def parse_id_list(values: list[str] | None, name: str) -> list[str]:
+    """Product ids from a list field (:func:`split_list_field`)."""
+    return split_list_field(values, name, "product ids")
 
 
 def parse_json_object(raw: str | None, name: str) -> dict[str, Any] | None:

@@ -104,7 +104,10 @@ async def search(
         "positive_ids": parse_id_list(positive_ids, "positive_ids"),
         "negative_ids": parse_id_list(negative_ids, "negative_ids"),
         "exclude_ids": parse_id_list(exclude_ids, "exclude_ids"),
-        "exclude_categories": resolve_categories(exclude_categories, searcher, settings) or [],
+        "exclude_categories": resolve_categories(
+            exclude_categories, searcher, settings, "exclude_categories"
+        )
+        or [],
     }
     photo = await query_image(image, settings, runner, region)
     if any(feedback.values()):  # a query of its own: not batched with plain searches
