@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_feedback import ranks_of
 from recall_by_item_size import item_boxes
 
 import referred
@@ -48,9 +49,7 @@ def loose(box: tuple[float, float, float, float], grow: float, size: tuple[int, 
 
 def recall(queries: np.ndarray, targets: np.ndarray, ks=(1, 10)) -> dict[str, float]:
     """Query i's product is target i; the rest of ``targets`` are other products/distractors."""
-    scores = queries @ targets.T  # (n, n + d)
-    own = scores[np.arange(len(queries)), np.arange(len(queries))]
-    ranks = (scores > own[:, None]).sum(axis=1)
+    ranks = ranks_of(queries, targets)
     return {f"R@{k}": float((ranks < k).mean()) for k in ks}
 
 

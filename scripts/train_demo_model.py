@@ -129,7 +129,6 @@ def main() -> int:
                 "distractors": args.distractors,
                 "seed": args.data_seed,
             },
-            "test_split_of": str(data),
             "test": {c: {str(n): m for n, m in t.items()} for c, t in tests.items()},
             # the training's wall time (of a packaged run: the run's, up to its best epoch)
             "minutes": round(
