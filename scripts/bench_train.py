@@ -24,6 +24,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -200,27 +201,22 @@ class OursPair(torch.nn.Module):
         return self.model(scenes, cond), self.model(products)
 
 
-def time_steps(
-    pair: torch.nn.Module,
-    batch: int,
-    res: int,
-    steps: int,
-    precision: str,
-    device: torch.device | str = "cpu",
-) -> tuple[float, list[float]]:
-    """Samples/s (median over ``steps``, after one warm-up step) of full training steps of
-    ``pair`` (already on ``device``): autocast forward, symmetric InfoNCE, backward, AdamW."""
+def make_step(
+    pair: torch.nn.Module, batch: int, res: int, precision: str, device: torch.device | str = "cpu"
+) -> Callable[[], float]:
+    """A call running one full training step of ``pair`` (already on ``device``): autocast
+    forward, symmetric InfoNCE, backward, AdamW; it returns the step's seconds."""
     from referred.train.setup import autocast
 
     device = torch.device(device)
-    torch.manual_seed(0)
-    scenes = torch.randn(batch, 3, res, res, device=device)
-    products = torch.randn(batch, 3, res, res, device=device)
-    cond = torch.randint(0, 10, (batch,), device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    scenes = torch.randn(batch, 3, res, res, device=device, generator=g)
+    products = torch.randn(batch, 3, res, res, device=device, generator=g)
+    cond = torch.randint(0, 10, (batch,), device=device, generator=g)
     opt = torch.optim.AdamW(pair.parameters(), lr=1e-5)
     logit_scale = torch.nn.Parameter(torch.tensor(4.6, device=device))
-    times = []
-    for i in range(steps + 1):  # the first step warms up allocators and kernels
+
+    def step() -> float:
         _sync(device)
         t0 = time.perf_counter()
         with autocast(device, precision):
@@ -230,9 +226,37 @@ def time_steps(
         loss.backward()
         opt.step()
         _sync(device)
-        if i:
-            times.append(time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    return step
+
+
+def time_steps(
+    pair: torch.nn.Module,
+    batch: int,
+    res: int,
+    steps: int,
+    precision: str,
+    device: torch.device | str = "cpu",
+) -> tuple[float, list[float]]:
+    """Samples/s (median over ``steps``, after one warm-up step) of full training steps of
+    ``pair`` alone (see :func:`make_step`)."""
+    step = make_step(pair, batch, res, precision, device)
+    step()  # warms up allocators and kernels
+    times = [step() for _ in range(steps)]
     return batch / statistics.median(times), times
+
+
+def time_interleaved(steps_of: dict[str, Callable[[], float]], steps: int) -> dict[str, list]:
+    """Seconds per step of each model, the models taking turns (one warm-up step each, then
+    ``steps`` rounds in an order that rotates), so drift on a shared machine hits all alike."""
+    for step in steps_of.values():
+        step()
+    names, times = list(steps_of), {name: [] for name in steps_of}
+    for r in range(steps):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(steps_of[name]())
+    return times
 
 
 def _sync(device: torch.device) -> None:
@@ -261,8 +285,9 @@ def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list
             models.append(("reference (nn.MultiheadAttention)", ReferencePair(ref)))
         if precision == "fp32":  # under autocast the oneDNN linears fall back to F.linear
             models.append(("referred CondViT (SDPA, oneDNN linears)", OursPair(onednn)))
-        for name, pair in models:
-            rate, times = time_steps(pair, batch, res, steps, precision)
+        steppers = {name: make_step(pair, batch, res, precision) for name, pair in models}
+        for name, times in time_interleaved(steppers, steps).items():
+            rate = batch / statistics.median(times)
             rows.append(
                 {
                     "model": name,
@@ -274,6 +299,22 @@ def throughput(arch: str, batch: int, steps: int, precisions: list[str]) -> list
             print(
                 f"{name:42s} {precision}: {rate:.3f} samples/s "
                 f"(steps {', '.join(f'{t:.1f}' for t in times)} s)",
+                flush=True,
+            )
+        if ref is not None:
+            base = next(
+                r for r in rows if r["precision"] == precision and "reference" in r["model"]
+            )
+            for r in rows:
+                if r["precision"] == precision:
+                    r["x_reference"] = r["samples_per_s"] / base["samples_per_s"]
+            print(
+                "  x reference: "
+                + ", ".join(
+                    f"{r['model']} {r['x_reference']:.2f}"
+                    for r in rows
+                    if r["precision"] == precision
+                ),
                 flush=True,
             )
     return rows

@@ -82,54 +82,105 @@ def test_native_bf16_follows_the_cpuinfo_flags(fresh, flags, native):
 
 
 @pytest.mark.parametrize(
-    "rates, pick",
+    "rates, use, pick",
     [
-        ({"torch": 90.0, "onednn": 200.0}, "onednn"),
-        ({"torch": 94.0, "onednn": 70.0}, "torch"),
-        ({"torch": 62.0, "onednn": 66.0}, "torch"),  # a near-tie (AVX2 EPYC): the plain path
-        ({"torch": 90.0}, "torch"),
+        ({"torch": 90.0, "onednn": 200.0}, "inference", "onednn"),
+        ({"torch": 90.0, "onednn": 200.0}, "training", "onednn"),
+        ({"torch": 94.0, "onednn": 70.0}, "inference", "torch"),
+        ({"torch": 62.0, "onednn": 68.0}, "inference", "onednn"),  # 10% ahead (AVX2 Zen 3)
+        ({"torch": 62.0, "onednn": 68.0}, "training", "torch"),  # training needs a clear win
+        ({"torch": 62.0, "onednn": 63.0}, "inference", "torch"),  # within noise: the plain path
+        ({"torch": 62.0, "onednn": 63.0}, "training", "torch"),
+        ({"torch": 90.0}, "inference", "torch"),
     ],
 )
-def test_choose_gemm(rates, pick):
-    assert cpu.choose_gemm(rates) == pick
+def test_choose_gemm(rates, use, pick):
+    assert cpu.choose_gemm(rates, use) == pick
 
 
-def test_gemm_is_measured_once_then_read_from_the_cache(fresh, monkeypatch, tmp_path):
+def test_each_use_is_measured_once_on_its_own_probe_then_read_from_the_cache(
+    fresh, monkeypatch, tmp_path
+):
     if not cpu.onednn_available():
         pytest.skip("torch without oneDNN: nothing to measure")
     calls = []
+    ahead, tie = {"torch": 60.0, "onednn": 66.0}, {"torch": 60.0, "onednn": 61.0}
+    probes = {"inference": ("block", ahead), "training": ("gemm", tie)}
     monkeypatch.setattr(
-        cpu, "measure_gemm", lambda: calls.append(1) or {"torch": 50.0, "onednn": 100.0}
+        cpu, "_probe", lambda use: calls.append(probes[use][0]) or dict(probes[use][1])
     )
-    backend, why = cpu.gemm_decision()
-    assert (backend, len(calls)) == ("onednn", 1) and "measured now" in why
-    saved = list((tmp_path / "cpu").glob("gemm-*.json"))
-    assert len(saved) == 1 and json.loads(saved[0].read_text())["gflops"]["onednn"] == 100.0
+    backend, why = cpu.gemm_decision("inference")
+    assert (backend, calls) == ("onednn", ["block"]) and "measured now" in why
+    assert cpu.gemm_backend("training") == "torch" and calls == ["block", "gemm"]
+    saved = sorted((tmp_path / "cpu").glob("gemm-*.json"))
+    assert [p.name.split("-")[1] for p in saved] == ["inference", "training"]
+    record = json.loads(saved[0].read_text())
+    assert record["rates"]["onednn"] == 66.0 and record["use"] == "inference"
+    assert record["signature"] == cpu.cpu_signature()
     cpu.gemm_decision.cache_clear()  # a new process on the same machine
-    backend, why = cpu.gemm_decision()
-    assert (backend, len(calls)) == ("onednn", 1) and "measured earlier" in why
+    backend, why = cpu.gemm_decision("inference")
+    assert (backend, len(calls)) == ("onednn", 2) and "measured earlier" in why
     saved[0].write_text("{not json")  # a damaged cache is measured again, not an error
     cpu.gemm_decision.cache_clear()
-    assert cpu.gemm_decision()[0] == "onednn" and len(calls) == 2
+    assert cpu.gemm_decision("inference")[0] == "onednn" and len(calls) == 3
+    with pytest.raises(ValueError, match="use must be one of inference, training"):
+        cpu.gemm_decision("serving")
+
+
+def test_another_cpu_generation_with_the_same_name_is_measured_again(fresh, monkeypatch):
+    """VMs name several EPYC generations "AMD EPYC"; family/model/stepping tell them apart."""
+    monkeypatch.setattr(cpu, "cpu_signature", lambda: "family 25 model 1 stepping 1")
+    first = cpu._cache_file("inference")
+    monkeypatch.setattr(cpu, "cpu_signature", lambda: "family 26 model 2 stepping 0")
+    assert cpu._cache_file("inference") != first
+    assert cpu._cache_file("training") != cpu._cache_file("inference")
+
+
+def test_the_signature_is_read_from_cpuinfo(monkeypatch):
+    monkeypatch.setattr(
+        cpu, "_cpuinfo_fields", lambda: {"cpu family": "25", "model": "1", "stepping": "1"}
+    )
+    assert cpu.cpu_signature() == "family 25 model 1 stepping 1"
+    monkeypatch.setattr(cpu, "_cpuinfo_fields", dict)
+    assert cpu.cpu_signature() == ""
 
 
 def test_gemm_can_be_forced_and_bad_values_are_named(fresh):
     fresh.setenv(cpu.ENV_GEMM, "torch")
     assert cpu.gemm_decision() == ("torch", "forced by REFERRED_CPU_GEMM")
+    assert cpu.gemm_decision("training") == ("torch", "forced by REFERRED_CPU_GEMM")
     fresh.setenv(cpu.ENV_GEMM, "cublas")
     cpu.gemm_decision.cache_clear()
     with pytest.raises(ValueError, match="REFERRED_CPU_GEMM='cublas'; accepted: onednn, torch"):
         cpu.gemm_decision()
 
 
-def test_the_real_measurement_gives_positive_rates():
-    rates = cpu.measure_gemm(reps=1)
+@pytest.mark.parametrize("use", cpu.GEMM_USES)
+def test_the_real_probes_give_positive_rates(use):
+    rates = cpu._probe(use)
     assert rates["torch"] > 0 and all(v > 0 for v in rates.values())
     assert set(rates) == ({"torch", "onednn"} if cpu.onednn_available() else {"torch"})
+
+
+def test_paired_rates_follow_the_per_repetition_ratio_not_the_drift():
+    """Load that doubles every time mid-run: each pair still shows oneDNN 2x ahead."""
+    times = {"torch": [1.0, 2.0, 4.0, 8.0, 16.0], "onednn": [0.5, 1.0, 2.0, 4.0, 8.0]}
+    rates = cpu.paired_rates(times)
+    assert rates["torch"] == pytest.approx(1 / 4.0)
+    assert rates["onednn"] / rates["torch"] == pytest.approx(2.0)
+
+
+def test_time_interleaved_alternates_the_order_and_warms_up_once():
+    order = []
+    calls = {"torch": lambda: order.append("t"), "onednn": lambda: order.append("o")}
+    times = cpu.time_interleaved(calls, reps=3)
+    assert "".join(order) == "to" + "ot" + "to" + "ot"  # warm-up, then reversed every other
+    assert all(len(ts) == 3 and min(ts) >= 0 for ts in times.values())
 
 
 def test_summary_names_cpu_isa_bf16_and_gemm(fresh):
     fresh.setenv(cpu.ENV_GEMM, "torch")
     line = cpu.summary()
     assert cpu.cpu_info().name in line and "ISA" in line and "bfloat16" in line
-    assert "float32 GEMM torch (forced" in line
+    assert "float32 GEMM for inference torch (forced" in line
+    assert "for training torch (forced" in line

@@ -11,9 +11,15 @@ Development and CI hosts change: one has AVX-512 with native bfloat16 (oneDNN's 
 * :func:`bf16_problem` — why bfloat16 arithmetic must not be used here (``None`` where the CPU
   computes it natively: ``avx512_bf16`` or AMX); :func:`require_native_bf16` raises it;
 * :func:`gemm_backend` — ``"onednn"`` or ``"torch"`` (``F.linear``, i.e. MKL's sgemm) for
-  float32 linears: forced by ``REFERRED_CPU_GEMM``, else the faster of the two in a short
-  measurement (~0.5 s) cached per machine under ``~/.cache/referred/cpu/``
-  (``REFERRED_CACHE_DIR`` moves it; delete the file to measure again).
+  float32 linears, per use, each timed on the code it decides: ``"inference"`` on a two-block
+  B/16-wide model through the fast path (:mod:`referred.model.fast`; oneDNN fuses SiLU and the
+  residual add into its GEMMs), ``"training"`` on an MLP's forward and backward through the
+  training linears (:mod:`referred.model.cpu_linear`). Forced by ``REFERRED_CPU_GEMM``, else
+  the faster in a short measurement (~1–2 s each) cached per machine (CPU name,
+  family/model/stepping, flags, torch, threads) under ``~/.cache/referred/cpu/``
+  (``REFERRED_CACHE_DIR`` moves it; delete the file to measure again). Two AVX2-only EPYCs
+  differed: on one the fast path ran 8% faster on MKL's sgemm, on the other (Zen 3) 5–10%
+  faster on oneDNN.
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ENV_ISA = "REFERRED_CPU_ISA"
 ENV_GEMM = "REFERRED_CPU_GEMM"
@@ -36,13 +43,14 @@ ENV_CACHE = "REFERRED_CACHE_DIR"
 #: Instruction-set levels, smallest first. ``avx512`` means F, BW, VL and DQ.
 ISA_LEVELS = ("default", "avx2", "avx512", "avx512_bf16")
 GEMM_BACKENDS = ("onednn", "torch")
-#: oneDNN must beat F.linear by this factor in the probe to be picked. Where it uses AVX-512
-#: and MKL does not it is ~2× faster; on an AVX2-only EPYC the two were within ±10% in the
-#: probe yet the whole B/16 forward ran 10-15% faster on F.linear, so near-ties keep F.linear.
-ONEDNN_MARGIN = 1.25
-#: The probe's products (M, K, N): B/16's MLP up-projection on 256 tokens and its
-#: down-projection on 1,024 (~6 GFLOP together; small and large M behave differently).
-PROBE_SHAPES = ((256, 768, 3072), (1024, 3072, 768))
+GEMM_USES = ("inference", "training")
+#: oneDNN must beat F.linear by this factor in a use's probe to be picked for it. Inference is
+#: timed on its own code path, so the margin only keeps noise from flipping near-ties. For
+#: training the probe (an MLP) and whole B/16 steps disagreed by ±20% on an AVX2-only EPYC, so
+#: oneDNN must win clearly (it does where it has AVX-512 and MKL not: ~2×).
+ONEDNN_MARGIN = {"inference": 1.03, "training": 1.25}
+#: Bumped when a probe changes, so older cached answers are measured again.
+PROBE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,8 @@ class CpuInfo:
         return self.isa != self.detected
 
 
-def _read_cpuinfo() -> tuple[str, frozenset[str]]:
-    """(model name, flags) of the first processor in ``/proc/cpuinfo`` (empty flags if none)."""
+def _cpuinfo_fields() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (empty where there is none)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -73,6 +81,12 @@ def _read_cpuinfo() -> tuple[str, frozenset[str]]:
     for line in lines:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _read_cpuinfo() -> tuple[str, frozenset[str]]:
+    """(model name, flags) of the first processor in ``/proc/cpuinfo`` (empty flags if none)."""
+    fields = _cpuinfo_fields()
     name = fields.get("model name") or platform.processor() or "unknown CPU"
     return name, frozenset(fields.get("flags", "").split())
 
@@ -143,57 +157,80 @@ def onednn_available() -> bool:
 
 
 # -- the GEMM choice ------------------------------------------------------------------------------
-def _cache_file() -> Path:
+def cpu_signature() -> str:
+    """Family, model and stepping from ``/proc/cpuinfo`` (a VM often names every EPYC just
+    "AMD EPYC"; these tell two generations apart), or ``""`` where they are missing."""
+    fields = _cpuinfo_fields()
+    parts = [f"{k} {fields[f]}" for k, f in
+             (("family", "cpu family"), ("model", "model"), ("stepping", "stepping"))
+             if f in fields]  # fmt: skip
+    return " ".join(parts)
+
+
+def _cache_file(use: str) -> Path:
     info = cpu_info()
     key = "|".join(
-        [info.name, info.isa, ",".join(sorted(info.flags)), torch.__version__,
-         str(torch.get_num_threads())]
+        [PROBE_VERSION, use, info.name, cpu_signature(), info.isa, ",".join(sorted(info.flags)),
+         torch.__version__, str(torch.get_num_threads())]
     )  # fmt: skip
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     root = os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "referred"
-    return Path(root) / "cpu" / f"gemm-{digest}.json"
+    return Path(root) / "cpu" / f"gemm-{use}-{digest}.json"
 
 
-def measure_gemm(reps: int = 4) -> dict[str, float]:
-    """GFLOP/s of the float32 products :data:`PROBE_SHAPES` per backend.
-
-    The backends alternate within each repetition and the best repetition counts (the least
-    disturbed by other processes on a shared machine).
-    """
-    g = torch.Generator().manual_seed(0)
-    calls: dict[str, list] = {"torch": []}
-    if onednn_available():
-        calls["onednn"] = []
-    for m, k, n in PROBE_SHAPES:
-        x, w, b = (torch.randn(s, generator=g) for s in ((m, k), (n, k), (n,)))
-        calls["torch"].append(lambda x=x, w=w, b=b: F.linear(x, w, b))
-        if "onednn" in calls:
-            p = torch.ops.mkldnn._reorder_linear_weight(w, m)
-            calls["onednn"].append(
-                lambda x=x, p=p, b=b: torch.ops.mkldnn._linear_pointwise(x, p, b, "none", [], "")
-            )
-    best = {name: float("inf") for name in calls}
-    with torch.inference_mode():
-        for rep in range(reps + 1):  # the first round warms up (packing, page faults)
-            for name, fs in calls.items():
-                t = time.perf_counter()
-                for f in fs:
-                    f()
-                if rep:
-                    best[name] = min(best[name], time.perf_counter() - t)
-    flop = sum(2.0 * m * k * n for m, k, n in PROBE_SHAPES)
-    return {name: flop / t / 1e9 for name, t in best.items()}
+def _probe(use: str) -> dict[str, float]:
+    """Relative float32 rates of each backend for ``use``, timed on the code that use runs:
+    :func:`referred.model.fast.measure_backends` (a two-block B/16-wide model through the
+    inference path) or :func:`referred.model.cpu_linear.measure_backends` (an MLP's forward
+    and backward through the training linears). Imported here, as they sit above this module."""
+    if use == "inference":
+        from referred.model.fast import measure_backends
+    else:
+        from referred.model.cpu_linear import measure_backends
+    return measure_backends()
 
 
-def choose_gemm(rates: dict[str, float]) -> str:
-    """oneDNN where it beats ``F.linear`` by :data:`ONEDNN_MARGIN`, else torch."""
+def paired_rates(times: dict[str, list[float]]) -> dict[str, float]:
+    """Rates (calls/s) from interleaved timings, robust to a shared machine's drift: torch's is
+    its median; every other backend's is that times the median of its per-repetition speed-up
+    over torch (two calls next to each other see the same load)."""
+    base = statistics.median(times["torch"])
+    rates = {"torch": 1.0 / base}
+    for name, ts in times.items():
+        if name != "torch":
+            ratio = statistics.median(t0 / t for t0, t in zip(times["torch"], ts, strict=True))
+            rates[name] = ratio / base
+    return rates
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+    """Seconds of each call per repetition; one warm-up call each, then the calls alternate
+    (the order reversed every other repetition)."""
+    for f in calls.values():
+        f()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for rep in range(reps):
+        for name in names if rep % 2 else names[::-1]:
+            t = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def choose_gemm(rates: dict[str, float], use: str = "inference") -> str:
+    """oneDNN where it beats ``F.linear`` by the use's margin (:data:`ONEDNN_MARGIN`), else
+    torch."""
     onednn, plain = rates.get("onednn", 0.0), rates.get("torch", 0.0)
-    return "onednn" if onednn > ONEDNN_MARGIN * plain else "torch"
+    return "onednn" if onednn > ONEDNN_MARGIN[use] * plain else "torch"
 
 
-@functools.lru_cache(maxsize=1)
-def gemm_decision() -> tuple[str, str]:
-    """(backend, why): forced, unavailable, cached or freshly measured."""
+@functools.cache
+def gemm_decision(use: str = "inference") -> tuple[str, str]:
+    """(backend, why) for ``use`` (``"inference"`` or ``"training"``): forced, unavailable,
+    cached or freshly measured."""
+    if use not in GEMM_USES:
+        raise ValueError(f"use must be one of {', '.join(GEMM_USES)}, got {use!r}")
     forced = os.environ.get(ENV_GEMM, "").strip().lower()
     if forced:
         if forced not in GEMM_BACKENDS:
@@ -203,16 +240,18 @@ def gemm_decision() -> tuple[str, str]:
         return forced, f"forced by {ENV_GEMM}"
     if not onednn_available():
         return "torch", "this torch has no oneDNN linear"
-    path = _cache_file()
+    path = _cache_file(use)
     try:
         saved = json.loads(path.read_text())
-        return choose_gemm(saved["gflops"]), f"measured earlier on this machine ({path})"
+        return choose_gemm(saved["rates"], use), f"measured earlier on this machine ({path})"
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    rates = measure_gemm()
-    _save(path, {"cpu": cpu_info().describe(), "shapes": PROBE_SHAPES, "gflops": rates})
-    shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(rates.items()))
-    return choose_gemm(rates), f"measured now: {shown} GFLOP/s"
+    rates = _probe(use)
+    record = {"cpu": cpu_info().describe(), "signature": cpu_signature(), "use": use,
+              "rates": rates, "unit": "calls/s of the probe"}  # fmt: skip
+    _save(path, record)
+    speedup = rates.get("onednn", 0.0) / rates["torch"]
+    return choose_gemm(rates, use), f"measured now: oneDNN {speedup:.2f}x F.linear"
 
 
 def _save(path: Path, record: dict) -> None:
@@ -226,13 +265,18 @@ def _save(path: Path, record: dict) -> None:
         pass
 
 
-def gemm_backend() -> str:
-    """``"onednn"`` or ``"torch"``: the float32 linear to use on this CPU (see the module doc)."""
-    return gemm_decision()[0]
+def gemm_backend(use: str = "inference") -> str:
+    """``"onednn"`` or ``"torch"``: the float32 linear for ``use`` on this CPU (module doc)."""
+    return gemm_decision(use)[0]
 
 
 def summary() -> str:
     """One line for logs and test headers: CPU, ISA, bfloat16, GEMM choice."""
-    backend, why = gemm_decision()
+    inference, why = gemm_decision("inference")
+    training, why_training = gemm_decision("training")
     bf16 = "native" if bf16_problem() is None else "not native (refused)"
-    return f"{cpu_info().describe()}; bfloat16 {bf16}; float32 GEMM {backend} ({why})"
+    signature = f" ({cpu_signature()})" if cpu_signature() else ""
+    return (
+        f"{cpu_info().describe()}{signature}; bfloat16 {bf16}; float32 GEMM for inference "
+        f"{inference} ({why}), for training {training} ({why_training})"
+    )

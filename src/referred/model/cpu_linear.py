@@ -18,6 +18,7 @@ fall back to ``F.linear`` call by call, so a model switched on stays correct any
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -83,10 +84,33 @@ def use_onednn_linears(model: nn.Module, enabled: bool | None = None) -> bool:
     (:func:`referred.model.cpu.gemm_backend`). Returns whether oneDNN is now in use (False where
     it is unavailable or not wanted)."""
     if enabled is None:
-        enabled = cpu.gemm_backend() == "onednn"
+        enabled = cpu.gemm_backend("training") == "onednn"
     on = enabled and onednn_available()
     fn: LinearFn = onednn_linear if on else F.linear
     for module in model.modules():
         if hasattr(module, "linear_fn"):
             module.linear_fn = fn
     return on
+
+
+def measure_backends(reps: int = 5, rows: int = 256, width: int = 768) -> dict[str, float]:
+    """Steps/s of a training step's products per float32 backend here: the probe behind
+    :func:`referred.model.cpu.gemm_backend` for training. An MLP (B/16's up- and
+    down-projection, ``rows`` tokens) forward and backward through ``F.linear`` or
+    :func:`onednn_linear`, the backends interleaved and paired; ~1 s on one core."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, width, generator=g)
+    shapes = ((4 * width, width), (4 * width,), (width, 4 * width), (width,))
+    params = [torch.randn(s, generator=g).mul_(0.02).requires_grad_() for s in shapes]
+
+    def step(linear: LinearFn) -> None:
+        for p in params:
+            p.grad = None
+        h = F.silu(linear(x, params[0], params[1]))
+        linear(h, params[2], params[3]).sum().backward()
+
+    fns: dict[str, LinearFn] = {"torch": F.linear}
+    if onednn_available():
+        fns["onednn"] = onednn_linear
+    calls = {name: functools.partial(step, fn) for name, fn in fns.items()}
+    return cpu.paired_rates(cpu.time_interleaved(calls, reps))

@@ -27,6 +27,7 @@ optimisation time: later changes to ``model`` are not seen.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import torch
@@ -254,3 +255,21 @@ def inference_model(model: Any, fast: bool = True) -> Any:
     if fast and isinstance(model, CondViT) and model.device.type == "cpu":
         return optimize_for_inference(model)
     return model
+
+
+def measure_backends(reps: int = 6, layers: int = 2) -> dict[str, float]:
+    """Images/s of this inference path per float32 GEMM backend here: the probe behind
+    :func:`referred.model.cpu.gemm_backend` for inference. A B/16-wide CondViT of ``layers``
+    random blocks, one 224 px image a call, the backends interleaved and paired
+    (:func:`referred.model.cpu.paired_rates`); ~1–2 s on one core."""
+    from referred.model.config import ModelConfig
+
+    config = ModelConfig(
+        input_resolution=224, patch_size=16, width=768, layers=layers, heads=12, output_dim=512
+    )
+    model = CondViT(config).eval()
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    backends = ["torch", "onednn"] if onednn_available() else ["torch"]
+    fast = {name: FastCondViT(model, backend=name) for name in backends}
+    calls = {name: functools.partial(f, x) for name, f in fast.items()}
+    return cpu.paired_rates(cpu.time_interleaved(calls, reps))
