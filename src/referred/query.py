@@ -288,6 +288,27 @@ class QueryEncoder:
         with self._lock, torch.inference_mode():
             return self.model.attention_map(*self._inputs(pixels, conds))
 
+    @property
+    def presence_head(self) -> Any:
+        """The model's presence head (:mod:`referred.presence`), or None."""
+        return getattr(self.model, "presence_head", None)
+
+    def presence(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
+        """Calibrated probabilities (B, K) that an item of each of the K conditions (one kind,
+        not none) is worn in each of the B images; the model must have a presence head."""
+        head = self.presence_head
+        if head is None:
+            raise UnsupportedConditionError("this model has no presence head")
+        if not conds or any(c.kind == "none" for c in conds):
+            raise QueryError("presence needs a category or a text for the item asked")
+        from referred.presence import presence_features
+
+        with self._lock, torch.inference_mode():
+            c = self.condition_tensor(conds)
+            tokens = self.model.condition_token(c.to(self.model.device)).float()  # (K, W)
+            features = presence_features(self.model, pixels.to(self.model.device))  # (B, N, C)
+            return head.probability(features, tokens).float().cpu()
+
     def _inputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
         """(pixels, condition tensor or None) on the model's device; call under the lock."""
         c = self.condition_tensor(conds)
