@@ -23,6 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "table.md, model_card.yaml and r1.png to DIR. `referred benchmark plot A.json B.json "
         "--out P.png` compares reports.",
     )
+    p.add_argument(
+        "--task",
+        choices=("rvs", "cir"),
+        default="rvs",
+        help="rvs (default): the LRVS-F benchmark; cir: composed retrieval on a FashionIQ-layout "
+        "--data, R@10/R@50 per category for the model's Combiner and the training-free "
+        "baselines (docs/cir.md)",
+    )
     p.add_argument("--data", help="dataset folder (training layout, Zenodo, Hugging Face)")
     p.add_argument("--model", help="weights file, folder or hub id")
     p.add_argument(
@@ -70,6 +78,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
+    cir = p.add_argument_group("--task cir")
+    cir.add_argument(
+        "--split", help="split to evaluate (default test when it has captions, else val)"
+    )
+    cir.add_argument(
+        "--bootstrap", type=int, default=200, help="redraws of the triplets for the std (200)"
+    )
+    cir.add_argument(
+        "--cache-dir",
+        help="vector cache (default OUT/embeddings; a `train --task cir` run's OUT/cache reuses "
+        "its vectors)",
+    )
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     plot = actions.add_parser("plot", help="draw several report.json files on one figure")
@@ -97,6 +117,10 @@ def parse_counts(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from referred.cli import UserError
 
+    if args.task == "cir":
+        from referred.cli.benchmark_cir import run_cir
+
+        return run_cir(args)
     if args.data is None:
         raise UserError("--data is required (the dataset folder)")
     if (args.model is None) == (args.embeddings is None):

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     fb.add_argument("--exclude", metavar="IDS", help="products never to return")
     fb.add_argument("--exclude-categories", metavar="NAMES", help="categories never to return")
     p.add_argument("--like", metavar="PRODUCT_ID", help="products like this catalog product")
+    p.add_argument(
+        "--modify",
+        metavar="TEXT",
+        help="this, but changed: 'in red', 'same but striped', 'longer' (composes the query "
+        "item, IMAGE or --like, with the model's Combiner; docs/cir.md)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
     p.set_defaults(func=run)
@@ -50,8 +56,10 @@ def _check(args: argparse.Namespace) -> dict[str, Any] | None:
             raise UserError("--like takes no IMAGE, --category, --text, --box or --shop-the-look")
     elif not args.image:
         raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
+    if args.modify is not None and args.shop_the_look:
+        raise UserError("--modify changes one item: drop --shop-the-look")
     feedback = (args.positive, args.negative, args.exclude, args.exclude_categories)
-    if any(feedback) and (args.like is not None or args.shop_the_look):
+    if any(feedback) and ((args.like is not None and args.modify is None) or args.shop_the_look):
         raise UserError(
             "--positive, --negative, --exclude and --exclude-categories refine one search: "
             "drop --like / --shop-the-look"
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     try:
         searcher = _open(args)
-        if args.like is not None:
+        if args.like is not None and args.modify is None:
             results: Any = searcher.more_like_this(args.like, k=args.k, filter=flt)
         elif args.shop_the_look:
             cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
@@ -110,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
                 negative_ids=_names(args.negative),
                 exclude_ids=_names(args.exclude),
                 exclude_categories=_names(args.exclude_categories),
+                modify=args.modify,
+                like=args.like,
             )
     except (KeyError, ImportError) as exc:  # unknown product / field; missing optional deps
         msg = exc.args[0] if type(exc) is KeyError else str(exc)

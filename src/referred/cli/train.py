@@ -50,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--task",
+        choices=("rvs", "cir"),
+        default="rvs",
+        help="rvs (default): train a CondViT; cir: train a Combiner for composed retrieval "
+        "('this, but in red') over the frozen CondViT --model, on FashionIQ-layout --data "
+        "(docs/cir.md)",
+    )
     p.add_argument("--data", required=True, help="dataset folder (training layout)")
     p.add_argument(
         "--model",
@@ -154,6 +162,10 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
 
 def run(args: argparse.Namespace) -> int:
     """``referred train``: 0 when the run finished or stopped resumably, 1 when it failed."""
+    if args.task == "cir":
+        from referred.cli.train_cir import run_cir
+
+        return run_cir(args)
     from referred.train import TrainingError, train
     from referred.train.config import resolve_model_spec
 

@@ -332,6 +332,11 @@ def save_pretrained(
         from referred.model.text import save_text_vectors
 
         save_text_vectors(d, model.config.text_encoder, known)
+    head = getattr(model, "cir_head", None)
+    if head is not None:  # its Combiner travels with it (referred.cir.io)
+        from referred.cir.io import save_head
+
+        save_head(d, head)
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

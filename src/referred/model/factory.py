@@ -121,6 +121,12 @@ def load_model(
         from referred.model.text import load_text_vectors
 
         model.known_texts = load_text_vectors(path, config.text_encoder)
+    if path.is_dir():  # a Combiner saved beside the CondViT composes "this, but in red"
+        from referred.cir.io import load_head
+
+        head = load_head(path, config.output_dim)
+        if head is not None:
+            model.cir_head = head  # a plain attribute: the CondViT's weights are unchanged
     return model.to(device).eval()
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from referred.cir.compose import Composer, check_modification, no_combiner_error
 from referred.feedback import MAX_FEEDBACK_IDS, refine
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
@@ -87,6 +88,8 @@ class Searcher:
             model.trunk_memo = TrunkMemo(int(trunk_memo_mb * 1e6), policy="lru")
         #: the one path from images and conditions to vectors (rules, fast forward, batching)
         self.encoder = QueryEncoder(self.model, fast=fast, batch_size=batch_size)
+        #: composes ``modify`` ("this, but in red"); None when the model has no Combiner
+        self.composer = Composer.of(self.model, self.encoder)
         self.index = index
         self.batch_size = int(batch_size)
         self.max_k = int(max_k)
@@ -144,9 +147,17 @@ class Searcher:
         negative_ids: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
         exclude_categories: Sequence[str] = (),
+        modify: str | None = None,
+        like: str | None = None,
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
         (neither: the image alone), best first, among those matching ``filter``.
+
+        ``modify`` ("in red", "same but striped"; at most
+        :data:`~referred.cir.compose.MAX_MODIFY_CHARS` characters) composes the query with the
+        model's Combiner (:mod:`referred.cir`): this item, changed so. ``like`` (a product id,
+        instead of a photo) starts from that catalog product's stored vector and never
+        returns it. Without ``modify`` the query vector is the model's own, unchanged.
 
         ``box`` (``"x0,y0,x1,y1"`` in fractions or pixels, :mod:`referred.region`): search with
         that part of the photo only. Feedback (:mod:`referred.feedback`): ``positive_ids`` /
@@ -158,7 +169,11 @@ class Searcher:
         k = self._check_k(k)
         positive, negative, exclude = self._feedback_ids(positive_ids, negative_ids, exclude_ids)
         banned = self._category_names(exclude_categories, "exclude_categories")
-        if image is None:
+        modification = self._modification(modify)
+        if like is not None:
+            query = self._like_vector(like, image, cond, box)
+            exclude.append(like)
+        elif image is None:
             if not positive:
                 raise QueryError("a search needs a photo, or positive_ids to search like")
             if cond.kind != "none" or box is not None:
@@ -166,6 +181,10 @@ class Searcher:
             query = None
         else:
             query = self._embed([self._region(image, box)], [cond])[0]  # (D,)
+        if modification is not None:
+            if query is None:
+                raise QueryError("modify needs a photo or like=<product id> to apply to")
+            query = self.composer(query[None, :], [modification])[0]  # type: ignore[misc]
         if positive or negative:
             pos, neg = self._stored_vectors(positive), self._stored_vectors(negative)
             try:
@@ -391,6 +410,23 @@ class Searcher:
             if len(kept) >= k or len(hits) < fetch or not categories:
                 return kept[:k]
             fetch *= 4
+
+    def _modification(self, modify: Any) -> str | None:
+        """The checked modification text (None when not asked); a model without a Combiner
+        refuses one."""
+        if modify is None:
+            return None
+        if self.composer is None:
+            raise no_combiner_error()
+        return check_modification(modify)
+
+    def _like_vector(self, like: Any, image: Any, cond: Condition, box: Any) -> np.ndarray:
+        """The stored (D,) vector of product ``like``, which replaces the photo."""
+        if not isinstance(like, str) or not like:
+            raise QueryError(f"like must be a product id (a non-empty string), got {like!r}")
+        if image is not None or cond.kind != "none" or box is not None:
+            raise QueryError("like= starts from a catalog product: give no photo, condition or box")
+        return self._stored_vectors([like])[0]
 
     def _stored_vectors(self, ids: list[str]) -> np.ndarray:
         """The index's vectors of ``ids`` (n, D); an unknown id is an UnknownProductError."""
