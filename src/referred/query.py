@@ -307,7 +307,7 @@ class QueryEncoder:
             c = self.condition_tensor(conds)
             tokens = self.model.condition_token(c.to(self.model.device)).float()  # (K, W)
             features = presence_features(self.model, pixels.to(self.model.device))  # (B, N, C)
-            return head.probability(features, tokens).float().cpu()
+            return head.probability(features.cpu(), tokens.cpu()).float()  # the head: CPU
 
     def _inputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
         """(pixels, condition tensor or None) on the model's device; call under the lock."""

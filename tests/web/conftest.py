@@ -64,9 +64,17 @@ class FakeSearcher:
     """The Searcher interface over a flat index; conditions shift the query deterministically."""
 
     def __init__(
-        self, model: FakeModel, index: Any, *, accepts_text: bool = False, delay: float = 0.0
+        self,
+        model: FakeModel,
+        index: Any,
+        *,
+        accepts_text: bool = False,
+        delay: float = 0.0,
+        presence: dict[str, float] | None = None,
     ) -> None:
         self.model, self.index = model, index
+        #: category → probability the fake's presence head answers (None: no head)
+        self.presence_probs = presence
         self.categories: tuple[str, ...] = LRVSF_CATEGORIES
         self.category_choices = self.categories
         self.accepts_text = accepts_text
@@ -181,6 +189,25 @@ class FakeSearcher:
             for c in cats
         }
 
+    @property
+    def has_presence(self) -> bool:
+        return self.presence_probs is not None
+
+    def presence(self, image: Any, *, category: Any = None, text: Any = None) -> Any:
+        from referred.presence import Presence
+
+        if self.presence_probs is None or (category is None and text is None):
+            return None
+        p = self.presence_probs.get(category, 0.0) if category else 0.5
+        return Presence(p >= 0.5, p)
+
+    def presence_all(self, image: Any, *, categories: Any = None) -> Any:
+        if self.presence_probs is None:
+            return None
+        self.sizes.append(getattr(image, "size", None))
+        names = list(categories) if categories else list(self.categories)
+        return {c: self.presence(image, category=c) for c in names}
+
     def more_like_this(self, product_id: str, *, k: int = 10, filter: Any = None) -> list[Hit]:
         vec = self.index.get([product_id]).vectors
         scores, ids = self.index.search(vec, k, filter=filter)
@@ -256,7 +283,11 @@ def make_client(tmp_path: Path, catalog_dir: Path):
     clients: list[TestClient] = []
 
     def make(
-        accepts_text: bool = False, delay: float = 0.0, raise_errors: bool = True, **changes: Any
+        accepts_text: bool = False,
+        delay: float = 0.0,
+        raise_errors: bool = True,
+        presence: dict[str, float] | None = None,
+        **changes: Any,
     ) -> TestClient:
         model, index = make_catalog(catalog_dir)
         samples = tmp_path / "samples"
@@ -271,7 +302,9 @@ def make_client(tmp_path: Path, catalog_dir: Path):
         }
         settings = Settings(**{**base, **changes})
         app = create_app(settings)
-        searcher = FakeSearcher(model, index, accepts_text=accepts_text, delay=delay)
+        searcher = FakeSearcher(
+            model, index, accepts_text=accepts_text, delay=delay, presence=presence
+        )
         app.dependency_overrides[get_searcher] = lambda: searcher
         app.dependency_overrides[get_catalog] = lambda: Catalog(searcher)
         app.state.fake = searcher

@@ -41,6 +41,8 @@ class Raising:
         raise self.exc
 
     search = search_many = shop_the_look = attention = product = _raise
+    presence = presence_all = _raise
+    has_presence = True  # so /search asks it too
 
 
 def _swap(client, exc: BaseException) -> None:

@@ -49,14 +49,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: ``train`` flags that only a CondViT's own training takes (a Combiner or presence-head fit
+#: over a frozen CondViT refuses them): (attribute, flag, value when not given).
+CONDVIT_ONLY = (
+    ("conditioning", "--conditioning", "category"),
+    ("workers", "--workers", None),
+    ("device", "--device", "auto"),
+    ("precision", "--precision", "auto"),
+    ("head_only_epochs", "--head-only-epochs", None),
+    ("trunk_lr_scale", "--trunk-lr-scale", None),
+    ("val_distractors", "--val-distractors", None),
+    ("no_augment", "--no-augment", False),
+    ("augment_views", "--augment-views", None),
+    ("same_category", "--same-category", 0),
+    ("trunk_memo_gb", "--trunk-memo-gb", 4.0),
+    ("cache_dir", "--cache-dir", None),
+)
+
+
+def condvit_only_flags_given(args: argparse.Namespace) -> list[str]:
+    """The flags of :data:`CONDVIT_ONLY` given on this command line."""
+    return [flag for attr, flag, unset in CONDVIT_ONLY if getattr(args, attr, unset) != unset]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
-        choices=("rvs", "cir"),
+        choices=("rvs", "cir", "presence"),
         default="rvs",
         help="rvs (default): train a CondViT; cir: train a Combiner for composed retrieval "
         "('this, but in red') over the frozen CondViT --model, on FashionIQ-layout --data "
-        "(docs/cir.md)",
+        "(docs/cir.md); presence: fit a head saying whether the asked item is in the photo "
+        "at all, for the frozen CondViT --model, on --data scenes with known worn categories "
+        "(docs/search.md)",
     )
     p.add_argument("--data", required=True, help="dataset folder (training layout)")
     p.add_argument(
@@ -166,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
         from referred.cli.train_cir import run_cir
 
         return run_cir(args)
+    if args.task == "presence":
+        from referred.cli.train_presence import run_presence
+
+        return run_presence(args)
     from referred.train import TrainingError, train
     from referred.train.config import resolve_model_spec
 

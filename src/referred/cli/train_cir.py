@@ -8,28 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-#: ``train`` flags a Combiner run does not take: (attribute, flag, value when not given).
-_CONDVIT_ONLY = (
-    ("conditioning", "--conditioning", "category"),
-    ("workers", "--workers", None),
-    ("device", "--device", "auto"),
-    ("precision", "--precision", "auto"),
-    ("head_only_epochs", "--head-only-epochs", None),
-    ("trunk_lr_scale", "--trunk-lr-scale", None),
-    ("val_distractors", "--val-distractors", None),
-    ("no_augment", "--no-augment", False),
-    ("augment_views", "--augment-views", None),
-    ("same_category", "--same-category", 0),
-    ("trunk_memo_gb", "--trunk-memo-gb", 4.0),
-    ("cache_dir", "--cache-dir", None),
-)
+from referred.cli.train import condvit_only_flags_given
 
 
 def config_from_args(args: argparse.Namespace):  # -> CIRTrainConfig
     from referred.cli import UserError
     from referred.train.cir_config import CIRTrainConfig
 
-    given = [flag for attr, flag, unset in _CONDVIT_ONLY if getattr(args, attr, unset) != unset]
+    given = condvit_only_flags_given(args)
     if given:
         raise UserError(
             f"--task cir trains a Combiner over a frozen CondViT and does not take "

@@ -337,6 +337,11 @@ def save_pretrained(
         from referred.cir.io import save_head
 
         save_head(d, head)
+    presence = getattr(model, "presence_head", None)
+    if presence is not None:  # and its presence head (referred.presence.io)
+        from referred.presence.io import save_head as save_presence_head
+
+        save_presence_head(d, presence)
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

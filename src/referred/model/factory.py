@@ -127,6 +127,10 @@ def load_model(
         head = load_head(path, config.output_dim)
         if head is not None:
             model.cir_head = head  # a plain attribute: the CondViT's weights are unchanged
+        from referred.presence import io as presence_io
+
+        # "is the asked item in the photo?" (referred.presence), None when never fitted
+        presence_io.attach(model, presence_io.load_head(path, config.width))
     return model.to(device).eval()
 
 

@@ -13,11 +13,12 @@ split (Platt scaling, :mod:`referred.presence.calibration`) and saved beside the
 from referred.presence.calibration import expected_calibration_error, fit_platt, roc_auc
 from referred.presence.features import feature_kind, presence_features
 from referred.presence.head import Presence, PresenceHead
-from referred.presence.io import load_head, save_head
+from referred.presence.io import attach, load_head, save_head
 
 __all__ = [
     "Presence",
     "PresenceHead",
+    "attach",
     "expected_calibration_error",
     "feature_kind",
     "fit_platt",

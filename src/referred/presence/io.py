@@ -30,6 +30,13 @@ def save_head(directory: str | Path, head: PresenceHead, report: dict[str, Any] 
     tmp.replace(d / CONFIG)
 
 
+def attach(model: Any, head: PresenceHead | None) -> None:
+    """Give ``model`` its presence head as a plain attribute, ``model.presence_head``: not a
+    submodule, so the CondViT's own weights (and its fingerprint) do not change; the head
+    stays on the CPU (it is small) wherever the model goes."""
+    object.__setattr__(model, "presence_head", None if head is None else head.cpu().eval())
+
+
 def load_head(directory: str | Path, cond_width: int) -> PresenceHead | None:
     """The head saved in ``directory`` (None when there is none). ``cond_width`` is the
     model's width: a head fitted on another model is refused with a ValueError."""

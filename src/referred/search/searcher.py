@@ -38,6 +38,7 @@ from referred.query import NONE, Condition, QueryEncoder, canonical_category
 from referred.region import crop_source
 from referred.search.errors import QueryError, UnknownProductError, UnsupportedConditionError
 from referred.search.locks import ReadWriteLock
+from referred.search.presence import PresenceQueries
 from referred.search.provenance import check_model
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Hit:
     metadata: dict[str, Any]
 
 
-class Searcher:
+class Searcher(PresenceQueries):
     """Referred visual search over a catalog index with a CondViT model.
 
     ``batch_size`` caps the images per forward in :meth:`search_many`; ``max_k`` caps k;

@@ -105,6 +105,17 @@ FlagField = Annotated[
     WithJsonSchema({"type": "boolean", "description": "true/false (also accepted: 1/0, yes/no)"}),
     Form(),
 ]
+IncludeAbsentField = Annotated[
+    str | None,
+    WithJsonSchema(
+        {
+            "type": "boolean",
+            "description": "also shop categories the presence head did not find in the photo "
+            "(default false; true/false, 1/0, yes/no)",
+        }
+    ),
+    Form(),
+]
 #: A JSON object in a text field (the pattern: it starts with "{", after JSON's whitespace).
 JSON_OBJECT = {"contentMediaType": "application/json", "pattern": "^[ \\t\\n\\r]*\\{"}
 FilterField = _text(

@@ -1,4 +1,4 @@
-"""Search endpoints: ``/search``, ``/shop-the-look`` and ``/attention``.
+"""Search endpoints: ``/search``, ``/shop-the-look``, ``/attention`` and ``/presence``.
 
 Fields are FastAPI ``Form``/``File`` parameters (:mod:`referred.web.forms`), so the OpenAPI
 schema shows them as they are; conditions go through :mod:`referred.web.condition`, the
@@ -27,6 +27,7 @@ from referred.web.forms import (
     FlagField,
     FormRoute,
     ImageFile,
+    IncludeAbsentField,
     KField,
     NegativeIdsField,
     PositiveIdsField,
@@ -119,6 +120,9 @@ async def search(
     jobs = [found]
     if want_attention:
         jobs.append(runner.call(searcher.attention, photo, category=category, text=text))
+    asked = category is not None or text is not None
+    if asked and searcher.has_presence:
+        jobs.append(runner.call(searcher.presence, photo, category=category, text=text))
     done = await asyncio.gather(*jobs)
     body: dict[str, Any] = {
         "results": hits_json(done[0]),
@@ -129,6 +133,7 @@ async def search(
     }
     if want_attention:
         body["attention"] = attention_json(done[1])
+    body["presence"] = done[-1].as_dict() if asked and searcher.has_presence else None
     return body
 
 
@@ -146,17 +151,56 @@ async def shop_the_look(
     categories: CategoriesField = None,
     k: KField = None,
     box: BoxField = None,
+    include_absent: IncludeAbsentField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     k = check_k(k, settings, default=min(5, settings.max_k))
     names = resolve_categories(categories, searcher, settings)
+    everything = parse_flag(include_absent, "include_absent")
     region = parse_box_field(box)
     photo = await query_image(image, settings, runner, region)
-    found = await runner.call(searcher.shop_the_look, photo, categories=names, k=k)
+    presence = await runner.call(searcher.presence_all, photo, categories=names)
+    absent = [] if presence is None else [c for c, p in presence.items() if not p.present]
+    shop = names if presence is None else [c for c in presence if everything or c not in absent]
+    found = {}
+    if shop is None or shop:  # None: every category (no presence head to choose)
+        found = await runner.call(searcher.shop_the_look, photo, categories=shop, k=k)
     return {
         "results": {c: hits_json(h) for c, h in found.items()},
         "k": k,
         "took_ms": round((time.perf_counter() - start) * 1000, 2),
+        "box": None if region is None else str(region),
+        "presence": None if presence is None else {c: p.as_dict() for c, p in presence.items()},
+        "absent": [] if everything else absent,
+    }
+
+
+@router.post(
+    "/presence",
+    response_model=schemas.PresenceResponse,
+    summary="Which items are worn in the photo (the model's presence head)",
+    responses=responses(*UPLOAD_ERRORS),
+)
+async def presence(
+    image: ImageFile,
+    searcher: SearcherDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    categories: CategoriesField = None,
+    box: BoxField = None,
+) -> dict[str, Any]:
+    if not searcher.has_presence:
+        raise ApiError(
+            422,
+            "no_presence_head",
+            "this model has no presence head; fit one with `referred train --task presence`",
+        )
+    names = resolve_categories(categories, searcher, settings)
+    region = parse_box_field(box)
+    photo = await query_image(image, settings, runner, region)
+    found = await runner.call(searcher.presence_all, photo, categories=names)
+    return {
+        "presence": {c: p.as_dict() for c, p in found.items()},
         "box": None if region is None else str(region),
     }
 

@@ -57,6 +57,20 @@ class Condition(BaseModel):
     text: str | None = None
 
 
+class Presence(BaseModel):
+    """Whether the asked item is in the photo at all (the model's presence head)."""
+
+    present: bool = Field(description="probability >= the head's threshold (0.5)")
+    probability: float = Field(
+        description="calibrated probability that an item of the asked condition is worn"
+    )
+
+
+PRESENCE_DESCRIPTION = (
+    "whether the asked item is in the photo (calibrated on the validation split); null when the "
+    "model has no presence head or nothing was asked"
+)
+
 BOX_DESCRIPTION = "the region searched, as sent (x0,y0,x1,y1: fractions or pixels); null: all"
 
 
@@ -69,12 +83,27 @@ class SearchResponse(BaseModel):
     attention: Attention | None = Field(
         None, description="with a box, over the box's crop padded to a square"
     )
+    presence: Presence | None = Field(None, description=PRESENCE_DESCRIPTION)
 
 
 class ShopTheLookResponse(BaseModel):
-    results: dict[str, list[Result]] = Field(description="category → results, in category order")
+    results: dict[str, list[Result]] = Field(
+        description="category → results, in category order; with a presence head only the "
+        "categories found in the photo, unless include_absent"
+    )
     k: int
     took_ms: float
+    box: str | None = Field(None, description=BOX_DESCRIPTION)
+    presence: dict[str, Presence] | None = Field(
+        None, description="category → presence, for every category asked; " + PRESENCE_DESCRIPTION
+    )
+    absent: list[str] = Field(
+        default_factory=list, description="categories asked but not found in the photo (left out)"
+    )
+
+
+class PresenceResponse(BaseModel):
+    presence: dict[str, Presence] = Field(description="category → presence, in category order")
     box: str | None = Field(None, description=BOX_DESCRIPTION)
 
 

@@ -227,6 +227,7 @@ async function setPhoto(blob, sample = null) {
   drawPhoto();
   drawHeat(null);
   markWorn(sample ? sample.categories : null);
+  if (!sample) findWorn(blob);
   for (const b of document.querySelectorAll(".sample")) {
     b.classList.toggle("active", !!sample && b.dataset.name === sample.name);
   }
@@ -281,12 +282,25 @@ function renderChips() {
   }
 }
 
-function markWorn(worn) {
+function markWorn(worn, how = "worn in this scene") {
   const set = new Set(worn || []);
   $("#chip-hint").hidden = set.size === 0;
   for (const chip of document.querySelectorAll(".chip")) {
     chip.classList.toggle("worn", set.has(chip.dataset.category));
-    chip.title = set.has(chip.dataset.category) ? "worn in this scene" : "";
+    chip.title = set.has(chip.dataset.category) ? how : "";
+  }
+}
+
+// An uploaded photo: ask the model which items it finds (a model without a presence head
+// answers 422, and the chips stay unmarked).
+async function findWorn(blob) {
+  try {
+    const body = await api("/presence", { method: "POST", body: queryForm({}) });
+    if (state.blob !== blob) return;
+    const found = Object.entries(body.presence).filter(([, p]) => p.present).map(([c]) => c);
+    markWorn(found, "found in this photo");
+  } catch (err) {
+    // no presence head, or the photo failed: the search reports the latter
   }
 }
 
@@ -347,11 +361,15 @@ async function run() {
     drawHeat(body.attention);
     const what = state.text ? `“${state.text}”` : state.category;
     const marks = state.up.size + state.down.size;
-    $("#results-title").textContent = (what
-      ? `Results for ${what}` + (state.box ? " in the box" : "") : "Results for the boxed item")
+    const absent = body.presence && !body.presence.present;
+    $("#results-title").textContent = (absent
+      ? `No ${what} found in this photo — the closest below`
+      : what ? `Results for ${what}` + (state.box ? " in the box" : "")
+        : "Results for the boxed item")
       + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "");
-    $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
-    renderResults(body.results);
+    $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`
+      + (body.presence ? ` · present ${Math.round(100 * body.presence.probability)}%` : "");
+    renderResults(body.results, absent);
   } catch (err) {
     if (seq === state.seq) failed(err);
   } finally {
@@ -374,12 +392,20 @@ async function runLook() {
   setStatus("");
   try {
     const body = await api("/shop-the-look", {
-      method: "POST", body: queryForm({ k: 6, categories: worn ? worn.join(",") : null }),
+      // a sample scene knows what it wears; an uploaded photo shops what the model finds
+      method: "POST", body: queryForm({ k: 6, categories: worn ? worn.join(",") : null,
+        include_absent: worn ? "true" : null }),
     });
     if (seq !== state.seq) return;
-    $("#results-title").textContent = "Shop the look";
+    const absent = body.absent || [];
+    $("#results-title").textContent = "Shop the look"
+      + (absent.length ? ` · not in this photo: ${absent.join(", ")}` : "");
     const n = Object.keys(body.results).length;
     $("#timing").textContent = `${n} categories · ${Math.round(body.took_ms)} ms`;
+    if (!n) {
+      showEmpty("No item found in this photo", "The model finds none of the categories here.");
+      return;
+    }
     renderLooks(body.results);
     const first = state.category && body.results[state.category] ? state.category
       : Object.keys(body.results)[0];
@@ -435,7 +461,7 @@ function card(hit, rank, feedback = false) {
       feedback ? thumbs(hit) : null));
 }
 
-function renderResults(results) {
+function renderResults(results, weak = false) {
   $("#looks").hidden = true;
   const grid = $("#results");
   grid.hidden = false;
@@ -443,7 +469,7 @@ function renderResults(results) {
     showEmpty("Nothing found", "No product matches this query and filter.");
     return;
   }
-  grid.className = "grid";
+  grid.className = weak ? "grid weak" : "grid";
   grid.replaceChildren(...results.map((h, i) => card(h, i + 1, true)));
 }
 
