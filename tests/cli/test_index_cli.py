@@ -254,3 +254,29 @@ def test_ray_engine_embeds_like_the_local_one(built, tmp_path, capsys):
     want_ids, want = read_embeddings(built / "idx.work" / "embeddings.parquet")
     order = [ids.index(i) for i in want_ids]
     np.testing.assert_allclose(vectors[order], want, atol=1e-5)
+
+
+def test_a_model_with_a_presence_head_says_when_the_item_is_not_in_the_photo(built, capsys):
+    """The head is saved beside a copy of the model; it answers "absent" whatever it sees."""
+    import shutil
+
+    import torch
+
+    from referred.presence import PresenceHead, save_head
+
+    model_dir = built.parent / "with-presence"
+    shutil.copytree(built / "model", model_dir, dirs_exist_ok=True)
+    width = referred.load_model(model_dir).config.width
+    head = PresenceHead(width, width, hidden=8, heads=2, feature_kind="tokens")
+    with torch.no_grad():
+        head.mlp[2].weight.zero_()
+        head.mlp[2].bias.fill_(-5.0)
+    save_head(model_dir, head)
+    query = str(built / "photos" / "Bags" / "bags0.png")
+    base = ["search", query, "--index", str(built / "idx"), "--model", str(model_dir)]
+    assert cli.main([*base, "--category", "Bags", "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "# no Bags found in this photo (presence 0.01): the closest products below"
+    assert out[1].split()[:3] == ["rank", "id", "score"] and len(out) == 4
+    assert cli.main([*base, "--shop-the-look", "-k", "1"]) == 0
+    assert "## Feet (not found in the photo, presence 0.01)" in capsys.readouterr().out

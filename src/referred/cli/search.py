@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 modify=args.modify,
                 like=args.like,
             )
+        presence = _presence(searcher, args, results)
     except (KeyError, ImportError) as exc:  # unknown product / field; missing optional deps
         msg = exc.args[0] if type(exc) is KeyError else str(exc)
         raise UserError(str(msg)) from None
@@ -128,12 +129,34 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_as_json(results), indent=2, default=str))
     elif isinstance(results, dict):
         for category, hits in results.items():
-            print(f"## {category}")
+            p = (presence or {}).get(category)
+            note = "" if p is None else f" ({'found' if p.present else 'not found'} in the photo, "
+            print(f"## {category}" + (note and note + f"presence {p.probability:.2f})"))
             print(table(hits))
             print()
     else:
+        if presence is not None:  # a presence head answered for the asked item
+            what = args.category or f"“{args.text}”"
+            print(
+                f"# {what}: in the photo (presence {presence.probability:.2f})"
+                if presence.present
+                else f"# no {what} found in this photo (presence {presence.probability:.2f}): "
+                "the closest products below"
+            )
         print(table(results))
     return 0
+
+
+def _presence(searcher: Any, args: argparse.Namespace, results: Any) -> Any:
+    """What the model's presence head says about the asked item(s), or None (no head, no
+    photo or nothing asked)."""
+    if not searcher.has_presence or args.image is None:
+        return None
+    if isinstance(results, dict):
+        return searcher.presence_all(args.image, categories=list(results), box=args.box)
+    if args.category is None and args.text is None:
+        return None
+    return searcher.presence(args.image, category=args.category, text=args.text, box=args.box)
 
 
 def _names(value: str | None) -> list[str]:
