@@ -41,3 +41,35 @@ def test_nothing_to_search_with_is_an_error():
         refine(None)
     with pytest.raises(ValueError, match="cancel out"):
         refine(np.array([1.0, 0.0]), None, np.array([[1.0, 0.0]]), gamma=1.0)
+
+
+def test_exclusion_terms_are_checked_and_normalised():
+    from referred.feedback import MAX_EXCLUDE_TEXTS, exclusion_terms
+
+    assert exclusion_terms(["Black", " light  blue ", "black"]) == ["black", "light blue"]
+    assert exclusion_terms(None) == []
+    for bad, message in [
+        ("black", "a list of words"),
+        ([""], "non-empty string"),
+        (["x" * 101], "at most 100 characters"),
+        ([f"w{i}" for i in range(MAX_EXCLUDE_TEXTS + 1)], "at most 20 excluded texts"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            exclusion_terms(bad)
+
+
+@pytest.mark.parametrize(
+    "metadata, terms, hit",
+    [
+        ({"title": "A black leather tote"}, ["black"], True),
+        ({"title": "blackberry scarf"}, ["black"], False),  # whole words only
+        ({"title": "Scarf", "color": "Light-Blue"}, ["light blue"], True),  # fields, punctuation
+        ({"caption": "a red and white striped top"}, ["striped top"], True),
+        ({"caption": "a red top", "category": "black"}, ["black"], False),  # not a text field
+        ({"title": "a black tote"}, [], False),
+    ],
+)
+def test_mentions_matches_whole_words_in_the_catalog_text(metadata, terms, hit):
+    from referred.feedback import mentions
+
+    assert mentions(metadata, terms) is hit

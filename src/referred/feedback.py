@@ -46,3 +46,49 @@ def refine(
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
+
+
+# -- negative texts ("not the black one") ----------------------------------------------------
+#: Catalog fields a negative text is looked for in (the ones present in a product's metadata).
+TEXT_FIELDS = ("title", "caption", "description", "name", "color", "colour", "pattern")
+#: Most negative texts in one query, and the longest one.
+MAX_EXCLUDE_TEXTS, MAX_EXCLUDE_TEXT_CHARS = 20, 100
+
+
+def exclusion_terms(texts: object) -> list[str]:
+    """Checked negative texts, lower-cased with whitespace collapsed ("Black", " light  blue"
+    → "black", "light blue"). ValueError names a bad one and what is accepted."""
+    if texts is None:
+        return []
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise ValueError("exclude_texts must be a list of words or phrases, e.g. ['black']")
+    terms = []
+    for t in texts:
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"each excluded text must be a non-empty string, got {t!r}")
+        if len(t) > MAX_EXCLUDE_TEXT_CHARS:
+            raise ValueError(
+                f"an excluded text has at most {MAX_EXCLUDE_TEXT_CHARS} characters, got {len(t)}"
+            )
+        terms.append(" ".join(t.lower().split()))
+    if len(terms) > MAX_EXCLUDE_TEXTS:
+        raise ValueError(f"at most {MAX_EXCLUDE_TEXTS} excluded texts, got {len(terms)}")
+    return list(dict.fromkeys(terms))
+
+
+def mentions(metadata: dict, terms: list[str]) -> bool:
+    """Whether any of ``terms`` appears as whole words in the product's catalog text
+    (:data:`TEXT_FIELDS`; case and spacing ignored): "black" matches "a black tote", not
+    "blackberry"."""
+    if not terms:
+        return False
+    words = " ".join(
+        " ".join(str(metadata[f]).lower().split()) for f in TEXT_FIELDS if metadata.get(f)
+    )
+    padded = f" {''.join(c if c.isalnum() else ' ' for c in words)} "
+    padded = " ".join(padded.split())
+    return any(f" {_plain(t)} " in f" {padded} " for t in terms)
+
+
+def _plain(term: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in term).split())

@@ -69,3 +69,16 @@ def test_excluded_categories_never_return_and_k_stays_full(searcher):
         searcher.search(image, exclude_categories=["Socks"])
     with pytest.raises(QueryError, match="exclude_categories must be a list"):
         searcher.search(image, exclude_categories="Feet")
+
+
+def test_exclude_texts_drop_products_whose_title_names_them(searcher):
+    """Titles are "item 0" … "item 11": excluding "item 3" drops exactly that product, and the
+    search looks further so k are still returned."""
+    image = photo(40)
+    k = len(searcher)
+    every = searcher.search(image, k=k)
+    hits = searcher.search(image, k=k - 1, exclude_texts=["Item 3"])
+    assert [h.id for h in hits] == [h.id for h in every if h.metadata["title"] != "item 3"]
+    assert searcher.search(image, k=k, exclude_texts=["item"]) == []
+    with pytest.raises(QueryError, match="exclude_texts must be a list"):
+        searcher.search(image, exclude_texts="item 3")

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from referred.categories import LRVSF_CATEGORIES
+from referred.feedback import mentions
 from referred.imageio import open_image
 from referred.index import UnknownIdError, create_index
 from referred.search.errors import (
@@ -164,6 +165,7 @@ class FakeSearcher:
         negative_ids: Any = (),
         exclude_ids: Any = (),
         exclude_categories: Any = (),
+        exclude_texts: Any = (),
     ) -> list[Hit]:
         cond = {"category": category} if category else ({"text": text} if text else None)
         for pid in [*positive_ids, *negative_ids]:
@@ -174,8 +176,13 @@ class FakeSearcher:
         self.feedback.append((list(positive_ids), list(negative_ids), list(exclude_ids)))
         hits = self.search_many([image], [cond], k=len(self.index), filter=filter)[0]
         banned = set(exclude_categories)
+        self.excluded_texts = list(exclude_texts)
         return [
-            h for h in hits if h.id not in exclude_ids and h.metadata.get("category") not in banned
+            h
+            for h in hits
+            if h.id not in exclude_ids
+            and h.metadata.get("category") not in banned
+            and not mentions(h.metadata, [t.lower() for t in exclude_texts])
         ][:k]
 
     def shop_the_look(

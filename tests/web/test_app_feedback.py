@@ -58,3 +58,17 @@ def test_excluded_categories_are_matched_and_never_returned(client, photo):
     assert r.status_code == 400 and "'exclude_categories' is not valid JSON" in r.text
     r = post(client, photo, {"category": "Bags", "exclude_categories": "Socks"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_category"
+
+
+def test_exclude_texts_in_every_spelling_drop_the_products_they_name(client, photo):
+    every = post(client, photo, {"category": "Bags", "k": 20}).json()["results"]
+    assert any(r["title"] == "product 3" for r in every)
+    for spelling in ("product 3", '["Product 3"]'):
+        r = post(client, photo, {"category": "Bags", "k": 20, "exclude_texts": spelling})
+        assert r.status_code == 200, r.text
+        assert [x["id"] for x in r.json()["results"]] == [
+            x["id"] for x in every if x["title"] != "product 3"
+        ]
+    assert client.app.state.fake.excluded_texts == ["Product 3"]
+    r = post(client, photo, {"category": "Bags", "exclude_texts": '["black", 3]'})
+    assert r.status_code == 422 and "exclude_texts" in r.json()["error"]["message"]

@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     fb.add_argument("--negative", metavar="IDS", help="marked bad: results move away from them")
     fb.add_argument("--exclude", metavar="IDS", help="products never to return")
     fb.add_argument("--exclude-categories", metavar="NAMES", help="categories never to return")
+    fb.add_argument(
+        "--exclude-texts",
+        metavar="WORDS",
+        help="comma-separated words or phrases a result's title/caption must not name "
+        '("not the black one": black)',
+    )
     p.add_argument("--like", metavar="PRODUCT_ID", help="products like this catalog product")
     p.add_argument(
         "--modify",
@@ -58,10 +64,17 @@ def _check(args: argparse.Namespace) -> dict[str, Any] | None:
         raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
     if args.modify is not None and args.shop_the_look:
         raise UserError("--modify changes one item: drop --shop-the-look")
-    feedback = (args.positive, args.negative, args.exclude, args.exclude_categories)
+    feedback = (
+        args.positive,
+        args.negative,
+        args.exclude,
+        args.exclude_categories,
+        args.exclude_texts,
+    )
     if any(feedback) and ((args.like is not None and args.modify is None) or args.shop_the_look):
         raise UserError(
-            "--positive, --negative, --exclude and --exclude-categories refine one search: "
+            "--positive, --negative, --exclude, --exclude-categories and --exclude-texts "
+            "refine one search: "
             "drop --like / --shop-the-look"
         )
     if args.shop_the_look and (args.category or args.text):
@@ -118,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 negative_ids=_names(args.negative),
                 exclude_ids=_names(args.exclude),
                 exclude_categories=_names(args.exclude_categories),
+                exclude_texts=_names(args.exclude_texts),
                 modify=args.modify,
                 like=args.like,
             )

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from referred.cir.compose import Composer, check_modification, no_combiner_error
-from referred.feedback import MAX_FEEDBACK_IDS, refine
+from referred.feedback import MAX_FEEDBACK_IDS, exclusion_terms, mentions, refine
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.trunk_memo import TrunkMemo
@@ -148,6 +148,7 @@ class Searcher(PresenceQueries):
         negative_ids: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
         exclude_categories: Sequence[str] = (),
+        exclude_texts: Sequence[str] = (),
         modify: str | None = None,
         like: str | None = None,
     ) -> list[Hit]:
@@ -165,11 +166,18 @@ class Searcher(PresenceQueries):
         ``negative_ids`` are catalog products marked good / bad, which move the query towards
         / away from them (``image`` may then be None: "more like these"); ``exclude_ids`` are
         never returned, nor products whose ``category`` is one of ``exclude_categories`` ("not
-        shoes"; names as for ``category``). Unknown ids are an :class:`UnknownProductError`."""
+        shoes"; names as for ``category``), nor products whose catalog text (title, caption,
+        colour, …) names one of ``exclude_texts`` as whole words ("not the black one":
+        ``["black"]``; :func:`referred.feedback.mentions`). Unknown ids are an
+        :class:`UnknownProductError`."""
         cond = self.encoder.parse(category, text)
         k = self._check_k(k)
         positive, negative, exclude = self._feedback_ids(positive_ids, negative_ids, exclude_ids)
         banned = self._category_names(exclude_categories, "exclude_categories")
+        try:
+            terms = exclusion_terms(exclude_texts)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
         modification = self._modification(modify)
         if like is not None:
             query = self._like_vector(like, image, cond, box)
@@ -194,7 +202,7 @@ class Searcher(PresenceQueries):
                 raise QueryError(str(exc)) from None
         else:
             vector = query
-        return self._search_excluding(vector, k, filter, set(exclude), banned)
+        return self._search_excluding(vector, k, filter, set(exclude), banned, terms)
 
     def search_many(
         self,
@@ -399,16 +407,22 @@ class Searcher(PresenceQueries):
         filter: Mapping[str, Any] | None,
         ids: set[str],
         categories: set[str],
+        terms: Sequence[str] = (),
     ) -> list[Hit]:
-        """The k best hits of one (D,) vector, leaving out ``ids`` and products of
-        ``categories``: fetches more (×4 a round) until k are left or the catalog is spent."""
+        """The k best hits of one (D,) vector, leaving out ``ids``, products of
+        ``categories`` and products whose text mentions ``terms``: fetches more (×4 a round)
+        until k are left or the catalog is spent."""
         fetch = k + len(ids)
         while True:
             hits = self._search_vectors(vector[None, :], fetch, [filter])[0]
             kept = [
-                h for h in hits if h.id not in ids and h.metadata.get("category") not in categories
+                h
+                for h in hits
+                if h.id not in ids
+                and h.metadata.get("category") not in categories
+                and not mentions(h.metadata, list(terms))
             ]
-            if len(kept) >= k or len(hits) < fetch or not categories:
+            if len(kept) >= k or len(hits) < fetch or not (categories or terms):
                 return kept[:k]
             fetch *= 4
 

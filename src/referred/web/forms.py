@@ -163,6 +163,10 @@ ExcludeCategoriesField = _list_field(
     "categories never to return, e.g. Feet (repeat the field, or comma-separate, or a JSON "
     "list; names as for category)"
 )
+ExcludeTextsField = _list_field(
+    "words or phrases a result's catalog text (title, caption, colour…) must not name, e.g. "
+    'black ("not the black one"; repeat the field, or comma-separate, or a JSON list)'
+)
 CategoriesField = _list_field(
     "categories to shop (repeat the field, or comma-separate, or a JSON list); default: all of "
     "GET /categories"

@@ -23,6 +23,7 @@ from referred.web.forms import (
     CategoryField,
     ExcludeCategoriesField,
     ExcludeIdsField,
+    ExcludeTextsField,
     FilterField,
     FlagField,
     FormRoute,
@@ -37,6 +38,7 @@ from referred.web.forms import (
     parse_flag,
     parse_id_list,
     parse_json_object,
+    split_list_field,
 )
 from referred.web.results import attention_json, hits_json
 from referred.web.routes_deps import RunnerDep, SearcherDep, SearchRunner, SettingsDep
@@ -95,6 +97,7 @@ async def search(
     negative_ids: NegativeIdsField = None,
     exclude_ids: ExcludeIdsField = None,
     exclude_categories: ExcludeCategoriesField = None,
+    exclude_texts: ExcludeTextsField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     category, text = resolve_condition(category, text, searcher, settings)
@@ -109,6 +112,7 @@ async def search(
             exclude_categories, searcher, settings, "exclude_categories"
         )
         or [],
+        "exclude_texts": split_list_field(exclude_texts, "exclude_texts", "words or phrases"),
     }
     photo = await query_image(image, settings, runner, region)
     if any(feedback.values()):  # a query of its own: not batched with plain searches
