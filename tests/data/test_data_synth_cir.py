@@ -78,7 +78,7 @@ def test_texts_name_the_change_in_either_direction():
 
 
 def test_a_group_is_a_reference_two_versions_and_four_triplets():
-    config = CIRSynthConfig(references=10)
+    config = CIRSynthConfig(train=10)
     g = draw_group(config, "train", "dress", 3)
     a, b, c = g.images
     assert [(t.candidate, t.target) for t in g.triplets] == [(a, b), (b, a), (a, c), (c, a)]
@@ -95,12 +95,17 @@ def _digest(root):
     return h.hexdigest()
 
 
+def test_more_training_references_leave_the_others_as_they_were():
+    small, large = CIRSynthConfig(train=5), CIRSynthConfig(train=50)
+    assert draw_group(small, "train", "shirt", 4) == draw_group(large, "train", "shirt", 4)
+    assert draw_group(small, "test", "toptee", 0) == draw_group(large, "test", "toptee", 0)
+
+
 def test_the_set_is_fashioniq_layout_and_deterministic(tmp_path):
     config = CIRSynthConfig(
-        references=5, size=32, categories={"dress": "Whole Body", "bags": "Bags"}
+        train=3, val=1, test=1, size=32, categories={"dress": "Whole Body", "bags": "Bags"}
     )
     report = write_cir_dataset(tmp_path / "a", config)
-    # 5 references a category: 3 train, 1 val (10 %, at least 1), 1 test (25 %)
     assert report.triplets == {"train": 24, "val": 8, "test": 8}
     assert report.images == {"train": 18, "val": 6, "test": 6}
     write_cir_dataset(tmp_path / "b", config)
@@ -118,9 +123,9 @@ def test_the_set_is_fashioniq_layout_and_deterministic(tmp_path):
 
 
 def test_bad_configs_name_the_problem():
-    with pytest.raises(ValueError, match="references must be at least 3"):
-        CIRSynthConfig(references=2)
+    with pytest.raises(ValueError, match="train references must be an integer >= 1, got 0"):
+        CIRSynthConfig(train=0)
     with pytest.raises(ValueError, match="unknown"):
         CIRSynthConfig(categories={"dress": "Gowns"})
-    with pytest.raises(ValueError, match="leave some references to train"):
-        CIRSynthConfig(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match=r"two_edit_fraction must be in \[0, 1\]"):
+        CIRSynthConfig(two_edit_fraction=2.0)

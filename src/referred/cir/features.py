@@ -60,21 +60,25 @@ class VectorCache:
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Vectors of ``names`` (n, D) in order, embedding (``embed(list) → (b, D)``) the
-        missing ones ``batch`` at a time and saving every :data:`SAVE_EVERY`."""
+        missing ones ``batch`` at a time and saving every :data:`SAVE_EVERY` new vectors or
+        a quarter of the cache, whichever is more."""
         todo = [n for n in dict.fromkeys(names) if n not in self.vectors]
         since_save = 0
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            out = np.asarray(torch.as_tensor(embed(chunk)).float().cpu(), dtype=np.float32)
-            self.vectors.update(zip(chunk, out))
-            since_save += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-            if since_save >= SAVE_EVERY:
+        try:
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                out = np.asarray(torch.as_tensor(embed(chunk)).float().cpu(), dtype=np.float32)
+                self.vectors.update(zip(chunk, out))
+                since_save += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+                # a growing interval: saving costs the whole file, so O(n) writes in all
+                if since_save >= max(SAVE_EVERY, len(self.vectors) // 4):
+                    self.save()
+                    since_save = 0
+        finally:  # interrupted or done: keep what was embedded
+            if since_save:
                 self.save()
-                since_save = 0
-        if todo:
-            self.save()
         if not names:
             return np.zeros((0, 0), np.float32)
         return np.stack([self.vectors[n] for n in names])

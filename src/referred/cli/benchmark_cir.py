@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def run_cir(args: argparse.Namespace) -> int:
     from referred.cli import UserError
 
-    if args.data is None or args.model is None:
+    if args.model is None:
         raise UserError(
-            "--task cir needs --data (a FashionIQ-layout folder: captions/, image_splits/, "
-            "images/) and --model (a model folder, with combiner.safetensors to score its "
-            "Combiner)"
+            "--task cir needs --model (a model folder, with combiner.safetensors to score its "
+            "Combiner) and --data (a FashionIQ-layout folder: captions/, image_splits/, images/; "
+            "optional when the Combiner records the synthetic set it was trained on)"
         )
     if args.embeddings is not None:
         raise UserError("--task cir embeds with --model; --embeddings is for --task rvs")
@@ -30,10 +31,11 @@ def run_cir(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model)
+    data = args.data if args.data is not None else _recorded_data(model, args.out)
     try:
         result = run_cir_benchmark(
             model,
-            args.data,
+            data,
             args.out,
             split=args.split,
             samples=args.bootstrap,
@@ -50,3 +52,23 @@ def run_cir(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in result.paths.values())}", file=sys.stderr)
     return 0
+
+
+def _recorded_data(model, out: str) -> Path:
+    """The synthetic set the model's Combiner records, drawn into OUT/data once (the same
+    config gives the same bytes, so the figures recorded with it reproduce)."""
+    from referred.cli import UserError
+    from referred.data.synth.cir import META_FILE, CIRSynthConfig, write_cir_dataset
+
+    head = getattr(model, "cir_head", None)
+    synth = (head.record if head is not None else {}).get("synth")
+    if synth is None:
+        raise UserError(
+            "give --data (a FashionIQ-layout folder): the model has no Combiner that records "
+            "the synthetic set it was trained on"
+        )
+    data = Path(out) / "data"
+    if not (data / META_FILE).is_file():
+        print(f"drawing the recorded synthetic set into {data} (once) ...", file=sys.stderr)
+        print(write_cir_dataset(data, CIRSynthConfig(**synth)).summary(), file=sys.stderr)
+    return data

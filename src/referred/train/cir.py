@@ -20,7 +20,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +214,29 @@ def _start(config: CIRTrainConfig, resume: str) -> dict[str, Any] | None:
     return None
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: what ``last/training_state.pt`` holds besides the optimiser."""
+
+    epoch: int = 0
+    step: int = 0
+    best_score: tuple[float, float] = (-1.0, -1.0)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @classmethod
+    def resumed(cls, out: Path, saved: dict[str, Any], net: Combiner, opt: Any) -> _Progress:
+        """Load ``out/last`` into ``net`` and ``opt`` and restore the RNG states."""
+        head = load_head(out / "last")
+        if head is None:
+            raise FileNotFoundError(f"{out / 'last'} has a training state but no Combiner")
+        net.load_state_dict(head.net.state_dict())
+        opt.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        return cls(saved["epoch"], saved["step"], tuple(saved["best_score"]),
+                   list(saved["history"]), float(saved["wall_seconds"]))  # fmt: skip
+
+
 def train_cir(
     config: CIRTrainConfig,
     resume: str = "auto",
@@ -234,55 +257,38 @@ def train_cir(
     encode = text_encoder or load_text_encoder(name)
     train, val = load_vectors(config, model, encode, name, image_encoder)
     torch.manual_seed(config.seed)
-    net = Combiner(
-        CombinerConfig(model.config.output_dim, train.texts.shape[1], config.hidden, config.dropout)
-    )
+    dims = (model.config.output_dim, train.texts.shape[1])
+    net = Combiner(CombinerConfig(*dims, config.hidden, config.dropout))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    history: list[dict[str, Any]] = []
-    epoch = step = 0
-    best_score: tuple[float, float] = (-1.0, -1.0)
-    wall = 0.0
-    if saved is not None:
-        head = load_head(out / "last")
-        assert head is not None
-        net.load_state_dict(head.net.state_dict())
-        opt.load_state_dict(saved["optimizer"])
-        set_rng_state(saved["rng"])
-        epoch, step, best_score = saved["epoch"], saved["step"], tuple(saved["best_score"])
-        history, wall = list(saved["history"]), float(saved["wall_seconds"])
+    run = _Progress() if saved is None else _Progress.resumed(out, saved, net, opt)
     rows = _train_rows(train)
     per_epoch = math.ceil(len(rows[0]) / config.batch_size)
-    total, warmup = per_epoch * config.epochs, per_epoch
-    t0 = time.perf_counter() - wall
+    t0 = time.perf_counter() - run.wall_seconds
     best = out / "best" if (out / "best" / "config.json").is_file() else None
-    while epoch < config.epochs:
+    while run.epoch < config.epochs:
         t_epoch = time.perf_counter()
-        step, loss = _epoch(net, opt, train, rows, config, epoch, step, total, warmup)
-        epoch += 1
-        row = {"epoch": epoch, "step": step, "loss": loss, **validate(net, val)}
+        run.step, loss = _epoch(
+            net, opt, train, rows, config, run.epoch, run.step, per_epoch * config.epochs,
+            per_epoch,
+        )  # fmt: skip
+        run.epoch += 1
+        row = {"epoch": run.epoch, "step": run.step, "loss": loss, **validate(net, val)}
         row["epoch_seconds"] = time.perf_counter() - t_epoch
-        history.append(row)
-        log.info("cir epoch %d: loss %.4f, val R@10 %.4f R@50 %.4f", epoch, loss,
+        run.history.append(row)
+        log.info("cir epoch %d: loss %.4f, val R@10 %.4f R@50 %.4f", run.epoch, loss,
                  row["val_R@10"], row["val_R@50"])  # fmt: skip
         record = {"training": config.to_dict(), "trained": row, "data": str(config.data)}
-        head = CIRHead(net, name, record)
-        score = (row["val_score"], row["val_R@1"])
-        if score > best_score:
-            best_score = score
+        if (row["val_score"], row["val_R@1"]) > run.best_score:
+            run.best_score = (row["val_score"], row["val_R@1"])
             best = _save_best(out, model, CIRHead(_copy(net), name, record))
-        state = {"epoch": epoch, "step": step, "best_score": best_score, "history": history,
-                 "wall_seconds": time.perf_counter() - t0}  # fmt: skip
-        _save_last(out, head, opt, state)
-        _write_metrics(out / METRICS_FILE, history)
-        minutes = (time.perf_counter() - t0) / 60
-        if (
-            config.max_minutes is not None
-            and minutes >= config.max_minutes
-            and epoch < config.epochs
-        ):
-            log.info("time budget of %.1f min spent after epoch %d", config.max_minutes, epoch)
-            return CIRTrainResult(out, best, False, epoch, history)
-    return CIRTrainResult(out, best, True, epoch, history)
+        run.wall_seconds = time.perf_counter() - t0
+        _save_last(out, CIRHead(net, name, record), opt, asdict(run))
+        _write_metrics(out / METRICS_FILE, run.history)
+        spent = config.max_minutes is not None and run.wall_seconds / 60 >= config.max_minutes
+        if spent and run.epoch < config.epochs:
+            log.info("time budget of %.1f min spent after epoch %d", config.max_minutes, run.epoch)
+            return CIRTrainResult(out, best, False, run.epoch, run.history)
+    return CIRTrainResult(out, best, True, run.epoch, run.history)
 
 
 def _copy(net: Combiner) -> Combiner:

@@ -45,15 +45,16 @@ CIR_GENERATOR_VERSION = 1
 class CIRSynthConfig:
     """Sizes and seed of a synthetic FashionIQ-layout set.
 
-    ``references`` per category are split into train / val / test by ``val_fraction`` and
-    ``test_fraction``; each gives 3 images and 4 triplets. ``two_edit_fraction`` of the
-    edits change two attributes. ``categories`` maps the names written to synthetic
-    categories.
+    ``train``, ``val`` and ``test`` are references per category and split; each gives 3
+    images and 4 triplets. A reference is keyed by its split, category and index, so a
+    larger ``train`` adds references and leaves the others (and the test split) as they
+    were. ``two_edit_fraction`` of the edits change two attributes. ``categories`` maps the
+    names written to synthetic categories.
     """
 
-    references: int = 1000
-    val_fraction: float = 0.1
-    test_fraction: float = 0.25
+    train: int = 2000
+    val: int = 100
+    test: int = 250
     two_edit_fraction: float = 0.3
     size: int = 224
     seed: int = 0
@@ -61,15 +62,12 @@ class CIRSynthConfig:
     categories: Mapping[str, str] = field(default_factory=lambda: dict(CIR_CATEGORIES))
 
     def __post_init__(self) -> None:
-        if self.references < 3:
-            raise ValueError(
-                f"references must be at least 3 (one per split), got {self.references}"
-            )
-        for name in ("val_fraction", "test_fraction", "two_edit_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError("val_fraction + test_fraction must leave some references to train")
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} references must be an integer >= 1, got {value!r}")
+        if not 0.0 <= self.two_edit_fraction <= 1.0:
+            raise ValueError(f"two_edit_fraction must be in [0, 1], got {self.two_edit_fraction}")
         if not 16 <= self.size <= 1024:
             raise ValueError(f"size must be between 16 and 1024 pixels, got {self.size}")
         bad = sorted(set(self.categories.values()) - set(LRVSF_CATEGORIES))
@@ -83,9 +81,7 @@ class CIRSynthConfig:
 
     def counts(self) -> dict[str, int]:
         """References per split (each category)."""
-        val = max(1, round(self.references * self.val_fraction))
-        test = max(1, round(self.references * self.test_fraction))
-        return {"train": self.references - val - test, "val": val, "test": test}
+        return {"train": self.train, "val": self.val, "test": self.test}
 
 
 @dataclass(frozen=True)
