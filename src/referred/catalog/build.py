@@ -59,6 +59,7 @@ class BuildReport:
     recall_at_10: float | None = None
     recall_queries: int = 0
     tuning: Tuning | None = None  # with target_recall: the knob, its value and the curve
+    dedup: dict[str, Any] | None = None  # with dedup: what was left out (index.info["dedup"])
 
 
 def build_catalog_index(
@@ -79,6 +80,7 @@ def build_catalog_index(
     recall_queries: int = 1000,
     seed: int = 0,
     target_recall: float | None = None,
+    dedup: Any = None,
 ) -> BuildReport:
     """Embed the catalog ``source`` (folder or table) with ``model`` and save an index at ``out``.
 
@@ -89,6 +91,8 @@ def build_catalog_index(
     ``target_recall`` (approximate faiss specs): raise ``ef_search`` / ``nprobe`` until
     recall@10 against exact search reaches it (:func:`referred.catalog.tune.tune_to_recall`);
     the tuned value is saved with the index and the curve in ``index.info["tuning"]``.
+    ``dedup``: a ``DedupConfig`` or a ``kept.txt`` path; near-duplicates are not indexed
+    (:func:`referred.catalog.dedup.apply_dedup`; the report goes to ``<work dir>/dedup/``).
     """
     if source is None and embeddings is None:
         raise ValueError("give a catalog source (folder or table) or an embeddings parquet")
@@ -118,6 +122,13 @@ def build_catalog_index(
 
     t0 = time.perf_counter()
     ids, vectors = _vectors(report.output, model.config.output_dim, meta if source else None)
+    dedup_info = None
+    if dedup is not None:
+        from referred.catalog.dedup import apply_dedup
+
+        src = Path(source) if source is not None else None
+        report_dir = _work(out, work_dir).parent / "dedup"
+        ids, vectors, dedup_info = apply_dedup(dedup, ids, vectors, src, report_dir)
     index = _fill(spec, index_options or {}, ids, vectors, [meta.get(i, {}) for i in ids], seed)
     index_seconds = time.perf_counter() - t0
     recall, n_queries, tuning = None, 0, None
@@ -137,6 +148,7 @@ def build_catalog_index(
         "recall_at_10": recall,
         "recall_queries": n_queries,
         "tuning": None if tuning is None else tuning.to_dict(),
+        "dedup": dedup_info,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     index.save(out)
@@ -153,6 +165,7 @@ def build_catalog_index(
         recall,
         n_queries,
         tuning,
+        dedup_info,
     )
 
 

@@ -1,4 +1,4 @@
-"""``referred data``: ``synth``, ``check`` and ``prepare`` LRVS-F datasets.
+"""``referred data``: ``synth``, ``check``, ``prepare`` and ``dedup`` LRVS-F datasets.
 
 A thin layer: parse strings, build the frozen configs, call :mod:`referred.data`, print.
 """
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_synth(verbs)
     _register_check(verbs)
     _register_prepare(verbs)
+    _register_dedup(verbs)
 
 
 def _register_synth(verbs: argparse._SubParsersAction) -> None:
@@ -133,6 +134,60 @@ def _register_prepare(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_prepare)
 
 
+def _register_dedup(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "dedup",
+        help="find near-duplicates (perceptual hash, embeddings) and write a cleaned list",
+        description="Find near-duplicates within a catalog and between products and "
+        "distractors, by 64-bit perceptual hash (Hamming distance) and/or by embedding "
+        "(cosine, FAISS range search). Writes groups.json, pairs.parquet, kept.txt, "
+        "kept_distractors.txt, dropped.tsv and summary.json into --out (see docs/data.md).",
+    )
+    p.add_argument(
+        "source",
+        type=Path,
+        nargs="?",
+        metavar="SOURCE",
+        help="dataset (any layout: products and distractors of --split) or catalog "
+        "folder/table; omit to dedup the ids of --embeddings alone",
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (created)")
+    p.add_argument("--split", help="dataset split (default: test when there is one)")
+    p.add_argument(
+        "--distractors", type=Path, help="a second dataset or catalog: its items are distractors"
+    )
+    p.add_argument("--embeddings", type=Path, help="(id, vector) parquet of the products")
+    p.add_argument(
+        "--distractor-embeddings", type=Path, help="(id, vector) parquet of the distractors"
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        help="phash, embedding, or phash,embedding (default: phash, plus embedding when "
+        "--embeddings is given)",
+    )
+    p.add_argument(
+        "--combine",
+        choices=("any", "all"),
+        default="all",
+        help="with both methods: a pair counts only when all agree (default), or when any finds it",
+    )
+    p.add_argument(
+        "--max-hamming", type=int, default=6, help="pHash bits that may differ (default 6)"
+    )
+    p.add_argument(
+        "--min-cosine", type=float, default=0.95, help="embedding similarity (default 0.95)"
+    )
+    p.add_argument(
+        "--scope",
+        choices=("all", "cross", "within"),
+        default="all",
+        help="which pairs count: all, cross (products vs distractors, the paper's cleaning), "
+        "within (same role)",
+    )
+    p.set_defaults(func=run_dedup)
+
+
 def run_synth(args: argparse.Namespace) -> int:
     """``referred data synth``."""
     from referred.data.synth import SynthConfig, write_synthetic_dataset
@@ -206,3 +261,50 @@ def run_prepare(args: argparse.Namespace) -> int:
     if not kept:
         print("no product could be kept: check --images points at the img2dataset output")
     return 0 if kept else 1
+
+
+def run_dedup(args: argparse.Namespace) -> int:
+    """``referred data dedup``: search, report, print the summary."""
+    from referred.cli import UserError
+    from referred.data.dedup import DedupConfig, dedup_files, summary
+
+    if args.source is None and args.embeddings is None:
+        raise UserError("give the items: a dataset or catalog SOURCE, or --embeddings FILE")
+    if args.method is None:
+        methods = ("phash",) if args.source is not None else ()
+        methods += ("embedding",) if args.embeddings is not None else ()
+    else:
+        methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    try:
+        config = DedupConfig(
+            methods=methods,
+            max_hamming=args.max_hamming,
+            min_cosine=args.min_cosine,
+            combine=args.combine,
+            scope=args.scope,
+        )
+        result = dedup_files(
+            args.out,
+            config,
+            source=args.source,
+            split=args.split,
+            distractors=args.distractors,
+            embeddings=args.embeddings,
+            distractor_embeddings=args.distractor_embeddings,
+        )
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        raise UserError(str(exc)) from None
+    s = summary(result)
+    items, dropped = s["items"], s["dropped"]
+    print(
+        f"{items['product']} products, {items['distractor']} distractors "
+        f"({s['unreadable']} unreadable); methods {', '.join(config.methods)}"
+    )
+    print("pairs: " + ", ".join(f"{k} {v}" for k, v in s["pairs"].items()))
+    print(
+        f"{s['groups']} groups; dropped {dropped['product']} products, "
+        f"{dropped['distractor']} distractors; seconds "
+        + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items())
+    )
+    print(f"report and cleaned lists (kept.txt, kept_distractors.txt): {args.out}")
+    return 0

@@ -85,6 +85,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="approximate faiss specs: raise ef_search (HNSW) or nprobe (IVF) until recall@10 "
         "against exact search reaches R (e.g. 0.95); saved with the index, curve printed",
     )
+    b.add_argument(
+        "--dedup",
+        nargs="?",
+        const="auto",
+        metavar="KEPT_LIST",
+        help="leave near-duplicates out: alone, by perceptual hash and embedding together "
+        "(pHash <= 6 bits and cosine >= 0.95; report in the work dir's dedup/); with the "
+        "kept.txt of referred data dedup, index only those ids",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=run_build)
     i = verbs.add_parser("info", help="describe a built index")
@@ -127,6 +136,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.ray_address and args.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
     options = parse_options(args.option)
+    dedup = _dedup(args)
     quiet_backends()
     torch.set_num_threads(max(1, args.threads))
     model = load_model(args.model)
@@ -148,6 +158,7 @@ def run_build(args: argparse.Namespace) -> int:
             model_ref=ref,
             recall_queries=args.recall_queries,
             target_recall=args.target_recall,
+            dedup=dedup,
         )
     except ImportError as exc:
         raise UserError(str(exc)) from None
@@ -162,6 +173,8 @@ def run_build(args: argparse.Namespace) -> int:
         f"index {report.spec}: {report.count} products, {model.config.output_dim}-d, built in "
         f"{report.index_seconds:.1f} s → {report.index_dir}"
     )
+    if report.dedup is not None:
+        _print_dedup(report.dedup)
     if report.tuning is not None:
         _print_tuning(report.tuning)
     if report.recall_at_10 is not None:
@@ -171,6 +184,33 @@ def run_build(args: argparse.Namespace) -> int:
             "excluded)"
         )
     return 0
+
+
+def _dedup(args: argparse.Namespace) -> Any:
+    """``--dedup``: a DedupConfig (no value) or the kept list's path, checked before work."""
+    from referred.cli import UserError
+
+    if args.dedup is None:
+        return None
+    if args.dedup != "auto":
+        if not Path(args.dedup).is_file():
+            raise UserError(f"--dedup takes the kept.txt of referred data dedup, got {args.dedup}")
+        return Path(args.dedup)
+    from referred.data.dedup import DedupConfig
+
+    images = bool(args.images or args.catalog)
+    return DedupConfig(methods=("phash", "embedding") if images else ("embedding",))
+
+
+def _print_dedup(info: dict[str, Any]) -> None:
+    if "kept_list" in info:
+        print(f"dedup: {info['dropped']} products not in {info['kept_list']} left out")
+        return
+    cfg = info["config"]
+    print(
+        f"dedup ({' and '.join(cfg['methods'])}): {info['dropped']['product']} near-duplicates "
+        f"left out, {info['groups']} groups; report: {info['report']}"
+    )
 
 
 def _print_tuning(t: Any) -> None:
