@@ -23,6 +23,8 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+pytest_plugins = ["tests.milvus_fixture"]  # the session's real Milvus server, on first use
+
 
 def pytest_report_header(config):
     from referred.model import cpu

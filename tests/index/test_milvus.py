@@ -12,6 +12,7 @@ import pytest
 from referred.index import (
     DuplicateIdError,
     FilterError,
+    SpecError,
     UnknownFieldError,
     UnknownIdError,
     create_index,
@@ -118,3 +119,19 @@ def test_milvus_lite_filters_and_limits(lite, vectors, products, queries):
     empty = create_index(f"milvus:{lite.uri}", vectors.shape[1], collection="empty")
     with pytest.raises(EmptyIndexError):
         empty.search(queries[:1], 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"ef_search": 0}, "ef_search must be an int >= 1, got 0"),
+        ({"ef_search": "64"}, "ef_search must be an int >= 1, got '64'"),
+        ({"exact_filter_rows": -1}, "exact_filter_rows must be an int >= 0"),
+        ({"exact_filter_rows": 20000}, "below 16384 .* got 20000"),
+    ],
+)
+def test_bad_search_settings_are_refused(tmp_path, options, match):
+    pytest.importorskip("pymilvus")
+    with pytest.raises(SpecError, match=match):
+        create_index(f"milvus:{tmp_path / 'never.db'}", 8, **options)
+    assert not (tmp_path / "never.db").exists()

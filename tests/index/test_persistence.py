@@ -21,8 +21,9 @@ from referred.index import (
     create_index,
     load_index,
 )
+from tests.index.specs import MILVUS, make_index
 
-SPECS = ["flat", "faiss:HNSW16", "faiss:IVF16,SQ8"]
+SPECS = ["flat", "faiss:HNSW16", "faiss:IVF16,SQ8", MILVUS]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -38,17 +39,18 @@ def _digests(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_round_trip_with_deletes_and_upserts(tmp_path, spec, vectors, products, queries):
-    pytest.importorskip("faiss") if spec.startswith("faiss") else None
-    ids, _ = products
-    index = _build(spec, vectors, products)
+def test_round_trip_with_deletes_and_upserts(request, tmp_path, spec, vectors, products, queries):
+    ids, meta = products
+    index = make_index(request, spec, vectors.shape[1])
+    index.add(ids[:2000], vectors[:2000], meta[:2000])
     index.delete(ids[:50])
     index.upsert([ids[60]], queries[:1], [{"category": "Feet"}])
     before = index.search(queries, 10, filter={"category": ["Feet", "Bags"]})
     index.save(tmp_path / "ix")
 
     loaded = load_index(tmp_path / "ix", verify=True)
-    assert type(loaded) is type(index) and loaded.spec == spec and len(loaded) == len(index)
+    assert type(loaded) is type(index) and loaded.spec == index.spec
+    assert len(loaded) == len(index)
     assert loaded.fields == index.fields
     after = loaded.search(queries, 10, filter={"category": ["Feet", "Bags"]})
     np.testing.assert_array_equal(after.ids, before.ids)
