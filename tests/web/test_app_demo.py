@@ -84,8 +84,8 @@ def test_demo_filter_shop_the_look_and_samples(demo):
     r = client.post(
         "/shop-the-look",
         files={"image": ("s.jpg", _scene(cache))},
-        data={"categories": ",".join(worn), "k": "3"},
-    )
+        data={"categories": ",".join(worn), "k": "3", "include_absent": "true"},
+    )  # every category asked, found or not (the page's request for a sample scene)
     assert r.status_code == 200 and list(r.json()["results"]) == worn
     for cat, hits in r.json()["results"].items():
         assert all(h["category"] == cat for h in hits)
@@ -244,7 +244,9 @@ def test_the_demo_index_has_a_stable_path_the_cli_can_search(demo, capsys):
     assert link.is_symlink() and load_index(link).info["model"]
     scene = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     assert main(["search", "--index", str(link), "--category", "bags", str(scene), "-k", "2"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 3  # header + 2 results
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("# ")  # presence, header, 2 results
+    assert "bags" in lines[0].lower() and "presence" in lines[0]
 
 
 def test_the_demo_data_is_redrawn_when_the_generator_changes(tmp_path, monkeypatch):
@@ -310,3 +312,27 @@ def test_the_demo_chips_find_the_worn_products_of_its_sample_scenes(tmp_path, ca
         )
     assert shares["pairs"] >= 40
     assert shares["first"] >= FIRST_FLOOR and shares["in_12"] >= SHOWN_FLOOR, shares
+
+
+def test_the_bundled_demo_model_knows_which_items_a_sample_scene_wears(bigger_demo):
+    """Its presence head (docs/benchmarks.md, "Not in this photo") scores the items each sample
+    scene wears above those it does not; shop-the-look leaves the absent ones out."""
+    from referred.presence import roc_auc
+
+    client, cache = bigger_demo
+    samples = client.get("/samples").json()["samples"]
+    labels, scores = [], []
+    for sample in samples:
+        scene = (cache / "catalog" / "samples" / sample["name"]).read_bytes()
+        r = client.post("/presence", files={"image": ("s.jpg", scene)})
+        assert r.status_code == 200, r.text
+        for category, p in r.json()["presence"].items():
+            labels.append(category in sample["categories"])
+            scores.append(p["probability"])
+    assert 0 < sum(labels) < len(labels)
+    assert roc_auc(labels, scores) >= 0.85, roc_auc(labels, scores)
+    scene = (cache / "catalog" / "samples" / samples[0]["name"]).read_bytes()
+    look = client.post("/shop-the-look", files={"image": ("s.jpg", scene)}, data={"k": "1"})
+    body = look.json()
+    assert set(body["results"]) | set(body["absent"]) == set(body["presence"])
+    assert all(not body["presence"][c]["present"] for c in body["absent"])

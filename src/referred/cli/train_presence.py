@@ -61,7 +61,16 @@ def run_presence(args: argparse.Namespace) -> int:
         shutil.copytree(source, out, dirs_exist_ok=True)
     elif not source.is_dir():
         model.save_pretrained(out)
-    save_head(out, head, report.as_dict())
+    made_with = {
+        "command": "referred train --task presence",
+        "model": str(args.model),
+        "data": str(args.data),
+        "epochs": args.epochs or 30,
+        "lr": args.lr or 1e-3,
+        "batch_size": args.batch_size or 32,
+        "seed": args.seed,
+    }
+    save_head(out, head, {**report.as_dict(), "made_with": made_with})
     summary = {k: report.as_dict()[k] for k in ("test_auc", "test_ece", "valid_auc", "scenes")}
     print(json.dumps(summary, indent=1))
     print(f"presence head saved in {out} (presence.safetensors, presence.json)")
