@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,7 +154,8 @@ def build_pair_index(dataset: Dataset, split: str, folder: Path) -> PairIndex:
     has a pair.
     """
     stats, skipped = ReadStats(), Counter()
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    # host and pid: nodes packing into one shared cache never write the same folder
+    tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ids, cats, starts, n_simple, offsets, sizes = [], [], [0], [], [], []

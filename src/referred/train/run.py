@@ -1,9 +1,16 @@
 """Everything a training loop needs, prepared from a :class:`TrainConfig`: :func:`prepare`.
 
 Order: resolve the model spec and defaults → join the process group → open the dataset (the
-data layer's errors name what is missing) → pack or reuse the pair index (local rank 0 builds,
-the others wait) → caption vectors (text) → the model, optimiser and gradient scaler → the
-resumed state of ``out/last`` when there is one (and the run's config matches).
+data layer's errors name what is missing) → pack or reuse the pair index → caption vectors
+(text) → the model, optimiser and gradient scaler → the resumed state of ``out/last`` when
+there is one (and the run's config matches).
+
+Across nodes, ``out`` may be one folder on shared storage or a folder on each node's own disk
+(only rank 0 writes checkpoints). Caches are therefore built by rank 0 first (a shared disk
+then holds one copy), then by local rank 0 of any node that does not see it. Resuming, the
+processes agree on the newest ``last/`` any of them sees: ``torchrun --rdzv-backend c10d``
+ranks nodes by host name, not ``--node-rank``, so rank 0 may move to another node between
+launches; a process that does not see that checkpoint receives it from one that does.
 """
 
 from __future__ import annotations
@@ -214,15 +221,24 @@ def _shared_index(
     dataset: Dataset, split: str, cfg: TrainConfig, out: Path, info: D.DistInfo
 ) -> PairIndex:
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
-    index = None
-    if info.local_rank == 0:
-        index = load_or_build(dataset, split, cache, build=True)
-    D.barrier()
-    if index is None:
-        index = load_or_build(dataset, split, cache, build=False)
+    index = _built_once(info, lambda build: load_or_build(dataset, split, cache, build=build))
     if index is None:
         raise DataError(f"the training index under {cache} was not built by local rank 0")
     return index
+
+
+def _built_once(info: D.DistInfo, get: Callable[[bool], Any]) -> Any:
+    """A cached artefact: ``get(True)`` loads or builds it, ``get(False)`` only loads it.
+
+    Rank 0 goes first, so nodes that share the cache's disk read its copy; then local rank 0
+    of each node that does not see it (a disk of its own) builds one; then the rest load.
+    """
+    value = get(True) if info.is_main else None
+    D.barrier()
+    if value is None and info.local_rank == 0:
+        value = get(True)
+    D.barrier()
+    return value if value is not None else get(False)
 
 
 def _text_setup(
@@ -236,12 +252,7 @@ def _text_setup(
     encoder = given if given is not None else load_text_encoder(name)
     texts, rows = product_texts(index)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
-    bank = None
-    if info.local_rank == 0:
-        bank = caption_bank(encoder, name, texts, cache)
-    D.barrier()
-    if bank is None:
-        bank = caption_bank(encoder, name, texts, cache)
+    bank = _built_once(info, lambda _: caption_bank(encoder, name, texts, cache))
     return name, TextMemo(encoder), (rows, bank)
 
 
@@ -287,25 +298,21 @@ def _pair_data(
 
 
 def _start_or_resume(run: Run, resume: str) -> None:
-    last = find_checkpoint(run.out, LAST)
-    if resume == "must" and last is None:
-        raise FileNotFoundError(f"--resume: no checkpoint to resume in {run.out / LAST}")
-    if resume == "never" or last is None:
-        if resume == "never" and run.info.is_main:
-            for name in ("last", "last.old", "best", "best.old", "tb", "metrics.csv"):
-                path = run.out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        D.barrier()
+    if resume == "never":
+        _clear_outputs(run)
         return
-    saved = json.loads((last / "config.json").read_text()).get("training", {})
-    diff = run.cfg.differences(TrainConfig.from_dict(saved))
+    found = _agreed_checkpoint(run.out, run.info)
+    if found is None:
+        if resume == "must":
+            raise FileNotFoundError(f"--resume: no checkpoint to resume in {run.out / LAST}")
+        return
+    last, saved, state, weights = found
+    diff = run.cfg.differences(TrainConfig.from_dict(saved.get("training", {})))
     if diff:
         raise ValueError(
             f"{last} was trained with a different configuration ({'; '.join(diff)}); pass the "
             "same flags to resume, or --overwrite to start again"
         )
-    state = load_state(last)
-    weights, _ = read_weights(last)
     run.model.load_state_dict(weights)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
@@ -315,6 +322,42 @@ def _start_or_resume(run: Run, resume: str) -> None:
     run.history, run.best_score = list(state["history"]), state["best_score"]
     run.wall_offset = state["wall_seconds"]
     log.info("resumed %s at epoch %d, step %d", last, run.epoch + 1, run.step)
+
+
+def _clear_outputs(run: Run) -> None:
+    """``--overwrite``: local rank 0 of every node clears its ``out`` (a stale ``last/`` on a
+    node's own disk would otherwise be resumed later); concurrent deletes of a shared folder
+    are harmless."""
+    if run.info.local_rank == 0:
+        for name in ("last", "last.old", "best", "best.old", "tb", "metrics.csv"):
+            path = run.out / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    D.barrier()
+
+
+def _agreed_checkpoint(out: Path, info: D.DistInfo) -> tuple[Path, dict, dict, dict] | None:
+    """The newest ``out/last`` any process sees: (folder, its config.json, training state,
+    weights), the same on every process; ``None`` when no process sees one."""
+    mine = None
+    last = find_checkpoint(out, LAST)
+    if last is not None:
+        mine = (last, json.loads((last / "config.json").read_text()), load_state(last))
+    steps = D.all_gather_objects(-1 if mine is None else int(mine[2]["step"]))
+    newest = max(steps)
+    if newest < 0:
+        return None
+    source = steps.index(newest)
+    local = mine is not None and steps[info.rank] == newest
+    payload = (*mine, read_weights(mine[0])[0]) if local else None
+    if all(D.all_gather_objects(local)):  # a shared disk: every process reads its own copy
+        return payload
+    if info.rank == source:
+        log.info("sending %s (step %d) to the processes that do not see it", mine[0], newest)
+    received = D.broadcast_object(payload if info.rank == source else None, src=source)
+    return payload if local else received
 
 
 def _write_train_config(run: Run, spec: ModelSpec, train_split: str) -> None:
