@@ -97,12 +97,26 @@ def _watched_page(browser, url: str) -> tuple[Any, list[str]]:
     return page, problems
 
 
+def _an_absent_category(url: str, photo: Path) -> str | None:
+    """A category the service's presence head says the photo does not wear (None: no head,
+    or it finds all)."""
+    import httpx
+
+    r = httpx.post(f"{url}/presence", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60)
+    if r.status_code != 200:
+        return None
+    presence = r.json()["presence"]
+    return next((c for c, p in presence.items() if not p["present"]), None)
+
+
 def _search_a_sample_for_bags(page, cache: Path) -> None:
     """Upload the first sample scene as a file and pick the Bags chip; wait for the results."""
     photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
     page.set_input_files("#file", str(photo))
     page.locator(".chip", has_text="Bags").click()
-    page.locator("#results-title", has_text="Results for Bags").wait_for()
+    # "Results for Bags", or with a presence head that finds no bag there, "No Bags found in
+    # this photo — the closest below"
+    page.locator("#results-title", has_text="Bags").wait_for()
 
 
 def test_upload_pick_category_see_results(server, browser, tmp_path):
@@ -116,6 +130,9 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     page.wait_for_selector(".card img")
     cards = page.locator("#results .card")
     assert cards.count() == 12
+    if page.evaluate("() => fetch('/presence', {method: 'OPTIONS'}).then(r => r.ok)"):
+        # an upload: the model's presence head marks the chips of the items it finds
+        page.wait_for_selector(".chip.worn[title='found in this photo']")
     first = cards.first
     assert first.locator(".title").inner_text().strip()
     assert float(first.locator(".score").inner_text()) <= 1.0
@@ -144,9 +161,21 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
         assert page.locator("#results .card").count() == 12
         _shot(page, "search-text.png", tmp_path)
 
+    absent = _an_absent_category(
+        url, sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    )
+    if absent:  # the page says the item is not there, and still shows the closest products
+        page.locator(".chip", has_text=absent).first.click()
+        page.locator("#results-title", has_text=f"No {absent} found in this photo").wait_for()
+        page.wait_for_selector("#results.weak .card")
+
     page.click("#look")
     page.wait_for_selector(".look-row")
-    assert page.locator(".look-row").count() == 10  # an upload: every category
+    found = page.locator(".chip.worn").count()  # an upload: what the presence head finds …
+    rows = page.locator(".look-row").count()
+    assert rows == (found or 10)  # … or, without a head, every category
+    if rows < 10:
+        assert "not in this photo:" in page.locator("#results-title").inner_text()
     _shot(page, "shop-the-look.png", tmp_path)
     assert not problems, problems
 
@@ -220,7 +249,8 @@ def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
     values = [float(v) for v in box.split(",")]
     assert len(values) == 4 and all(0 <= v <= 1 for v in values)
     assert values[0] < values[2] and values[1] < values[3]
-    page.locator("#results-title", has_text="Results for Bags in the box").wait_for()
+    # "Results for Bags in the box", or "No Bags found in the box — the closest below"
+    page.locator("#results-title", has_text="in the box").wait_for()
     page.wait_for_selector("#results .card")
     assert page.locator("#clear-box").is_visible()
     dimmed = page.evaluate("""() => {
@@ -235,7 +265,9 @@ def test_drag_a_box_on_the_photo_then_clear_it(server, browser, tmp_path):
         page.click("#clear-box")
     assert answer.value.json()["box"] is None
     _wait_until(
-        page, "() => document.querySelector('#results-title').textContent === 'Results for Bags'"
+        page,
+        """() => { const t = document.querySelector('#results-title').textContent;
+                   return t.includes('Bags') && !t.includes('the box'); }""",
     )
     assert page.locator("#clear-box").is_hidden()
     assert not problems, problems

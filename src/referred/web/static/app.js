@@ -363,7 +363,7 @@ async function run() {
     const marks = state.up.size + state.down.size;
     const absent = body.presence && !body.presence.present;
     $("#results-title").textContent = (absent
-      ? `No ${what} found in this photo — the closest below`
+      ? `No ${what} found in ${state.box ? "the box" : "this photo"} — the closest below`
       : what ? `Results for ${what}` + (state.box ? " in the box" : "")
         : "Results for the boxed item")
       + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "");
