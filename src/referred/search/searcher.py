@@ -42,6 +42,8 @@ from referred.search.presence import PresenceQueries
 from referred.search.provenance import check_model
 
 log = logging.getLogger(__name__)
+#: Most photos one search may take (several photos of the same item).
+MAX_QUERY_IMAGES = 8
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ class Searcher(PresenceQueries):
         like: str | None = None,
     ) -> list[Hit]:
         """The k catalog products nearest to ``image`` conditioned on ``category`` or ``text``
-        (neither: the image alone), best first, among those matching ``filter``.
+        (neither: the image alone), best first, among those matching ``filter``. ``image`` may
+        be a list of up to :data:`MAX_QUERY_IMAGES` photos of the same item: their queries
+        are averaged.
 
         ``modify`` ("in red", "same but striped"; at most
         :data:`~referred.cir.compose.MAX_MODIFY_CHARS` characters) composes the query with the
@@ -189,7 +193,7 @@ class Searcher(PresenceQueries):
                 raise QueryError("a condition or a box needs a photo to apply to")
             query = None
         else:
-            query = self._embed([self._region(image, box)], [cond])[0]  # (D,)
+            query = self._query_of(image, cond, box)  # (D,)
         if modification is not None:
             if query is None:
                 raise QueryError("modify needs a photo or like=<product id> to apply to")
@@ -434,6 +438,18 @@ class Searcher(PresenceQueries):
         if self.composer is None:
             raise no_combiner_error()
         return check_modification(modify)
+
+    def _query_of(self, image: Any, cond: Condition, box: Any) -> np.ndarray:
+        """The (D,) query of one photo, or of several (a list or tuple of photos of the same
+        item: the normalised mean of their queries, each under the same condition and box)."""
+        photos = list(image) if isinstance(image, (list, tuple)) else [image]
+        if not photos or len(photos) > MAX_QUERY_IMAGES:
+            raise QueryError(
+                f"a search takes one photo or a list of 1 to {MAX_QUERY_IMAGES}, got {len(photos)}"
+            )
+        vectors = self._embed([self._region(p, box) for p in photos], [cond] * len(photos))
+        mean = vectors.astype(np.float64).mean(axis=0)
+        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
 
     def _like_vector(self, like: Any, image: Any, cond: Condition, box: Any) -> np.ndarray:
         """The stored (D,) vector of product ``like``, which replaces the photo."""
