@@ -294,3 +294,18 @@ def test_a_thumb_on_a_result_refines_the_results_in_place(server, browser, tmp_p
     page.locator("#results-title", has_text="refined by 1 mark").wait_for()
     _wait_until(page, f"() => document.querySelector('#results .card').title !== '{fifth}'")
     assert not problems, problems
+
+
+def test_words_typed_under_not_these_drop_the_results_that_name_them(server, browser):
+    url, cache = server
+    page, problems = _watched_page(browser, url)
+    _search_a_sample_for_bags(page, cache)
+    page.wait_for_selector("#results .card .title")
+    word = page.locator("#results .card .title").first.inner_text().split()[0].lower()
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        page.fill("#exclude", word)
+        page.press("#exclude", "Enter")
+    results = answer.value.json()["results"]
+    assert results and all(word not in (r["title"] or "").lower().split() for r in results)
+    page.locator("#results-title", has_text=f"not {word}").wait_for()
+    assert not problems, problems

@@ -16,6 +16,7 @@ const state = {
   dragged: false,      // a box was just drawn: the click that ends it is not a file pick
   up: new Set(),       // product ids marked "more like this" (feedback), for this query
   down: new Set(),     // product ids marked "not this"
+  exclude: [],         // words a result's title/caption must not name ("not the black one")
 };
 
 function resetFeedback() {
@@ -353,7 +354,8 @@ async function run() {
   busy(true);
   setStatus("");
   try {
-    const feedback = { positive_ids: [...state.up], negative_ids: [...state.down] };
+    const feedback = { positive_ids: [...state.up], negative_ids: [...state.down],
+      exclude_texts: state.exclude.length ? JSON.stringify(state.exclude) : null };
     const body = await api("/search", {
       method: "POST", body: queryForm({ ...condition, ...feedback, k: 12, attention: "true" }),
     });
@@ -366,7 +368,8 @@ async function run() {
       ? `No ${what} found in ${state.box ? "the box" : "this photo"} — the closest below`
       : what ? `Results for ${what}` + (state.box ? " in the box" : "")
         : "Results for the boxed item")
-      + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "");
+      + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "")
+      + (state.exclude.length ? ` · not ${state.exclude.join(", ")}` : "");
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`
       + (body.presence ? ` · present ${Math.round(100 * body.presence.probability)}%` : "");
     renderResults(body.results, absent);
@@ -542,6 +545,11 @@ async function pickSample(sample) {
 async function main() {
   wireDrop();
   wireBox();
+  $("#exclude-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.exclude = $("#exclude").value.split(",").map((w) => w.trim()).filter(Boolean);
+    run();
+  });
   $("#text-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("#text").value.trim();
