@@ -48,6 +48,15 @@ def _register_synth(verbs: argparse._SubParsersAction) -> None:
         "them, and write train/valid/test splits with distractors. Same seed, same bytes.",
     )
     p.add_argument("out", type=Path, metavar="OUT", help="output folder (absent or empty)")
+    p.add_argument(
+        "--task",
+        choices=("rvs", "cir"),
+        default="rvs",
+        help="rvs (default): the RVS training layout; cir: composed-retrieval triplets in the "
+        "FashionIQ layout (a reference, two edited versions, four triplets; --products: "
+        "training references per category, 100 val and 250 test ones; --size and --seed "
+        "apply; docs/cir.md)",
+    )
     p.add_argument("--products", type=_positive, default=1000, help="products (default 1000)")
     p.add_argument(
         "--distractors",
@@ -190,6 +199,12 @@ def _register_dedup(verbs: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """``referred data synth``."""
+    if args.task == "cir":
+        from referred.data.synth.cir import CIRSynthConfig, write_cir_dataset
+
+        cir = CIRSynthConfig(train=args.products, size=args.size, seed=args.seed)
+        print(write_cir_dataset(args.out, cir, overwrite=args.overwrite).summary())
+        return 0
     from referred.data.synth import SynthConfig, write_synthetic_dataset
 
     config = SynthConfig(

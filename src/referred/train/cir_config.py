@@ -28,7 +28,7 @@ class CIRTrainConfig:
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.01
-    temperature: float = 0.05
+    temperature: float = 0.02
     hidden: int = 128
     dropout: float = 0.1
     seed: int = 0
