@@ -76,6 +76,7 @@ class FakeSearcher:
         self.model, self.index = model, index
         #: category → probability the fake's presence head answers (None: no head)
         self.presence_probs = presence
+        self.composes = False  # whether the fake has a Combiner (modify=)
         self.categories: tuple[str, ...] = LRVSF_CATEGORIES
         self.category_choices = self.categories
         self.accepts_text = accepts_text
@@ -166,7 +167,19 @@ class FakeSearcher:
         exclude_ids: Any = (),
         exclude_categories: Any = (),
         exclude_texts: Any = (),
+        modify: Any = None,
     ) -> list[Hit]:
+        if modify is not None:
+            from referred.cir.compose import check_modification, no_combiner_error
+
+            if not self.composes:
+                raise no_combiner_error()
+            check_modification(modify)
+            if category is not None:  # the fake composes by moving to the next category
+                i = self.categories.index(category)
+                category = self.categories[(i + 1) % len(self.categories)]
+            else:
+                text = f"{text} {modify}"
         cond = {"category": category} if category else ({"text": text} if text else None)
         for pid in [*positive_ids, *negative_ids]:
             try:

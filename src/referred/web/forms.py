@@ -95,6 +95,10 @@ ImageFile = Annotated[
 ]
 CategoryField = _text("which item: one of GET /categories (case ignored)")
 TextField = _text("or describe the item in free text (text-conditioned models only)")
+ModifyField = _text(
+    "this item, but changed: 'in red', 'same but striped' (models with a Combiner, "
+    "docs/cir.md); at most 300 characters"
+)
 KField = Annotated[
     int | None,
     WithJsonSchema({"type": "integer", "minimum": 1, "description": "how many results"}),

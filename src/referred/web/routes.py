@@ -30,6 +30,7 @@ from referred.web.forms import (
     ImageFile,
     IncludeAbsentField,
     KField,
+    ModifyField,
     NegativeIdsField,
     PositiveIdsField,
     TextField,
@@ -98,6 +99,7 @@ async def search(
     exclude_ids: ExcludeIdsField = None,
     exclude_categories: ExcludeCategoriesField = None,
     exclude_texts: ExcludeTextsField = None,
+    modify: ModifyField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     category, text = resolve_condition(category, text, searcher, settings)
@@ -115,6 +117,8 @@ async def search(
         "exclude_texts": split_list_field(exclude_texts, "exclude_texts", "words or phrases"),
     }
     photo = await query_image(image, settings, runner, region)
+    if modify is not None:
+        feedback["modify"] = modify
     if any(feedback.values()):  # a query of its own: not batched with plain searches
         found = runner.call(
             searcher.search, photo, category=category, text=text, k=k, filter=flt, **feedback
@@ -134,6 +138,7 @@ async def search(
         "k": k,
         "took_ms": round((time.perf_counter() - start) * 1000, 2),
         "box": None if region is None else str(region),
+        "modify": modify,
     }
     if want_attention:
         body["attention"] = attention_json(done[1])

@@ -84,6 +84,7 @@ class SearchResponse(BaseModel):
         None, description="with a box, over the box's crop padded to a square"
     )
     presence: Presence | None = Field(None, description=PRESENCE_DESCRIPTION)
+    modify: str | None = Field(None, description="the modification composed in, as sent")
 
 
 class ShopTheLookResponse(BaseModel):
