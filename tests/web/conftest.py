@@ -210,6 +210,11 @@ class FakeSearcher:
         }
 
     @property
+    def composer(self) -> Any:
+        """Stands for a Combiner when ``composes`` (what /categories reports)."""
+        return object() if self.composes else None
+
+    @property
     def has_presence(self) -> bool:
         return self.presence_probs is not None
 

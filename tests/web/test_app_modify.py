@@ -9,7 +9,9 @@ def post(client, photo, **fields):
 
 
 def test_modify_reaches_the_searcher_and_changes_the_results(client, photo):
+    assert client.get("/categories").json()["composes"] is False
     client.app.state.fake.composes = True
+    assert client.get("/categories").json()["composes"] is True
     plain = post(client, photo, category="Bags", k=20).json()
     r = post(client, photo, category="Bags", k=20, modify="but in red")
     assert r.status_code == 200, r.text

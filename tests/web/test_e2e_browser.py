@@ -309,3 +309,18 @@ def test_words_typed_under_not_these_drop_the_results_that_name_them(server, bro
     assert results and all(word not in (r["title"] or "").lower().split() for r in results)
     page.locator("#results-title", has_text=f"not {word}").wait_for()
     assert not problems, problems
+
+
+def test_this_but_changed_composes_the_query(server, browser):
+    url, cache = server
+    page, problems = _watched_page(browser, url)
+    _search_a_sample_for_bags(page, cache)
+    page.wait_for_selector("#results .card .title")
+    if page.locator("#modify-form").is_hidden():
+        pytest.skip("the served model has no Combiner (GET /categories: composes false)")
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        page.fill("#modify", "in red")
+        page.press("#modify", "Enter")
+    assert answer.value.status == 200 and answer.value.json()["modify"] == "in red"
+    page.locator("#results-title", has_text="but in red").wait_for()
+    assert not problems, problems

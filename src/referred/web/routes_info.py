@@ -32,6 +32,7 @@ def categories(searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
         "categories": list(searcher.category_choices),
         "categories_as_text": not searcher.categories and bool(searcher.category_choices),
         "accepts_text": bool(searcher.accepts_text),
+        "composes": getattr(searcher, "composer", None) is not None,
         "max_text_chars": settings.max_text_chars,
         "default_k": settings.default_k,
         "max_k": settings.max_k,

@@ -127,6 +127,8 @@ class CategoriesResponse(BaseModel):
     #: True for a text model: the names are sent to its sentence encoder as texts.
     categories_as_text: bool = False
     accepts_text: bool
+    #: True when the model has a Combiner: /search takes ``modify`` ("this, but in red").
+    composes: bool = False
     max_text_chars: int
     default_k: int
     max_k: int

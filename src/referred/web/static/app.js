@@ -17,6 +17,7 @@ const state = {
   up: new Set(),       // product ids marked "more like this" (feedback), for this query
   down: new Set(),     // product ids marked "not this"
   exclude: [],         // words a result's title/caption must not name ("not the black one")
+  modify: "",          // "this, but in red": composed by the model's Combiner, if it has one
 };
 
 function resetFeedback() {
@@ -355,7 +356,8 @@ async function run() {
   setStatus("");
   try {
     const feedback = { positive_ids: [...state.up], negative_ids: [...state.down],
-      exclude_texts: state.exclude.length ? JSON.stringify(state.exclude) : null };
+      exclude_texts: state.exclude.length ? JSON.stringify(state.exclude) : null,
+      modify: state.modify || null };
     const body = await api("/search", {
       method: "POST", body: queryForm({ ...condition, ...feedback, k: 12, attention: "true" }),
     });
@@ -369,7 +371,8 @@ async function run() {
       : what ? `Results for ${what}` + (state.box ? " in the box" : "")
         : "Results for the boxed item")
       + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "")
-      + (state.exclude.length ? ` · not ${state.exclude.join(", ")}` : "");
+      + (state.exclude.length ? ` · not ${state.exclude.join(", ")}` : "")
+      + (state.modify ? ` · but ${state.modify}` : "");
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`
       + (body.presence ? ` · present ${Math.round(100 * body.presence.probability)}%` : "");
     renderResults(body.results, absent);
@@ -545,6 +548,11 @@ async function pickSample(sample) {
 async function main() {
   wireDrop();
   wireBox();
+  $("#modify-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.modify = $("#modify").value.trim();
+    run();
+  });
   $("#exclude-form").addEventListener("submit", (e) => {
     e.preventDefault();
     state.exclude = $("#exclude").value.split(",").map((w) => w.trim()).filter(Boolean);
@@ -583,6 +591,7 @@ async function main() {
     state.acceptsText = cats.accepts_text;
     $("#text").maxLength = cats.max_text_chars;
     $("#text-form").hidden = !cats.accepts_text;
+    $("#modify-form").hidden = !cats.composes;
     renderChips();
   } catch (err) {
     setStatus(err.message, "error");
