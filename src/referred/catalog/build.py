@@ -319,6 +319,9 @@ def _fill(
     for start in range(0, len(ids), ADD_BATCH):
         stop = start + ADD_BATCH
         index.add(ids[start:stop], vectors[start:stop], metadata[start:stop])
+    if hasattr(index, "wait_until_indexed"):  # a Milvus server indexes after the inserts
+        log.info("waiting for %s to build its vector index", spec)
+        index.wait_until_indexed()
     return index
 
 

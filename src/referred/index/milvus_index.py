@@ -33,7 +33,7 @@ an upserted row with the old ones, which would keep stale metadata.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +55,7 @@ from referred.index.errors import (
     CorruptIndexError,
     DuplicateIdError,
     EmptyIndexError,
+    FilterError,
     MissingDependencyError,
     SearchArgumentError,
     SpecError,
@@ -253,6 +254,7 @@ class MilvusIndex:
             raise SearchArgumentError(f"Milvus returns at most {MAX_K} results; got k={k}")
         expr = ""
         if filter is not None:
+            self._learn_fields(filter)
             flt = checked_filter(filter, self._schema)
             if flt is None:  # a field with an empty list of values: nothing matches
                 return SearchResult(*pad_result(len(queries), k))
@@ -349,6 +351,25 @@ class MilvusIndex:
                 scores[q, j] = hit["distance"]
                 ids[q, j] = hit["id"]
         return SearchResult(scores, ids)
+
+    def _learn_fields(self, filter: Filter) -> None:
+        """Fields of ``filter`` unknown here that another client (a second web worker) added:
+        a row holding one of the asked values makes the field and its type known."""
+        if not isinstance(filter, Mapping):
+            return
+        for field, value in filter.items():
+            if field in self._schema.names or not isinstance(field, str):
+                continue
+            try:
+                expr = filter_expression({field: value})
+            except FilterError:
+                continue  # checked_filter names the problem
+            if isinstance(value, (list, tuple, set, frozenset)) and not value:
+                continue
+            rows = self._client.query(
+                self.collection, filter=expr, output_fields=[field], limit=1, **self._read
+            )
+            self._schema = merged_schema(self._schema, table_of(rows), strict=False)
 
     def _selective(self, expr: str) -> bool:
         """True when at most ``exact_filter_rows`` products match ``expr`` (ids only read)."""

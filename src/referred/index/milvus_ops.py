@@ -39,14 +39,21 @@ def wait_until_indexed(client: Any, collection: str, timeout: float, poll: float
         time.sleep(poll)
 
 
+#: Milvus indexes no segment of fewer rows (``minSegmentNumRowsToEnableIndex``, default
+#: 1024): its query nodes search those exactly.
+MIN_INDEXED_ROWS = 1024
+
+
 def index_state(client: Any, collection: str) -> tuple[bool, bool]:
-    """(every flushed row is indexed, and the query nodes serve indexed segments of them all)."""
+    """(every flushed row is indexed, and the query nodes serve indexed segments of them all,
+    small segments being searched exactly without an index)."""
     state = client.describe_index(collection, "vector")
     total = int(state.get("total_rows", 0) or 0)
     built = not state.get("pending_index_rows") and int(state.get("indexed_rows", 0)) >= total
     segments = client.list_loaded_segments(collection)
-    served = all(s.index_name for s in segments) and sum(s.num_rows for s in segments) >= total
-    return built, built and served
+    loaded = sum(s.num_rows for s in segments)
+    raw = [s for s in segments if not s.index_name and s.num_rows >= MIN_INDEXED_ROWS]
+    return built, built and loaded >= total and not raw
 
 
 def check_settings(ef_search: Any, exact_filter_rows: Any, max_k: int) -> None:

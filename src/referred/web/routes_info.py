@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +54,7 @@ def healthz(request: Request, settings: SettingsDep) -> dict[str, Any]:
         "model": PurePath(str(model)).name or str(model) if model else None,
         "trained_model": info.get("trained"),
         "writes_enabled": settings.writes_enabled,
+        "worker": os.getpid(),
     }
 
 

@@ -140,6 +140,7 @@ class Health(BaseModel):
     model: str | None = None
     trained_model: bool | None = None
     writes_enabled: bool
+    worker: int = Field(description="id of the process that answered (one per --workers)")
 
 
 class Sample(BaseModel):
