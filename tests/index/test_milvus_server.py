@@ -64,11 +64,11 @@ def test_selective_filter_is_answered_exactly(served, vectors, products, queries
 def test_filter_through_milvus_keeps_recall(served, vectors, products, queries, flt):
     """With the exact shortcut off, Milvus's own filtered search returns k rows from the set."""
     ids, meta = products
-    served.exact_filter_rows = 0
+    default, served.exact_filter_rows = served.exact_filter_rows, 0
     try:
         _, got = served.search(queries, 10, filter=flt)
     finally:
-        served.exact_filter_rows = 2000
+        served.exact_filter_rows = default
     field, values = next(iter(flt.items()))
     keep = _keep(meta, field, values if isinstance(values, list) else [values])
     _, want = brute_force(vectors, ids, queries, 10, keep)
