@@ -174,7 +174,7 @@ def fit_presence(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         head.eval()
         auc = roc_auc(ys["valid"].numpy(), _logits(head, xs["valid"], cond).numpy())
         log(f"epoch {epoch}: loss {total / len(x_train):.4f}, validation AUC {auc:.4f}")
