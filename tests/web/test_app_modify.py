@@ -25,5 +25,7 @@ def test_modify_without_a_combiner_or_with_bad_text_is_a_422(client, photo):
     client.app.state.fake.composes = True
     r = post(client, photo, category="Bags", modify="   ")
     assert r.status_code == 422 and "modify is empty" in r.json()["error"]["message"]
+    r = post(client, photo, category="Bags", modify="")  # an empty form field: not given
+    assert r.status_code == 200 and r.json()["modify"] is None
     r = post(client, photo, category="Bags", modify="x" * 301)
     assert r.status_code == 422 and "at most 300" in r.json()["error"]["message"]

@@ -117,9 +117,9 @@ async def search(
         "exclude_texts": split_list_field(exclude_texts, "exclude_texts", "words or phrases"),
     }
     photo = await query_image(image, settings, runner, region)
-    if modify is not None:
+    if modify is not None:  # (an empty form field arrives as None: not given)
         feedback["modify"] = modify
-    if any(feedback.values()):  # a query of its own: not batched with plain searches
+    if any(feedback.values()) or modify is not None:  # its own query: not batched
         found = runner.call(
             searcher.search, photo, category=category, text=text, k=k, filter=flt, **feedback
         )
