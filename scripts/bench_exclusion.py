@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
-import referred
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_feedback import embed_by_category
+
 from referred.data import open_dataset
 from referred.data.synth.attributes import FAMILIES
 from referred.feedback import mentions
-from referred.model.trunk_memo import TrunkMemo
-from referred.train.validate import embed_split
 
 TOP = 10
 
@@ -77,13 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    model = referred.load_model(args.model)
-    if model.trunk is not None:
-        model.trunk_memo = TrunkMemo(4_000_000_000)
     dataset = open_dataset(args.data)
     ids = [x.product_id for x in dataset.products(args.split)]
-    emb = embed_split(model, dataset, args.split, max_distractors=0, texts="category")
+    emb = embed_by_category(args.model, dataset, args.split, 0, args.threads)
     if sum(emb.skipped.values()) or len(ids) != len(emb.targets):
         raise SystemExit(f"products skipped while embedding ({dict(emb.skipped)}): ids misalign")
     meta = pq.read_table(args.data / "products_simple_metadata.parquet").to_pydict()

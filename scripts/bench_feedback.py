@@ -49,6 +49,16 @@ def one_round(queries: np.ndarray, gallery: np.ndarray, with_negatives: bool) ->
     return out
 
 
+def embed_by_category(model_path: Path, dataset, split: str, distractors: int, threads: int):
+    """Load the model (a hybrid with its trunk memoised) and embed ``split``: each product's
+    first scene under its category name (as a chip sends it), products and ``distractors``."""
+    torch.set_num_threads(threads)
+    model = referred.load_model(model_path)
+    if model.trunk is not None:
+        model.trunk_memo = TrunkMemo(4_000_000_000)
+    return embed_split(model, dataset, split, max_distractors=distractors, texts="category")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", type=Path)
@@ -58,16 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    model = referred.load_model(args.model)
-    if model.trunk is not None:
-        model.trunk_memo = TrunkMemo(4_000_000_000)
-    emb = embed_split(
-        model,
-        open_dataset(args.data),
-        args.split,
-        max_distractors=args.distractors,
-        texts="category",
+    emb = embed_by_category(
+        args.model, open_dataset(args.data), args.split, args.distractors, args.threads
     )
     gallery = np.concatenate([emb.targets, emb.distractors])
     rows = {}

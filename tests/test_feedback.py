@@ -50,7 +50,8 @@ def test_exclusion_terms_are_checked_and_normalised():
     assert exclusion_terms(None) == []
     for bad, message in [
         ("black", "a list of words"),
-        ([""], "non-empty string"),
+        ([""], "a letter or digit"),
+        (["- -"], "a letter or digit"),
         (["x" * 101], "at most 100 characters"),
         ([f"w{i}" for i in range(MAX_EXCLUDE_TEXTS + 1)], "at most 20 excluded texts"),
     ]:

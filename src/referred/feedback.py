@@ -7,6 +7,8 @@ out when absent. A query with no photo (``q`` None) is "more like these" alone. 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 #: α (the photo's own query), β (products marked good), γ (products marked bad).
@@ -64,8 +66,10 @@ def exclusion_terms(texts: object) -> list[str]:
         raise ValueError("exclude_texts must be a list of words or phrases, e.g. ['black']")
     terms = []
     for t in texts:
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"each excluded text must be a non-empty string, got {t!r}")
+        if not isinstance(t, str) or not _plain(t):
+            raise ValueError(
+                f"each excluded text must be a string with a letter or digit, got {t!r}"
+            )
         if len(t) > MAX_EXCLUDE_TEXT_CHARS:
             raise ValueError(
                 f"an excluded text has at most {MAX_EXCLUDE_TEXT_CHARS} characters, got {len(t)}"
@@ -76,19 +80,17 @@ def exclusion_terms(texts: object) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-def mentions(metadata: dict, terms: list[str]) -> bool:
+def mentions(metadata: dict, terms: Sequence[str]) -> bool:
     """Whether any of ``terms`` appears as whole words in the product's catalog text
     (:data:`TEXT_FIELDS`; case and spacing ignored): "black" matches "a black tote", not
     "blackberry"."""
-    if not terms:
+    wanted = [p for p in (_plain(t) for t in terms) if p]
+    if not wanted:
         return False
-    words = " ".join(
-        " ".join(str(metadata[f]).lower().split()) for f in TEXT_FIELDS if metadata.get(f)
-    )
-    padded = f" {''.join(c if c.isalnum() else ' ' for c in words)} "
-    padded = " ".join(padded.split())
-    return any(f" {_plain(t)} " in f" {padded} " for t in terms)
+    text = _plain(" ".join(str(metadata[f]) for f in TEXT_FIELDS if metadata.get(f)))
+    return any(f" {p} " in f" {text} " for p in wanted)
 
 
-def _plain(term: str) -> str:
-    return " ".join("".join(c if c.isalnum() else " " for c in term).split())
+def _plain(text: str) -> str:
+    """Lower-cased words: every run of characters other than letters and digits is one space."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())

@@ -112,6 +112,10 @@ def condition_tokens(model, encoder, names: list[str]) -> torch.Tensor:
         return model.condition_token(conds).float()
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
 def _logits(head: PresenceHead, x: torch.Tensor, cond: torch.Tensor, batch: int = 64):
     with torch.no_grad():
         return torch.cat([head(x[i : i + batch].float(), cond) for i in range(0, len(x), batch)])
@@ -188,9 +192,8 @@ def fit_presence(
     head.b.fill_(b)
     test_logits = _logits(head, xs["test"], cond).numpy()
     y_test = ys["test"].numpy()
-    raw = 1 / (1 + np.exp(-test_logits))
-    calibrated = 1 / (1 + np.exp(-(a * test_logits + b)))
-    valid_cal = 1 / (1 + np.exp(-(a * valid_logits + b)))
+    raw, calibrated = _sigmoid(test_logits), _sigmoid(a * test_logits + b)
+    valid_cal = _sigmoid(a * valid_logits + b)
     by_category = {
         n: roc_auc(y_test[:, j], test_logits[:, j])
         for j, n in enumerate(names)

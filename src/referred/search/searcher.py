@@ -424,7 +424,7 @@ class Searcher(PresenceQueries):
                 for h in hits
                 if h.id not in ids
                 and h.metadata.get("category") not in categories
-                and not mentions(h.metadata, list(terms))
+                and not mentions(h.metadata, terms)
             ]
             if len(kept) >= k or len(hits) < fetch or not (categories or terms):
                 return kept[:k]

@@ -128,8 +128,9 @@ async def search(
     jobs = [found]
     if want_attention:
         jobs.append(runner.call(searcher.attention, photo, category=category, text=text))
-    asked = category is not None or text is not None
-    if asked and searcher.has_presence:
+    # whether the asked item is in the photo: the last job, when the model can tell
+    ask_presence = (category is not None or text is not None) and searcher.has_presence
+    if ask_presence:
         jobs.append(runner.call(searcher.presence, photo, category=category, text=text))
     done = await asyncio.gather(*jobs)
     body: dict[str, Any] = {
@@ -142,7 +143,7 @@ async def search(
     }
     if want_attention:
         body["attention"] = attention_json(done[1])
-    body["presence"] = done[-1].as_dict() if asked and searcher.has_presence else None
+    body["presence"] = done[-1].as_dict() if ask_presence else None
     return body
 
 
