@@ -218,6 +218,23 @@ def test_text_model_category_query_uses_the_saved_vectors(tmp_path, monkeypatch,
     assert "unknown category 'Socks'; this model accepts: Bags" in capsys.readouterr().err
 
 
+def test_several_photos_of_the_item_are_searched_together(built, capsys):
+    one = str(built / "photos" / "Feet" / "feet1.png")
+    two = str(built / "photos" / "Bags" / "bags0.png")
+    base = ["search", "--index", str(built / "idx"), "--category", "feet", "--json", "-k", "5"]
+    assert cli.main([*base, one]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert cli.main([*base, one, one]) == 0  # the same photo twice: the same query
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)] == [h["id"] for h in alone]
+    assert cli.main([*base, one, two]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert [h["score"] for h in both] != [h["score"] for h in alone]
+    assert cli.main([*base, *[one] * 9]) == 2
+    assert "at most 8 photos of the item, got 9" in capsys.readouterr().err
+    look = ["search", "--index", str(built / "idx"), "--shop-the-look", one, two]
+    assert cli.main(look) == 2 and "takes one photo" in capsys.readouterr().err
+
+
 def test_user_errors_exit_2_with_a_message(built, capsys):
     query = str(built / "photos" / "Bags" / "bags0.png")
     base = ["search", query, "--index", str(built / "idx")]

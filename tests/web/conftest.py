@@ -187,7 +187,15 @@ class FakeSearcher:
             except UnknownIdError:
                 raise UnknownProductError(pid) from None
         self.feedback.append((list(positive_ids), list(negative_ids), list(exclude_ids)))
-        hits = self.search_many([image], [cond], k=len(self.index), filter=filter)[0]
+        if isinstance(image, list):  # several photos of the item: their mean query
+            self.photos = len(image)
+            mean = np.mean([self._query(i, cond) for i in image], axis=0)
+            with self.rw.read():
+                hits = self._hits(
+                    *self.index.search(mean[None, :], len(self.index), filter=filter)
+                )[0]
+        else:
+            hits = self.search_many([image], [cond], k=len(self.index), filter=filter)[0]
         banned = set(exclude_categories)
         self.excluded_texts = list(exclude_texts)
         return [

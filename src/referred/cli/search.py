@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--category or --text (neither: the image alone), every category at once with "
         "--shop-the-look, or products like a catalog product with --like ID.",
     )
-    p.add_argument("image", nargs="?", help="query photo (not needed with --like)")
+    p.add_argument(
+        "image",
+        nargs="*",
+        help="query photo (not needed with --like); several photos of the same item are "
+        "searched together (their queries averaged; shop-the-look takes one)",
+    )
     p.add_argument("--index", required=True, help="index directory")
     p.add_argument("--model", help="weights (default: the model recorded in the index)")
     cond = p.add_mutually_exclusive_group()
@@ -56,12 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> dict[str, Any] | None:
     from referred.cli import UserError
+    from referred.search.searcher import MAX_QUERY_IMAGES
 
     if args.like is not None:
         if args.image or args.category or args.text or args.shop_the_look or args.box:
             raise UserError("--like takes no IMAGE, --category, --text, --box or --shop-the-look")
     elif not args.image:
         raise UserError("give a query IMAGE (or --like PRODUCT_ID)")
+    args.photos, args.image = list(args.image), (args.image[0] if args.image else None)
+    if len(args.photos) > 1 and args.shop_the_look:
+        raise UserError("--shop-the-look takes one photo")
+    if len(args.photos) > MAX_QUERY_IMAGES:
+        raise UserError(f"at most {MAX_QUERY_IMAGES} photos of the item, got {len(args.photos)}")
     if args.modify is not None and args.shop_the_look:
         raise UserError("--modify changes one item: drop --shop-the-look")
     feedback = (
@@ -121,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             results = searcher.search(
-                args.image,
+                args.photos if len(args.photos) > 1 else args.image,
                 category=args.category,
                 text=args.text,
                 k=args.k,

@@ -28,6 +28,7 @@ from pydantic import WithJsonSchema
 from starlette.responses import Response
 
 from referred.region import Box, BoxError, parse_box
+from referred.search.searcher import MAX_QUERY_IMAGES
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
 from referred.web.uploads import ACCEPTED_NAMES, read_form
@@ -92,6 +93,20 @@ def _text(description: str, **schema: Any) -> Any:
 
 ImageFile = Annotated[
     UploadFile, File(description=f"the photo: {ACCEPTED_NAMES}, recognised from its bytes")
+]
+MoreImagesField = Annotated[
+    list[UploadFile] | None,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "maxItems": MAX_QUERY_IMAGES - 1,
+            "description": "more photos of the same item (repeat the field; with `image`, at "
+            f"most {MAX_QUERY_IMAGES} in all): the query is the mean of every photo's, each "
+            "under the same condition and box; presence and attention answer for `image`",
+        }
+    ),
+    File(),
 ]
 CategoryField = _text("which item: one of GET /categories (case ignored)")
 TextField = _text("or describe the item in free text (text-conditioned models only)")

@@ -61,7 +61,11 @@ def complete(schema: dict[str, Any], settings: Settings, searcher: Any = None) -
             if media is None:
                 continue
             body = _resolve(schema, media["schema"])
-            media["encoding"] = {"image": {"contentType": image_types}}
+            media["encoding"] = {
+                name: {"contentType": image_types}
+                for name in ("image", "more_images")
+                if name in body.get("properties", {})
+            }
             default_k = 5 if path == "/shop-the-look" else None
             _limit_fields(body, settings, searcher, default_k)
             if path in ("/search", "/attention"):

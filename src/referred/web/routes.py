@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 
 from referred.region import Box, crop
+from referred.search.searcher import MAX_QUERY_IMAGES
 from referred.web import schemas
 from referred.web.condition import resolve_categories, resolve_condition
 from referred.web.errors import responses
@@ -31,6 +32,7 @@ from referred.web.forms import (
     IncludeAbsentField,
     KField,
     ModifyField,
+    MoreImagesField,
     NegativeIdsField,
     PositiveIdsField,
     TextField,
@@ -65,10 +67,14 @@ def parse_filter(raw: str | None) -> dict[str, Any] | None:
 
 
 async def query_image(
-    upload: UploadFile, settings: Settings, runner: SearchRunner, box: Box | None = None
+    upload: UploadFile,
+    settings: Settings,
+    runner: SearchRunner,
+    box: Box | None = None,
+    name: str = "image",
 ) -> Any:
     """The uploaded photo, validated and decoded in a worker thread; cropped to ``box``."""
-    data = await read_image(upload)
+    data = await read_image(upload, name)
     return await runner.call(_decode_and_crop, data, settings.max_pixels, box)
 
 
@@ -100,8 +106,16 @@ async def search(
     exclude_categories: ExcludeCategoriesField = None,
     exclude_texts: ExcludeTextsField = None,
     modify: ModifyField = None,
+    more_images: MoreImagesField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
+    if more_images and 1 + len(more_images) > MAX_QUERY_IMAGES:
+        raise ApiError(
+            422,
+            "too_many_images",
+            f"a search takes at most {MAX_QUERY_IMAGES} photos of the item (image and "
+            f"{MAX_QUERY_IMAGES - 1} more_images), got {1 + len(more_images)}",
+        )
     category, text = resolve_condition(category, text, searcher, settings)
     k, flt = check_k(k, settings), parse_filter(filter)
     want_attention = parse_flag(attention, "attention")
@@ -117,11 +131,15 @@ async def search(
         "exclude_texts": split_list_field(exclude_texts, "exclude_texts", "words or phrases"),
     }
     photo = await query_image(image, settings, runner, region)
+    others = [
+        await query_image(f, settings, runner, region, "more_images") for f in more_images or []
+    ]
     if modify is not None:  # (an empty form field arrives as None: not given)
         feedback["modify"] = modify
-    if any(feedback.values()) or modify is not None:  # its own query: not batched
+    if any(feedback.values()) or modify is not None or others:  # its own query: not batched
+        query = [photo, *others] if others else photo
         found = runner.call(
-            searcher.search, photo, category=category, text=text, k=k, filter=flt, **feedback
+            searcher.search, query, category=category, text=text, k=k, filter=flt, **feedback
         )
     else:
         found = runner.search(searcher, photo, category=category, text=text, k=k, filter=flt)

@@ -34,7 +34,8 @@ from referred.web.settings import ACCEPTED_FORMATS
 
 ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 MAX_FORM_FIELDS = 64
-MAX_FORM_FILES = 4
+#: Files in one form: a search's photo and its more_images (MAX_QUERY_IMAGES in all), + 1.
+MAX_FORM_FILES = 9
 MAX_FIELD_BYTES = 64 * 1024
 #: An over-limit body is read and dropped up to this size (and for at most DRAIN_SECONDS)
 #: before the 413 is sent: closing on a client still sending resets its connection, and it
