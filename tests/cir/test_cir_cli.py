@@ -73,3 +73,58 @@ def test_layers():
     model = _loaded("referred.cir.io")  # what load_model pulls in for a Combiner
     assert not any(m.startswith(("referred.data", "referred.train", "referred.eval",
                                  "referred.search", "referred.web")) for m in model)  # fmt: skip
+
+
+def _train_args(*flags):
+    from referred.cli import build_parser
+
+    return build_parser().parse_args(
+        ["train", "--task", "cir", "--data", "d", "--out", "o", "--model", "m", *flags]
+    )
+
+
+def test_train_task_cir_flags_go_into_the_config():
+    from referred.cli.train_cir import config_from_args
+    from referred.train.cir_config import CIRTrainConfig
+
+    config = config_from_args(
+        _train_args("--hidden", "256", "--temperature", "0.03", "--dropout", "0.25",
+                    "--weight-decay", "0.05", "--epochs", "7", "--lr", "1e-3")
+    )  # fmt: skip
+    assert (config.hidden, config.temperature, config.dropout, config.weight_decay) == (
+        256, 0.03, 0.25, 0.05,
+    )  # fmt: skip
+    assert (config.epochs, config.lr) == (7, 1e-3)
+    defaults = config_from_args(_train_args())  # not given: the config's own defaults
+    plain = CIRTrainConfig(data="d", out="o", model="m")
+    for name in ("hidden", "temperature", "dropout", "weight_decay", "epochs", "lr"):
+        assert getattr(defaults, name) == getattr(plain, name)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--hidden", "0"], "expected an integer >= 1, got 0"),
+        (["--temperature", "-0.1"], "expected a number > 0"),
+        (["--dropout", "1"], "expected a number in [0, 1), got 1"),
+        (["--weight-decay", "x"], "expected a number >= 0, got 'x'"),
+    ],
+)
+def test_train_task_cir_flags_are_checked(capsys, flags, message):
+    with pytest.raises(SystemExit):
+        _train_args(*flags)
+    assert message in capsys.readouterr().err
+
+
+def test_cir_flags_are_refused_by_the_other_tasks(capsys, tmp_path):
+    code, text = _run(capsys, "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                      "--hidden", "64", "--temperature", "0.1")  # fmt: skip
+    assert code == 2 and "--hidden, --temperature only apply to --task cir" in text
+
+
+def test_train_help_names_the_combiner_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--hidden", "--temperature", "--dropout", "--weight-decay"):
+        assert flag in text

@@ -72,6 +72,40 @@ def condvit_only_flags_given(args: argparse.Namespace) -> list[str]:
     return [flag for attr, flag, unset in CONDVIT_ONLY if getattr(args, attr, unset) != unset]
 
 
+#: ``train`` flags only ``--task cir`` takes (the Combiner's shape and loss): (attribute, flag).
+CIR_ONLY = (
+    ("hidden", "--hidden"),
+    ("temperature", "--temperature"),
+    ("dropout", "--dropout"),
+    ("weight_decay", "--weight-decay"),
+)
+
+
+def cir_only_flags_given(args: argparse.Namespace) -> list[str]:
+    """The flags of :data:`CIR_ONLY` given on this command line."""
+    return [flag for attr, flag in CIR_ONLY if getattr(args, attr, None) is not None]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
@@ -149,6 +183,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--text-encoder", help="frozen sentence encoder for --conditioning text")
     p.add_argument("--cache-dir", help="where the packed training images go (OUT/cache)")
+    cir = p.add_argument_group("--task cir (the Combiner; docs/cir.md)")
+    cir.add_argument(
+        "--hidden", type=_positive_int, help="the Combiner's hidden width H (default 128)"
+    )
+    cir.add_argument(
+        "--temperature",
+        type=_positive_float,
+        help="InfoNCE temperature against every training image (default 0.02)",
+    )
+    cir.add_argument(
+        "--dropout", type=_fraction, help="dropout on the Combiner's projections (default 0.1)"
+    )
+    cir.add_argument("--weight-decay", type=_non_negative_float, help="AdamW's (default 0.01)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
     group.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
@@ -187,6 +234,11 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
 
 def run(args: argparse.Namespace) -> int:
     """``referred train``: 0 when the run finished or stopped resumably, 1 when it failed."""
+    given = cir_only_flags_given(args)
+    if given and args.task != "cir":
+        from referred.cli import UserError
+
+        raise UserError(f"{', '.join(given)} only apply to --task cir (a Combiner's training)")
     if args.task == "cir":
         from referred.cli.train_cir import run_cir
 

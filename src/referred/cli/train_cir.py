@@ -20,18 +20,17 @@ def config_from_args(args: argparse.Namespace):  # -> CIRTrainConfig
         raise UserError(
             f"--task cir trains a Combiner over a frozen CondViT and does not take "
             f"{', '.join(given)}; it takes --data, --out, --model, --epochs, --batch-size, "
-            "--lr, --seed, --threads, --max-minutes, --text-encoder, --resume/--overwrite"
+            "--lr, --hidden, --temperature, --dropout, --weight-decay, --seed, --threads, "
+            "--max-minutes, --text-encoder, --resume/--overwrite"
         )
     if args.model == "auto":
         raise UserError(
             "--task cir needs --model: the trained CondViT (file, folder or hub id) whose "
             "catalog space the Combiner composes in, e.g. src/referred/assets/demo-model"
         )
-    extra = {
-        k: v
-        for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
-        if v is not None
-    }
+    names = ("epochs", "batch_size", "lr", "hidden", "temperature", "dropout", "weight_decay")
+    # not given: the config's defaults
+    extra = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     return CIRTrainConfig(
         data=args.data,
         out=args.out,
