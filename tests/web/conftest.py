@@ -46,6 +46,7 @@ class Hit:
     id: str
     score: float
     metadata: dict[str, Any]
+    weak: bool = False
 
 
 class FakeModel:
@@ -77,6 +78,7 @@ class FakeSearcher:
         #: category → probability the fake's presence head answers (None: no head)
         self.presence_probs = presence
         self.composes = False  # whether the fake has a Combiner (modify=)
+        self.score_floor: float | None = None  # hits under it are weak, as the Searcher's
         self.categories: tuple[str, ...] = LRVSF_CATEGORIES
         self.category_choices = self.categories
         self.accepts_text = accepts_text
@@ -130,7 +132,12 @@ class FakeSearcher:
             metas = self.index.get([i for _, i in keep], vectors=False).metadata if keep else []
             out.append(
                 [
-                    Hit(i, float(s), {k2: v for k2, v in m.items() if k2 != "id"})
+                    Hit(
+                        i,
+                        float(s),
+                        {k2: v for k2, v in m.items() if k2 != "id"},
+                        weak=self.score_floor is not None and s < self.score_floor,
+                    )
                     for (s, i), m in zip(keep, metas)
                 ]
             )

@@ -60,3 +60,20 @@ def test_presence_lists_categories_and_takes_a_box(make_client, photo):
     assert bad.status_code == 422 and "Hats" in bad.json()["error"]["message"]
     flag = post(client, "/shop-the-look", photo, include_absent="maybe")
     assert flag.status_code == 422 and "include_absent" in flag.json()["error"]["message"]
+
+
+def test_results_under_the_score_floor_are_marked_weak(client, photo):
+    fake = client.app.state.fake
+    files = {"image": ("p.png", photo, "image/png")}
+    plain = client.post("/search", files=files, data={"category": "Bags", "k": 6}).json()
+    assert [r["weak"] for r in plain["results"]] == [False] * 6
+    scores = [r["score"] for r in plain["results"]]
+    fake.score_floor = (scores[1] + scores[2]) / 2
+    try:
+        r = client.post("/search", files=files, data={"category": "Bags", "k": 6})
+        assert [x["weak"] for x in r.json()["results"]] == [False] * 2 + [True] * 4
+    finally:
+        fake.score_floor = None
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Result"]
+    assert schema["properties"]["weak"]["type"] == "boolean"
+    assert "score floor" in schema["properties"]["weak"]["description"]

@@ -1,4 +1,7 @@
-"""``referred train --task presence``: fit a presence head for a trained CondViT.
+"""``referred train --task presence|floor``: what a trained CondViT knows about absence.
+
+``presence`` fits a presence head; ``floor`` measures the score floor under which a result is
+marked weak (:mod:`referred.presence.floor`), on the validation split of ``--data``.
 
 The head ("is the asked item in this photo at all?", :mod:`referred.presence`) is fitted on the
 scenes of ``--data`` whose worn categories are known (``referred data synth`` records them),
@@ -17,35 +20,52 @@ from pathlib import Path
 TAKES = "--epochs, --batch-size, --lr, --seed, --threads, --overwrite"
 
 
-def run_presence(args: argparse.Namespace) -> int:
-    """0 when the head was fitted and saved."""
-    import torch
-
-    import referred
+def _check_frozen_task(args: argparse.Namespace, takes: str, fits: bool = True) -> Path:
+    """The --out folder of a task on a frozen --model; UserError for flags it does not take
+    (``fits``: the task fits weights, so it takes --epochs, --batch-size and --lr)."""
     from referred.cli import UserError
     from referred.cli.train import condvit_only_flags_given
-    from referred.presence import save_head
-    from referred.presence.fit import fit_presence
 
+    others = [("max_minutes", "--max-minutes"), ("text_encoder", "--text-encoder")]
+    if not fits:
+        others += [("epochs", "--epochs"), ("batch_size", "--batch-size"), ("lr", "--lr")]
     given = condvit_only_flags_given(args) + [
-        flag
-        for attr, flag in (("max_minutes", "--max-minutes"), ("text_encoder", "--text-encoder"))
-        if getattr(args, attr, None) is not None
+        flag for attr, flag in others if getattr(args, attr, None) is not None
     ]
     if getattr(args, "resume", False):
         given.append("--resume")
     if given:
         raise UserError(
-            f"--task presence fits a head on a frozen CondViT and does not take "
-            f"{', '.join(given)}; it takes --data, --model, --out, {TAKES}"
+            f"--task {args.task} works on a frozen CondViT and does not take "
+            f"{', '.join(given)}; it takes --data, --model, --out, {takes}"
         )
     if args.model == "auto":
-        raise UserError("--task presence needs --model: the trained CondViT to fit a head for")
+        raise UserError(f"--task {args.task} needs --model: the trained CondViT to measure")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite and out != Path(args.model):
         raise UserError(f"{out} exists and is not empty; pass --overwrite to replace it")
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
+    return out
+
+
+def _copy_model(model, source: Path, out: Path) -> None:
+    """``out`` holds the model (its files copied, never changed in place)."""
+    if source.is_dir() and source.resolve() != out.resolve():
+        shutil.copytree(source, out, dirs_exist_ok=True)
+    elif not source.is_dir():
+        model.save_pretrained(out)
+
+
+def run_presence(args: argparse.Namespace) -> int:
+    """0 when the head was fitted and saved."""
+    import referred
+    from referred.presence import save_head
+    from referred.presence.fit import fit_presence
+
+    out = _check_frozen_task(args, TAKES)
     model = referred.load_model(args.model)
     head, report = fit_presence(
         model,
@@ -56,11 +76,7 @@ def run_presence(args: argparse.Namespace) -> int:
         seed=args.seed,
         log=lambda line: print(line, flush=True),
     )
-    source = Path(args.model)
-    if source.is_dir() and source.resolve() != out.resolve():
-        shutil.copytree(source, out, dirs_exist_ok=True)
-    elif not source.is_dir():
-        model.save_pretrained(out)
+    _copy_model(model, Path(args.model), out)
     made_with = {
         "command": "referred train --task presence",
         "model": str(args.model),
@@ -74,4 +90,21 @@ def run_presence(args: argparse.Namespace) -> int:
     summary = {k: report.as_dict()[k] for k in ("test_auc", "test_ece", "valid_auc", "scenes")}
     print(json.dumps(summary, indent=1))
     print(f"presence head saved in {out} (presence.safetensors, presence.json)")
+    return 0
+
+
+def run_floor(args: argparse.Namespace) -> int:
+    """0 when the floor was measured and saved beside the model in --out."""
+    import referred
+    from referred.presence.floor import FILE, fit_score_floor, save_floor
+
+    out = _check_frozen_task(args, "--threads, --overwrite", fits=False)
+    model = referred.load_model(args.model)
+    record = fit_score_floor(model, args.data, log=lambda line: print(line, flush=True))
+    _copy_model(model, Path(args.model), out)
+    made_with = {"command": "referred train --task floor", "model": str(args.model)}
+    save_floor(out, {**record, "made_with": {**made_with, "data": str(args.data)}})
+    print(json.dumps(record, indent=1))
+    floor = record["floor"]
+    print(f"score floor saved in {out} ({FILE}): results under {floor:.4f} are marked weak")
     return 0

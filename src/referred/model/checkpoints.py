@@ -342,6 +342,11 @@ def save_pretrained(
         from referred.presence.io import save_head as save_presence_head
 
         save_presence_head(d, presence)
+    floor = getattr(model, "score_floor", None)
+    if floor is not None:  # the score under which results are weak (referred.presence.floor)
+        from referred.presence.floor import save_floor
+
+        save_floor(d, {"floor": floor})
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

@@ -131,6 +131,9 @@ def load_model(
 
         # "is the asked item in the photo?" (referred.presence), None when never fitted
         presence_io.attach(model, presence_io.load_head(path, config.width))
+        from referred.presence.floor import attach_floor, load_floor
+
+        attach_floor(model, load_floor(path))  # results under it are weak (None: no floor)
     return model.to(device).eval()
 
 

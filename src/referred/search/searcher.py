@@ -51,12 +51,15 @@ class Hit:
     """One result: the product id, its score (cosine similarity) and its metadata.
 
     ``metadata`` holds what the index stores (category, title, image path or URL, extra
-    catalog fields), without ``id``.
+    catalog fields), without ``id``. ``weak``: probably not the item asked for, because the
+    score is under the model's score floor (:mod:`referred.presence.floor`; photo queries),
+    where true matches rarely fall, or because the product's ``category`` is not the one asked.
     """
 
     id: str
     score: float
     metadata: dict[str, Any]
+    weak: bool = False
 
 
 class Searcher(PresenceQueries):
@@ -103,6 +106,8 @@ class Searcher(PresenceQueries):
         #: What a shopper can pick as a category: the model's table, or for a text model
         #: LRVS-F's names, which it receives as texts ("Bags").
         self.category_choices: tuple[str, ...] = self.encoder.category_choices
+        #: photo-query results scoring under it are weak (:mod:`referred.presence.floor`)
+        self.score_floor: float | None = getattr(model, "score_floor", None)
         self._rw = ReadWriteLock()
         #: Catalog changes and saves, one at a time, queue here rather than on ``_rw``: a writer
         #: waiting on ``_rw`` would hold new searches back for as long as a save reads.
@@ -206,7 +211,11 @@ class Searcher(PresenceQueries):
                 raise QueryError(str(exc)) from None
         else:
             vector = query
-        return self._search_excluding(vector, k, filter, set(exclude), banned, terms)
+        # the floor is measured for photo queries: a composed or catalog-started one scores
+        # on another scale
+        floor = self.score_floor if like is None and modification is None else None
+        weak = (floor, self._asked_category(cond))
+        return self._search_excluding(vector, k, filter, set(exclude), banned, terms, weak)
 
     def search_many(
         self,
@@ -231,7 +240,8 @@ class Searcher(PresenceQueries):
         if not images:
             return []
         vectors = self._embed(images, parsed)
-        return self._search_vectors(vectors, k, [filter] * len(images))
+        asked = [self._asked_category(c) for c in parsed]
+        return self._search_vectors(vectors, k, [filter] * len(images), self.score_floor, asked)
 
     def shop_the_look(
         self,
@@ -267,7 +277,8 @@ class Searcher(PresenceQueries):
         filters = [
             {**(filter or {}), "category": c.value} if by_category else filter for c in parsed
         ]
-        hits = self._search_vectors(vectors, k, filters)
+        asked = [self._asked_category(c) for c in parsed]
+        hits = self._search_vectors(vectors, k, filters, self.score_floor, asked)
         return {c.value: h for c, h in zip(parsed, hits)}
 
     def more_like_this(
@@ -412,13 +423,15 @@ class Searcher(PresenceQueries):
         ids: set[str],
         categories: set[str],
         terms: Sequence[str] = (),
+        weak: tuple[float | None, str | None] = (None, None),
     ) -> list[Hit]:
         """The k best hits of one (D,) vector, leaving out ``ids``, products of
         ``categories`` and products whose text mentions ``terms``: fetches more (×4 a round)
-        until k are left or the catalog is spent."""
+        until k are left or the catalog is spent. ``weak``: (floor, asked category) for
+        :meth:`_search_vectors`."""
         fetch = k + len(ids)
         while True:
-            hits = self._search_vectors(vector[None, :], fetch, [filter])[0]
+            hits = self._search_vectors(vector[None, :], fetch, [filter], weak[0], [weak[1]])[0]
             kept = [
                 h
                 for h in hits
@@ -491,9 +504,15 @@ class Searcher(PresenceQueries):
         return self.encoder.encode(list(images), list(conds)).numpy()
 
     def _search_vectors(
-        self, vectors: np.ndarray, k: int, filters: Sequence[Mapping[str, Any] | None]
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Sequence[Mapping[str, Any] | None],
+        floor: float | None = None,
+        asked: Sequence[str | None] | None = None,
     ) -> list[list[Hit]]:
         """Index search for (n, D) vectors, one filter per row; identical filters share a call.
+        Hits scoring under ``floor``, or whose category is not row i's ``asked[i]``, are weak.
 
         Search and metadata lookup happen under one read lock, so a concurrent write can
         never leave a hit without its metadata.
@@ -516,14 +535,25 @@ class Searcher(PresenceQueries):
                     continue
                 scores[rows], ids[rows] = res.scores, res.ids
             meta = self._metadata(list(dict.fromkeys(i for i in ids.ravel() if i != PAD_ID)))
+        asked = [None] * len(vectors) if asked is None else asked
         return [
             [
-                Hit(i, float(s), {k: v for k, v in meta[i].items() if k != "id"})
+                Hit(
+                    i,
+                    float(s),
+                    {k: v for k, v in meta[i].items() if k != "id"},
+                    weak=(floor is not None and s < floor) or _other_kind(meta[i], want),
+                )
                 for s, i in zip(row_s.tolist(), row_i.tolist())
                 if i in meta
             ]
-            for row_s, row_i in zip(scores, ids)
+            for row_s, row_i, want in zip(scores, ids, asked)
         ]
+
+    def _asked_category(self, cond: Condition) -> str | None:
+        """The category a condition asks for: a category, or a text that is a category's
+        name (a text model's chip); None for free text and no condition."""
+        return cond.value if cond.value in self.category_choices else None
 
     def _metadata(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """id → metadata (call under the read lock). Ids that another client of a shared
@@ -537,3 +567,11 @@ class Searcher(PresenceQueries):
                 continue
             return dict(zip(records.ids, records.metadata))
         return {}
+
+
+def _other_kind(metadata: Mapping[str, Any], asked: str | None) -> bool:
+    """Whether a product's catalog category is known and is not the category asked for."""
+    found = metadata.get("category")
+    if asked is None or not isinstance(found, str) or not found.strip():
+        return False
+    return found.strip().casefold() != asked.casefold()

@@ -73,8 +73,9 @@ def product_dict(product_id: str, metadata: dict[str, Any], score: float | None 
 
 
 def hits_json(hits: list[Any]) -> list[dict[str, Any]]:
+    """Results as the API shows them, each with ``weak`` (under the model's score floor)."""
     return [
-        product_dict(h.id, dict(h.metadata), h.score)
+        {**product_dict(h.id, dict(h.metadata), h.score), "weak": bool(getattr(h, "weak", False))}
         for h in hits
         if h.id and math.isfinite(h.score)
     ]

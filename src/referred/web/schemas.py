@@ -45,6 +45,12 @@ class Result(BaseModel):
     category: str | None = None
     title: str | None = None
     image_url: str | None = Field(None, description="GET this for the product image")
+    weak: bool = Field(
+        False,
+        description="probably not the item asked for: the score is under the model's score "
+        "floor (fewer than 5 in 100 true matches score so low), or the product's category is "
+        "not the one asked (docs/search.md)",
+    )
 
 
 class Attention(BaseModel):

@@ -454,7 +454,9 @@ function card(hit, rank, feedback = false) {
   const img = hit.image_url
     ? el("img", { src: hit.image_url, alt: hit.title || hit.id, loading: "lazy" })
     : el("span", { class: "small", text: "no image" });
-  return el("article", { class: "card" + (rank === 1 ? " top" : ""), title: hit.id },
+  // weak: under the model's score floor, where true matches rarely fall (never shown as strong)
+  const cls = "card" + (rank === 1 && !hit.weak ? " top" : "") + (hit.weak ? " weak" : "");
+  return el("article", { class: cls, title: hit.id },
     el("div", { class: "thumb" }, img),
     el("span", { class: "rank", text: String(rank) }),
     el("div", { class: "body" },
@@ -464,6 +466,8 @@ function card(hit, rank, feedback = false) {
         el("span", { class: "score", text: score.toFixed(3), title: "cosine similarity" })),
       el("div", { class: "bar" }, bar),
       el("div", { class: "pid", text: `id ${hit.id}` }),
+      hit.weak ? el("div", { class: "weak-note", text: "weak match",
+        title: "scores this low are rarely the item asked for" }) : null,
       feedback ? thumbs(hit) : null));
 }
 
