@@ -109,6 +109,17 @@ def _an_absent_category(url: str, photo: Path) -> str | None:
     return next((c for c, p in presence.items() if not p["present"]), None)
 
 
+def _search_json(url: str, cache: Path, **fields) -> dict:
+    """POST /search with the first sample scene, as the page sends it."""
+    import httpx
+
+    photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    files = {"image": ("p.jpg", photo.read_bytes())}
+    r = httpx.post(f"{url}/search", files=files, data=fields, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def _search_a_sample_for_bags(page, cache: Path) -> None:
     """Upload the first sample scene as a file and pick the Bags chip; wait for the results."""
     photo = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
@@ -152,6 +163,14 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     assert drawn
     shot = _shot(page, "search.png", tmp_path)
     assert shot.stat().st_size > 10_000
+    # results the service marks weak (under the score floor, or of another category) are dimmed
+    # and labelled on the page, and no other card is
+    weak = [r["weak"] for r in _search_json(url, cache, category="Bags", k=12)["results"]]
+    labels = page.eval_on_selector_all(
+        "#results .card", "els => els.map(e => e.classList.contains('weak'))"
+    )
+    assert labels == weak
+    assert page.locator("#results .card.weak .weak-note").count() == sum(weak)
 
     if text_model:  # the demo model takes free text too
         page.fill("#text", "a red striped scarf")
