@@ -60,6 +60,7 @@ class BuildReport:
     recall_queries: int = 0
     tuning: Tuning | None = None  # with target_recall: the knob, its value and the curve
     dedup: dict[str, Any] | None = None  # with dedup: what was left out (index.info["dedup"])
+    auto: str | None = None  # with spec "auto": why this spec (index.info["auto"])
 
 
 def build_catalog_index(
@@ -81,6 +82,7 @@ def build_catalog_index(
     seed: int = 0,
     target_recall: float | None = None,
     dedup: Any = None,
+    memory_budget: int | None = None,
 ) -> BuildReport:
     """Embed the catalog ``source`` (folder or table) with ``model`` and save an index at ``out``.
 
@@ -93,7 +95,13 @@ def build_catalog_index(
     the tuned value is saved with the index and the curve in ``index.info["tuning"]``.
     ``dedup``: a ``DedupConfig`` or a ``kept.txt`` path; near-duplicates are not indexed
     (:func:`referred.catalog.dedup.apply_dedup`; the report goes to ``<work dir>/dedup/``).
+    ``spec="auto"`` chooses the spec for the catalog's size within ``memory_budget`` bytes
+    resident (:func:`referred.index.auto.choose_spec`) and, for an approximate one, tunes it to
+    ``target_recall`` (default 0.95); the choice and why are in ``index.info["auto"]``.
     """
+    auto = spec.strip().lower() == "auto"
+    if memory_budget is not None and not auto:
+        raise ValueError("a memory budget goes with spec 'auto' (it chooses the spec to fit)")
     if source is None and embeddings is None:
         raise ValueError("give a catalog source (folder or table) or an embeddings parquet")
     if engine not in ("local", "ray"):
@@ -101,7 +109,7 @@ def build_catalog_index(
     if target_recall is not None:  # refused before any work, not after the index is filled
         if not 0 < target_recall <= 1:
             raise ValueError(f"target recall must be in (0, 1], got {target_recall}")
-        if not spec.strip().lower().startswith("faiss:"):
+        if not auto and not spec.strip().lower().startswith("faiss:"):
             raise ValueError(
                 f"--target-recall tunes faiss specs (HNSW: ef_search, IVF: nprobe), not {spec!r}"
             )
@@ -129,6 +137,15 @@ def build_catalog_index(
         src = Path(source) if source is not None else None
         report_dir = _work(out, work_dir).parent / "dedup"
         ids, vectors, dedup_info = apply_dedup(dedup, ids, vectors, src, report_dir)
+    choice = None
+    if auto:
+        from referred.index.auto import choose_spec
+
+        choice = choose_spec(len(ids), int(vectors.shape[1]), memory_budget)
+        spec = choice.spec
+        log.info("spec auto: %s (%s)", spec, choice.reason)
+        if target_recall is None and choice.approximate:
+            target_recall = 0.95
     index = _fill(spec, index_options or {}, ids, vectors, [meta.get(i, {}) for i in ids], seed)
     index_seconds = time.perf_counter() - t0
     recall, n_queries, tuning = None, 0, None
@@ -149,6 +166,9 @@ def build_catalog_index(
         "recall_queries": n_queries,
         "tuning": None if tuning is None else tuning.to_dict(),
         "dedup": dedup_info,
+        "auto": None
+        if choice is None
+        else {"spec": spec, "reason": choice.reason, "resident_bytes": choice.resident_bytes},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     index.save(out)
@@ -166,6 +186,7 @@ def build_catalog_index(
         n_queries,
         tuning,
         dedup_info,
+        None if choice is None else choice.reason,
     )
 
 

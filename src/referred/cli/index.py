@@ -52,7 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--spec",
         default="flat",
         help="flat (exact), faiss:HNSW32, faiss:IVF4096,SQ8, "
-        "milvus:./catalog.db, milvus:http://host:19530 … (default: flat)",
+        "milvus:./catalog.db, milvus:http://host:19530 …, or auto: chosen for the catalog's "
+        "size and --memory-budget, then tuned to --target-recall (default 0.95) (default: flat)",
+    )
+    b.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="with --spec auto: the most the served index may keep in memory, e.g. 1.2GB "
+        "(float vectors of lossy indexes stay on disk, memory-mapped)",
     )
     b.add_argument(
         "--option",
@@ -136,6 +143,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.ray_address and args.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
     options = parse_options(args.option)
+    budget = _memory_budget(args)
     dedup = _dedup(args)
     quiet_backends()
     torch.set_num_threads(max(1, args.threads))
@@ -159,6 +167,7 @@ def run_build(args: argparse.Namespace) -> int:
             recall_queries=args.recall_queries,
             target_recall=args.target_recall,
             dedup=dedup,
+            memory_budget=budget,
         )
     except ImportError as exc:
         raise UserError(str(exc)) from None
@@ -173,6 +182,8 @@ def run_build(args: argparse.Namespace) -> int:
         f"index {report.spec}: {report.count} products, {model.config.output_dim}-d, built in "
         f"{report.index_seconds:.1f} s → {report.index_dir}"
     )
+    if report.auto is not None:
+        print(f"spec auto → {report.spec}: {report.auto}")
     if report.dedup is not None:
         _print_dedup(report.dedup)
     if report.tuning is not None:
@@ -184,6 +195,22 @@ def run_build(args: argparse.Namespace) -> int:
             "excluded)"
         )
     return 0
+
+
+def _memory_budget(args: argparse.Namespace) -> int | None:
+    """``--memory-budget`` in bytes (only with ``--spec auto``), checked before work."""
+    from referred.cli import UserError
+
+    if args.memory_budget is None:
+        return None
+    if args.spec.strip().lower() != "auto":
+        raise UserError("--memory-budget goes with --spec auto (it chooses the spec to fit)")
+    from referred.index.auto import parse_size
+
+    try:
+        return parse_size(args.memory_budget)
+    except ValueError as exc:
+        raise UserError(f"--memory-budget: {exc}") from None
 
 
 def _dedup(args: argparse.Namespace) -> Any:

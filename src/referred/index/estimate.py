@@ -23,12 +23,20 @@ def estimate_milvus(n: int, dim: int) -> int:
 _SQ_BYTES = {"SQ4": 0.5, "SQ6": 0.75, "SQ8": 1.0, "SQfp16": 2.0, "SQbf16": 2.0}
 
 
-def estimate_faiss(factory: str, n: int, dim: int, store_vectors: bool | None = None) -> int:
+def estimate_faiss(
+    factory: str,
+    n: int,
+    dim: int,
+    store_vectors: bool | None = None,
+    *,
+    mapped_vectors: bool = False,
+) -> int:
     """Bytes for ``n`` vectors in ``faiss:<factory>`` (index + stored floats + id catalogue).
 
     Counted per vector: codes (Flat 4·d, SQ8 d, SQ4 d/2, PQm m·nbits/8), HNSW links
     (~8.25·M + 12), IVF ids (8), the float vectors kept beside lossy indexes (4·dim) and the id
-    catalogue; once: IVF centroids, PQ codebooks, PCA/OPQ matrices.
+    catalogue; once: IVF centroids, PQ codebooks, PCA/OPQ matrices. ``mapped_vectors``: as a
+    loaded index serves, with those float vectors memory-mapped from disk, so not counted.
     """
     parts = factory.split(",")
     per_vec, fixed, d = float(ID_BYTES), 0.0, dim
@@ -56,6 +64,7 @@ def estimate_faiss(factory: str, n: int, dim: int, store_vectors: bool | None = 
             fixed += 4.0 * (2**nbits) * d
         else:
             raise SpecError(f"cannot estimate memory for faiss component {part!r} of {factory!r}")
-    if (not exact) if store_vectors is None else store_vectors:
+    stored = (not exact) if store_vectors is None else store_vectors
+    if stored and not mapped_vectors:
         per_vec += 4 * dim
     return int(n * per_vec + fixed)
