@@ -175,6 +175,7 @@ class FakeSearcher:
         exclude_categories: Any = (),
         exclude_texts: Any = (),
         modify: Any = None,
+        like: Any = None,
     ) -> list[Hit]:
         if modify is not None:
             from referred.cir.compose import check_modification, no_combiner_error
@@ -194,7 +195,9 @@ class FakeSearcher:
             except UnknownIdError:
                 raise UnknownProductError(pid) from None
         self.feedback.append((list(positive_ids), list(negative_ids), list(exclude_ids)))
-        if isinstance(image, list):  # several photos of the item: their mean query
+        if like is not None:  # a catalog product instead of a photo
+            hits = self._like_hits(like, modify, filter)
+        elif isinstance(image, list):  # several photos of the item: their mean query
             self.photos = len(image)
             mean = np.mean([self._query(i, cond) for i in image], axis=0)
             with self.rw.read():
@@ -209,9 +212,24 @@ class FakeSearcher:
             h
             for h in hits
             if h.id not in exclude_ids
+            and h.id != like
             and h.metadata.get("category") not in banned
             and not mentions(h.metadata, [t.lower() for t in exclude_texts])
         ][:k]
+
+    def _like_hits(self, like: str, modify: str | None, filter: dict | None) -> list[Hit]:
+        """Every product by its closeness to ``like``'s stored vector (with ``modify``, the
+        fake composes by rolling it a step per word); ``self.liked`` records the request."""
+        try:
+            vector = self.index.get([like]).vectors[0]  # (16,)
+        except UnknownIdError:
+            raise UnknownProductError(like) from None
+        self.liked = (like, modify)
+        if modify is not None:
+            vector = np.roll(vector, len(modify.split()))
+        with self.rw.read():
+            found = self.index.search(vector[None, :], len(self.index), filter=filter)
+            return self._hits(*found)[0]
 
     def shop_the_look(
         self, image: Any, *, categories: Any = None, k: int = 10, filter_by_category: bool = True

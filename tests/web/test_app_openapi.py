@@ -58,7 +58,8 @@ def test_images_are_documented_as_images(spec):
 def test_form_fields_are_typed_and_limited(spec):
     search = _body(spec, spec["paths"]["/search"]["post"])
     fields = search["properties"]
-    assert search["required"] == ["image"]
+    assert "required" not in search  # a photo, or like=<product id> instead (oneOf)
+    assert search["oneOf"][0] == {"required": ["image"]}
     assert fields["image"]["contentMediaType"] == "application/octet-stream"
     assert fields["k"] == {**fields["k"], "type": "integer", "minimum": 1, "maximum": 100}
     assert fields["attention"]["type"] == "boolean"
@@ -153,14 +154,17 @@ def test_categories_and_one_condition_come_from_the_served_model(client):
 
     spec = client.app.openapi()
     body = _body(spec, spec["paths"]["/search"]["post"])
-    assert "oneOf" not in body  # no Searcher loaded in the app state: nothing assumed
+    # no Searcher loaded in the app state: no condition assumed (a photo, or like instead)
+    assert [o["required"] for o in body["oneOf"]] == [["image"], ["like"]]
     fake = client.app.state.fake
     complete(spec, Settings(max_k=50), fake)
     assert body["properties"]["category"]["enum"] == list(LRVSF_CATEGORIES)
     assert body["properties"]["k"]["maximum"] == 50
-    assert "text" not in body["properties"] and "category" in body["required"]  # no text model
-    fake.accepts_text = True
+    assert "text" not in body["properties"]  # no text model
+    assert body["oneOf"][0] == {"required": ["image", "category"]}  # with a photo (or like)
     attention = _body(spec, spec["paths"]["/attention"]["post"])
+    assert "category" in attention["required"]
+    fake.accepts_text = True
     complete(spec, Settings(), fake)
     assert attention["oneOf"] == [{"required": ["category"]}, {"required": ["text"]}]
 

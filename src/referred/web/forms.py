@@ -94,6 +94,19 @@ def _text(description: str, **schema: Any) -> Any:
 ImageFile = Annotated[
     UploadFile, File(description=f"the photo: {ACCEPTED_NAMES}, recognised from its bytes")
 ]
+#: /search's photo: optional there, since ``like`` (a catalog product) may replace it.
+OptionalImageFile = Annotated[
+    UploadFile | None,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "description": f"the photo: {ACCEPTED_NAMES}, recognised from its bytes; required "
+            "unless `like` names a catalog product instead",
+        }
+    ),
+    File(),
+]
 MoreImagesField = Annotated[
     list[UploadFile] | None,
     WithJsonSchema(
@@ -113,6 +126,14 @@ TextField = _text("or describe the item in free text (text-conditioned models on
 ModifyField = _text(
     "this item, but changed: 'in red', 'same but striped' (models with a Combiner, "
     "docs/cir.md); at most 300 characters"
+)
+LikeField = _text(
+    "instead of a photo, start from this catalog product (its id, as in results): with "
+    "`modify` that product changed ('the same bag, but in red'), without it more like it; the "
+    "product itself is not returned. Send no image, more_images, category, text, box or "
+    "attention with it",
+    minLength=1,
+    maxLength=256,
 )
 KField = Annotated[
     int | None,

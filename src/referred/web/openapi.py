@@ -4,7 +4,8 @@ FastAPI builds the schema from the routes' own ``Form``/``File``/path parameters
 declared ``responses``. This adds what depends on the served model and the settings, so the
 schema says exactly what the running service accepts: the category names (an ``enum``), the
 text length limit, k's range, how many categories shop-the-look takes, that a search needs
-exactly one of ``category`` and ``text`` (only ``category`` for a model that takes no text), the
+exactly one of ``category`` and ``text`` (only ``category`` for a model that takes no text) with
+its photo, or ``like`` (a catalog product) and none of the photo's fields instead, the
 image content types of uploads, and the bearer scheme of the write endpoints (or, when no admin
 token is configured, that they take no credentials and answer 403). FastAPI's own
 validation-error body is never sent (errors have one shape), so it is dropped.
@@ -70,6 +71,8 @@ def complete(schema: dict[str, Any], settings: Settings, searcher: Any = None) -
             _limit_fields(body, settings, searcher, default_k)
             if path in ("/search", "/attention"):
                 _one_condition(body, searcher)
+            if path == "/search":
+                _photo_or_like(body)
     for name in ("HTTPValidationError", "ValidationError"):
         if name not in str(schema.get("paths")):
             components.get("schemas", {}).pop(name, None)
@@ -116,3 +119,19 @@ def _one_condition(body: dict[str, Any], searcher: Any) -> None:
     else:
         body.get("properties", {}).pop("text", None)
         body["required"] = sorted({*body.get("required", []), "category"})
+
+
+#: /search fields that go with a photo only (``like`` replaces the photo; ``attention``, a
+#: flag whose ``false`` is harmless, is left to the message).
+PHOTO_FIELDS = ("image", "more_images", "category", "text", "box")
+
+
+def _photo_or_like(body: dict[str, Any]) -> None:
+    """/search: a photo (``image``, and the condition :func:`_one_condition` asked for), or
+    ``like`` without any of :data:`PHOTO_FIELDS`. Run again on its own output, the same."""
+    props = body.get("properties", {})
+    needs = [r for r in body.pop("required", []) if r != "image"]
+    conditions = [o["required"] for o in body.pop("oneOf", []) if "like" not in o["required"]]
+    photo = [{"required": list(dict.fromkeys(["image", *needs, *c]))} for c in conditions or [[]]]
+    others = [{"required": [f]} for f in PHOTO_FIELDS if f in props]
+    body["oneOf"] = [*photo, {"required": ["like"], "not": {"anyOf": others}}]

@@ -31,9 +31,11 @@ from referred.web.forms import (
     ImageFile,
     IncludeAbsentField,
     KField,
+    LikeField,
     ModifyField,
     MoreImagesField,
     NegativeIdsField,
+    OptionalImageFile,
     PositiveIdsField,
     TextField,
     check_k,
@@ -45,9 +47,10 @@ from referred.web.forms import (
 )
 from referred.web.results import attention_json, hits_json
 from referred.web.routes_deps import RunnerDep, SearcherDep, SearchRunner, SettingsDep
+from referred.web.routes_products import check_id
 from referred.web.schemas import ApiError
 from referred.web.settings import Settings
-from referred.web.uploads import decode_image, read_image
+from referred.web.uploads import ACCEPTED_NAMES, decode_image, read_image
 
 router = APIRouter(route_class=FormRoute, tags=["search"])
 UPLOAD_ERRORS = (400, 413, 415, 422, 503)
@@ -83,17 +86,44 @@ def _decode_and_crop(data: bytes, max_pixels: int, box: Box | None) -> Any:
     return photo if box is None else crop(photo, box)
 
 
+def check_like(like: str | None, **photo_fields: Any) -> str | None:
+    """The ``like`` product id of a search (None: a photo search, which needs ``image``);
+    422 naming the fields that only go with a photo (``photo_fields``, by name)."""
+    if like is None:
+        if photo_fields.get("image") is None:
+            raise ApiError(
+                422,
+                "missing_image",
+                f"missing form field 'image': attach the photo as a file ({ACCEPTED_NAMES}), "
+                "or send like=<product id> to start from a catalog product",
+            )
+        return None
+    given = [
+        name
+        for name, value in photo_fields.items()
+        if value and (not isinstance(value, str) or value.strip())
+    ]
+    if given:
+        raise ApiError(
+            422,
+            "like_with_photo",
+            "like=<product id> starts from a catalog product instead of a photo; send it "
+            f"without {', '.join(given)}",
+        )
+    return check_id(like)
+
+
 @router.post(
     "/search",
     response_model=schemas.SearchResponse,
     summary="Find the product a photo's chosen item is",
-    responses=responses(*UPLOAD_ERRORS),
+    responses=responses(*UPLOAD_ERRORS, 404),
 )
 async def search(
-    image: ImageFile,
     searcher: SearcherDep,
     settings: SettingsDep,
     runner: RunnerDep,
+    image: OptionalImageFile = None,
     category: CategoryField = None,
     text: TextField = None,
     k: KField = None,
@@ -107,8 +137,12 @@ async def search(
     exclude_texts: ExcludeTextsField = None,
     modify: ModifyField = None,
     more_images: MoreImagesField = None,
+    like: LikeField = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
+    want_attention = parse_flag(attention, "attention")
+    product = check_like(like, image=image, more_images=more_images, category=category,
+                         text=text, box=box, attention=want_attention)  # fmt: skip
     if more_images and 1 + len(more_images) > MAX_QUERY_IMAGES:
         raise ApiError(
             422,
@@ -116,9 +150,9 @@ async def search(
             f"a search takes at most {MAX_QUERY_IMAGES} photos of the item (image and "
             f"{MAX_QUERY_IMAGES - 1} more_images), got {1 + len(more_images)}",
         )
-    category, text = resolve_condition(category, text, searcher, settings)
+    if product is None:
+        category, text = resolve_condition(category, text, searcher, settings)
     k, flt = check_k(k, settings), parse_filter(filter)
-    want_attention = parse_flag(attention, "attention")
     region = parse_box_field(box)
     feedback = {
         "positive_ids": parse_id_list(positive_ids, "positive_ids"),
@@ -130,6 +164,14 @@ async def search(
         or [],
         "exclude_texts": split_list_field(exclude_texts, "exclude_texts", "words or phrases"),
     }
+    if product is not None:  # this catalog product (changed by modify), through the one path
+        hits = await runner.call(
+            searcher.search, None, like=product, modify=modify, k=k, filter=flt, **feedback
+        )
+        took = round((time.perf_counter() - start) * 1000, 2)
+        return {"results": hits_json(hits), "condition": {"category": None, "text": None},
+                "k": k, "took_ms": took, "box": None, "modify": modify, "like": product,
+                "presence": None}  # fmt: skip
     photo = await query_image(image, settings, runner, region)
     others = [
         await query_image(f, settings, runner, region, "more_images") for f in more_images or []

@@ -91,6 +91,9 @@ class SearchResponse(BaseModel):
     )
     presence: Presence | None = Field(None, description=PRESENCE_DESCRIPTION)
     modify: str | None = Field(None, description="the modification composed in, as sent")
+    like: str | None = Field(
+        None, description="the catalog product the search started from (instead of a photo)"
+    )
 
 
 class ShopTheLookResponse(BaseModel):
