@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.web.conftest import serving
 
@@ -171,6 +172,23 @@ def test_upload_pick_category_see_results(server, browser, tmp_path):
     )
     assert labels == weak
     assert page.locator("#results .card.weak .weak-note").count() == sum(weak)
+
+    # more photos of the same item: searched together (their queries averaged)
+    before = page.eval_on_selector_all(
+        "#results .card .score", "els => els.map(e => e.textContent)"
+    )
+    first_scene = sorted((cache / "catalog" / "samples").glob("scene-*.jpg"))[0]
+    with Image.open(first_scene) as scene:  # the same look, seen mirrored
+        scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored.jpg")
+    page.set_input_files("#more-file", str(tmp_path / "mirrored.jpg"))
+    page.locator("#results-title", has_text="2 photos").wait_for()
+    page.locator("#more-note", has_text="searching with 1 more photo").wait_for()
+    page.wait_for_selector("#results .card .score")
+    after = page.eval_on_selector_all("#results .card .score", "els => els.map(e => e.textContent)")
+    assert len(after) == 12 and after != before
+    page.click("#clear-more")
+    page.wait_for_function("() => !document.querySelector('#results-title').textContent"
+                           ".includes('photos')")  # fmt: skip
 
     if text_model:  # the demo model takes free text too
         page.fill("#text", "a red striped scarf")

@@ -18,7 +18,22 @@ const state = {
   down: new Set(),     // product ids marked "not this"
   exclude: [],         // words a result's title/caption must not name ("not the black one")
   modify: "",          // "this, but in red": composed by the model's Combiner, if it has one
+  more: [],            // more photos of the same item (their queries are averaged with it)
 };
+
+// At most this many photos in one search (the service's limit, MAX_QUERY_IMAGES).
+const MAX_PHOTOS = 8;
+
+// More photos of the item: searched together with the photo (POST /search more_images).
+function setMore(files) {
+  state.more = files.slice(0, MAX_PHOTOS - 1);
+  const n = state.more.length;
+  $("#more-note").hidden = n === 0;
+  $("#more-note").textContent = n ? `searching with ${n} more photo${n > 1 ? "s" : ""}`
+    + (files.length > n ? ` (at most ${MAX_PHOTOS} in all)` : "") : "";
+  $("#clear-more").hidden = n === 0;
+  resetFeedback();
+}
 
 function resetFeedback() {
   state.up.clear();
@@ -224,6 +239,7 @@ async function setPhoto(blob, sample = null) {
   state.sample = sample;
   state.image = (await loaded) ? img : null;
   setBox(null);
+  setMore([]);
   resetFeedback();
   $("#drop").classList.add("has-photo");
   drawPhoto();
@@ -267,6 +283,13 @@ function wireDrop() {
       .find((i) => i.type.startsWith("image/"));
     if (item) setPhoto(item.getAsFile());
   });
+  const more = $("#more-file");
+  more.addEventListener("change", () => {
+    if (!state.blob) setStatus("Add the photo first, then more photos of the same item.");
+    else if (more.files && more.files.length) { setMore([...more.files]); run(); }
+    more.value = "";
+  });
+  $("#clear-more").addEventListener("click", () => { setMore([]); run(); });
   $("#show-heat").addEventListener("change", (e) => {
     $("#heat").classList.toggle("off", !e.target.checked);
   });
@@ -357,7 +380,7 @@ async function run() {
   try {
     const feedback = { positive_ids: [...state.up], negative_ids: [...state.down],
       exclude_texts: state.exclude.length ? JSON.stringify(state.exclude) : null,
-      modify: state.modify || null };
+      modify: state.modify || null, more_images: state.more };
     const body = await api("/search", {
       method: "POST", body: queryForm({ ...condition, ...feedback, k: 12, attention: "true" }),
     });
@@ -372,7 +395,8 @@ async function run() {
         : "Results for the boxed item")
       + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "")
       + (state.exclude.length ? ` · not ${state.exclude.join(", ")}` : "")
-      + (state.modify ? ` · but ${state.modify}` : "");
+      + (state.modify ? ` · but ${state.modify}` : "")
+      + (state.more.length ? ` · ${state.more.length + 1} photos` : "");
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`
       + (body.presence ? ` · present ${Math.round(100 * body.presence.probability)}%` : "");
     renderResults(body.results, absent);
