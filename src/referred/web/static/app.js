@@ -18,6 +18,8 @@ const state = {
   down: new Set(),     // product ids marked "not this"
   exclude: [],         // words a result's title/caption must not name ("not the black one")
   modify: "",          // "this, but in red": composed by the model's Combiner, if it has one
+  composes: false,     // the model has a Combiner: "this, but…" on the item and on each card
+  like: null,          // {id, title, modify}: "this, but…" typed on a result card, else null
   more: [],            // more photos of the same item (their queries are averaged with it)
 };
 
@@ -191,6 +193,7 @@ function drawBox(box) {
 
 function setBox(box) {
   state.box = box;
+  state.like = null;
   $("#clear-box").hidden = !box;
   $("#box-hint").hidden = !!box;
   drawBox(box);
@@ -330,7 +333,8 @@ async function findWorn(blob) {
 }
 
 function chooseCategory(name) {
-  if (name !== state.category) resetFeedback();
+  if (name !== state.category || state.like) resetFeedback();
+  state.like = null;
   state.category = name;
   state.text = "";
   state.mode = "search";
@@ -361,6 +365,7 @@ function queryForm(extra) {
 }
 
 async function run() {
+  if (state.like) return runLike();
   if (!state.blob) {
     setStatus("Add a photo first: drop one, paste one, or pick a sample scene.");
     return;
@@ -400,6 +405,44 @@ async function run() {
     $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`
       + (body.presence ? ` · present ${Math.round(100 * body.presence.probability)}%` : "");
     renderResults(body.results, absent);
+  } catch (err) {
+    if (seq === state.seq) failed(err);
+  } finally {
+    if (seq === state.seq) busy(false);
+  }
+}
+
+// "This, but…" typed on a result card: that catalog product, changed so (POST /search with
+// like=<its id> and modify), then refined as any results (thumbs, "not these" words).
+function startLike(hit, text) {
+  resetFeedback();
+  state.like = { id: hit.id, title: hit.title || hit.id, modify: text };
+  state.mode = "search";
+  syncControls();
+  run();
+}
+
+async function runLike() {
+  const seq = ++state.seq;
+  const like = state.like;
+  busy(true);
+  setStatus("");
+  try {
+    const form = new FormData();
+    const fields = { like: like.id, modify: like.modify, k: 12,
+      exclude_texts: state.exclude.length ? JSON.stringify(state.exclude) : null };
+    for (const [k, v] of Object.entries(fields)) if (v !== null) form.append(k, v);
+    for (const id of state.up) form.append("positive_ids", id);
+    for (const id of state.down) form.append("negative_ids", id);
+    const body = await api("/search", { method: "POST", body: form });
+    if (seq !== state.seq) return;
+    drawHeat(null);
+    const marks = state.up.size + state.down.size;
+    $("#results-title").textContent = `“${like.title}”, but ${like.modify.replace(/^but\s+/i, "")}`
+      + (marks ? ` · refined by ${marks} mark${marks > 1 ? "s" : ""}` : "")
+      + (state.exclude.length ? ` · not ${state.exclude.join(", ")}` : "");
+    $("#timing").textContent = `${body.results.length} products · ${Math.round(body.took_ms)} ms`;
+    renderResults(body.results);
   } catch (err) {
     if (seq === state.seq) failed(err);
   } finally {
@@ -471,6 +514,21 @@ function thumbs(hit) {
   return el("div", { class: "votes" }, button(true), button(false));
 }
 
+// "this, but…" on a card (a model with a Combiner): search like this product, changed as typed.
+function butBox(hit) {
+  const input = el("input", { type: "text", class: "but-input", maxlength: "300",
+    autocomplete: "off", placeholder: "this, but…",
+    "aria-label": `this, but changed: ${hit.title || hit.id}` });
+  return el("form", { class: "but-form", onclick: (e) => e.stopPropagation(),
+    onsubmit: (e) => {
+      e.preventDefault();
+      const text = input.value.trim();
+      if (text) startLike(hit, text);
+    } },
+    input, el("button", { type: "submit", class: "ghost", text: "Go",
+      title: "search this product, changed as typed" }));
+}
+
 function card(hit, rank, feedback = false) {
   const score = Number(hit.score);
   const bar = el("span");
@@ -492,7 +550,8 @@ function card(hit, rank, feedback = false) {
       el("div", { class: "pid", text: `id ${hit.id}` }),
       hit.weak ? el("div", { class: "weak-note", text: "weak match",
         title: "scores this low are rarely the item asked for" }) : null,
-      feedback ? thumbs(hit) : null));
+      feedback ? thumbs(hit) : null,
+      state.composes ? butBox(hit) : null));
 }
 
 function renderResults(results, weak = false) {
@@ -579,6 +638,8 @@ async function main() {
   $("#modify-form").addEventListener("submit", (e) => {
     e.preventDefault();
     state.modify = $("#modify").value.trim();
+    if (state.like) resetFeedback();
+    state.like = null;
     run();
   });
   $("#exclude-form").addEventListener("submit", (e) => {
@@ -590,13 +651,15 @@ async function main() {
     e.preventDefault();
     const text = $("#text").value.trim();
     if (!text) return;
-    if (text !== state.text) resetFeedback();
+    if (text !== state.text || state.like) resetFeedback();
+    state.like = null;
     state.text = text;
     state.mode = "search";
     syncControls();
     run();
   });
   $("#look").addEventListener("click", () => {
+    state.like = null;
     state.mode = state.mode === "look" ? "search" : "look";
     syncControls();
     run();
@@ -620,6 +683,7 @@ async function main() {
     $("#text").maxLength = cats.max_text_chars;
     $("#text-form").hidden = !cats.accepts_text;
     $("#modify-form").hidden = !cats.composes;
+    state.composes = !!cats.composes;
     renderChips();
   } catch (err) {
     setStatus(err.message, "error");
