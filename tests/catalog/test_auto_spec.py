@@ -40,9 +40,9 @@ def test_small_catalogs_are_exact_and_large_ones_fit_the_budget():
     assert choose_spec(auto.EXACT_UP_TO + 1, 512).spec == "faiss:HNSW32"  # no budget: fastest
     n, d = 2_000_000, 512
     assert nlist_for(n) == 4096 and nlist_for(100_000) == 1024 and nlist_for(10) == 16
-    hnsw = estimate_faiss("HNSW32", n, d, mapped_vectors=True)
-    sq8 = estimate_faiss("IVF4096,SQ8", n, d, mapped_vectors=True)
-    sq6 = estimate_faiss("IVF4096,SQ6", n, d, mapped_vectors=True)
+    hnsw = estimate_faiss("HNSW32", n, d, store_vectors=False)
+    sq8 = estimate_faiss("IVF4096,SQ8", n, d, store_vectors=False)
+    sq6 = estimate_faiss("IVF4096,SQ6", n, d, store_vectors=False)
     assert hnsw > sq8 > sq6
     assert choose_spec(n, d, hnsw).spec == "faiss:HNSW32"
     assert choose_spec(n, d, hnsw - 1).spec == "faiss:IVF4096,SQ8"
@@ -51,14 +51,6 @@ def test_small_catalogs_are_exact_and_large_ones_fit_the_budget():
     assert "bytes a vector" in got.reason
     with pytest.raises(SpecError, match=r"no index spec fits .* raise --memory-budget"):
         choose_spec(n, d, sq6 - 1)
-
-
-def test_mapped_vectors_are_not_counted_resident():
-    n, d = 10_000, 512
-    stored = estimate_faiss("IVF256,SQ8", n, d)
-    mapped = estimate_faiss("IVF256,SQ8", n, d, mapped_vectors=True)
-    assert stored - mapped == n * 4 * d  # the float vectors beside the codes
-    assert estimate_faiss("HNSW32", n, d) == estimate_faiss("HNSW32", n, d, mapped_vectors=True)
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -96,7 +88,7 @@ def test_an_auto_build_chooses_records_and_tunes(embeddings, tmp_path, monkeypat
     info = load_index(tmp_path / "hnsw").info
     assert info["auto"]["spec"] == "faiss:HNSW32" and info["tuning"]["knob"] == "ef_search"
     d = model.config.output_dim
-    budget = estimate_faiss(f"IVF{nlist_for(2_000)},SQ8", 2_000, d, mapped_vectors=True)
+    budget = estimate_faiss(f"IVF{nlist_for(2_000)},SQ8", 2_000, d, store_vectors=False)
     fitted = build_catalog_index(
         model, tmp_path / "ivf", embeddings=path, spec="auto", memory_budget=budget
     )

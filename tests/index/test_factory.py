@@ -57,13 +57,13 @@ def test_estimate_is_close_to_saved_size(tmp_path, spec, vectors, products):
     index.add(products[0], vectors)  # no metadata: estimates exclude it
     index.save(tmp_path / "ix")
     saved, est = _dir_bytes(tmp_path / "ix"), estimate_memory(spec, n, dim)
-    # the estimate counts RAM for the id catalogue (~160 B/id) that parquet stores in ~10
+    # the estimate counts RAM for the id catalogue (~48 B/id) that parquet stores in ~10
     assert 0.8 < est / saved < 2.5, (spec, est, saved)
 
 
 def test_estimates_scale_as_documented():
     n, d = 1_000_000, 512
-    assert estimate_memory("flat", n, d) == n * (4 * d + 160)
+    assert estimate_memory("flat", n, d) == n * (4 * d + 48)
     flat, hnsw = estimate_memory("flat", n, d), estimate_memory("faiss:HNSW32", n, d)
     assert 1.1 < hnsw / flat < 1.2  # + ~276 B of links per vector
     pq = estimate_memory("faiss:IVF4096,PQ64", n, d, store_vectors=False)

@@ -8,13 +8,13 @@ served fits the budget, each then tuned to the target recall by
 
 1. ``faiss:HNSW32``: the fastest at a given recall, ~2.4 KB a 512-d vector (the float
    vectors live in the graph's storage);
-2. ``faiss:IVF{nlist},SQ8``: one byte a dimension, ~0.7 KB a 512-d vector resident;
-3. ``faiss:IVF{nlist},SQ6``: six bits a dimension, ~0.55 KB.
+2. ``faiss:IVF{nlist},SQ8``: one byte a dimension, ~570 B a 512-d vector resident;
+3. ``faiss:IVF{nlist},SQ6``: six bits a dimension, ~440 B.
 
 ``nlist`` is ~4·√N, a power of two. The memory counted is what a served index keeps resident
-(:func:`referred.index.estimate.estimate_faiss` with ``mapped_vectors``): lossy indexes keep the
-float vectors beside their codes for ``get`` and exact filtered searches, and a loaded index
-memory-maps them, so they stay on disk until touched. Pure functions: no faiss needed.
+(:func:`referred.index.estimate.estimate_faiss` with ``store_vectors=False``): lossy indexes
+keep the float vectors beside their codes for ``get`` and exact filtered searches, and a loaded
+index memory-maps them, so they stay on disk until touched. Pure functions: no faiss needed.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def choose_spec(n: int, dim: int, memory_budget: int | None = None) -> Choice:
     nlist = nlist_for(n)
     tried = []
     for factory in (c.format(nlist=nlist) for c in CANDIDATES):
-        need = estimate_faiss(factory, n, dim, mapped_vectors=True)
+        need = estimate_faiss(factory, n, dim, store_vectors=False)
         tried.append((factory, need))
         if memory_budget is None or need <= memory_budget:
             return Choice(
