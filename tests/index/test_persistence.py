@@ -237,3 +237,16 @@ def test_save_refuses_to_replace_other_directories(tmp_path, vectors, products):
     (tmp_path / "empty").mkdir()
     index.save(tmp_path / "empty")  # an empty directory is fine
     assert len(load_index(tmp_path / "empty")) == 10
+
+
+def test_an_index_filled_in_several_adds_without_metadata_saves_every_row(tmp_path):
+    """Batches of products without metadata: their (column-less) tables keep their rows."""
+    from referred.index import create_index, load_index
+
+    rng = np.random.default_rng(0)
+    index = create_index("flat", 8)
+    for b in range(3):
+        index.add([f"p{b}-{i}" for i in range(4)], rng.standard_normal((4, 8)).astype(np.float32))
+    index.save(tmp_path / "ix")
+    back = load_index(tmp_path / "ix")
+    assert len(back) == 12 and back.get(["p2-3"]).ids == ["p2-3"]

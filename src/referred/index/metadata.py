@@ -122,6 +122,8 @@ class MetadataTable:
             if not self._chunks:
                 return pa.table({"_": pa.nulls(0)}).drop_columns(["_"])
             merged = pa.concat_tables(self._chunks, promote_options="permissive")
+            if merged.num_columns == 0:  # concatenated column-less tables lose their rows
+                merged = pa.table({"_": pa.nulls(self._n_rows)}).drop_columns(["_"])
             self._chunks = [merged.combine_chunks()]
         return self._chunks[0]
 
