@@ -235,6 +235,20 @@ def test_several_photos_of_the_item_are_searched_together(built, capsys):
     assert cli.main(look) == 2 and "takes one photo" in capsys.readouterr().err
 
 
+def test_weak_results_are_marked_in_the_table_and_the_json(built, capsys):
+    query = str(built / "photos" / "Feet" / "feet1.png")
+    base = ["search", query, "--index", str(built / "idx"), "--category", "feet", "-k", "9"]
+    assert cli.main([*base, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    weak = [h["weak"] for h in hits]  # no score floor: the products of another category
+    assert weak == [h["metadata"]["category"] != "Feet" for h in hits] and any(weak)
+    assert cli.main(base) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ranks = [line.split()[0] for line in lines[1 : 1 + len(hits)]]
+    assert ranks == [f"~{r}" if w else str(r) for r, w in enumerate(weak, 1)]
+    assert lines[-1].startswith("(~: a weak match")
+
+
 def test_user_errors_exit_2_with_a_message(built, capsys):
     query = str(built / "photos" / "Bags" / "bags0.png")
     base = ["search", query, "--index", str(built / "idx")]

@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
                 "the closest products below"
             )
         print(table(results))
+        if any(getattr(h, "weak", False) for h in results):
+            print("(~: a weak match, probably not the item asked for: docs/search.md)")
     return 0
 
 
@@ -205,13 +207,20 @@ def _as_json(results: Any) -> Any:
     if isinstance(results, dict):
         return {c: _as_json(hits) for c, hits in results.items()}
     return [
-        {"rank": r, "id": h.id, "score": round(h.score, 6), "metadata": h.metadata}
+        {
+            "rank": r,
+            "id": h.id,
+            "score": round(h.score, 6),
+            "weak": bool(getattr(h, "weak", False)),
+            "metadata": h.metadata,
+        }
         for r, h in enumerate(results, 1)
     ]
 
 
 def table(hits: list[Any]) -> str:
-    """rank, id, score, category, title as an aligned text table."""
+    """rank, id, score, category, title as an aligned text table; a weak result (probably not
+    the item asked for, :attr:`referred.search.Hit.weak`) has its rank marked ``~``."""
     if not hits:
         return "(no results)"
     rows = [("rank", "id", "score", "category", "title")]
@@ -219,7 +228,8 @@ def table(hits: list[Any]) -> str:
         meta = h.metadata
         title = str(meta.get("title") or "")
         title = title if len(title) <= 60 else title[:59] + "…"
-        rows.append((str(r), h.id, f"{h.score:.4f}", str(meta.get("category") or ""), title))
+        rank = f"~{r}" if getattr(h, "weak", False) else str(r)
+        rows.append((rank, h.id, f"{h.score:.4f}", str(meta.get("category") or ""), title))
     widths = [max(len(row[c]) for row in rows) for c in range(5)]
     lines = []
     for row in rows:
