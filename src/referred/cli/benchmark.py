@@ -77,6 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also report the unconditional queries, and those with a category filter",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="embed in this process, or in Ray tasks (same vectors, same cache)",
+    )
+    p.add_argument("--ray-address", help="Ray cluster address (default: a local Ray, 2 CPUs)")
+    p.add_argument("--workers", type=int, help="Ray tasks at a time (default: the cluster's CPUs)")
     p.add_argument("--no-progress", action="store_true")
     cir = p.add_argument_group("--task cir")
     cir.add_argument(
@@ -120,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "cir":
         from referred.cli.benchmark_cir import run_cir
 
+        if args.engine != "local" or args.ray_address or args.workers:
+            raise UserError("--engine ray runs the rvs benchmark; --task cir embeds locally")
+
         return run_cir(args)
     if args.data is None:
         raise UserError("--data is required (the dataset folder)")
@@ -127,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give exactly one of --model and --embeddings")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address needs --engine ray")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
     counts = parse_counts(args.distractors or DEFAULT_COUNTS)
     # the paper's default counts fit the real 2M-distractor set: on smaller data, say so
     allow_fewer = args.allow_fewer_distractors or args.distractors is None
@@ -165,8 +180,11 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             model_name=name,
             progress=not args.no_progress,
+            engine=args.engine,
+            ray_address=args.ray_address,
+            workers=args.workers,
         )
-    except (MissingEmbeddingsError, DataFileError) as exc:
+    except (MissingEmbeddingsError, DataFileError, ImportError) as exc:
         raise UserError(str(exc)) from None
     print(result.table)
     for note in result.notes:

@@ -234,8 +234,12 @@ def model_inputs(
     progress: bool,
     notes: list[str],
     decode: str = "default",
+    remote: Any = None,
 ) -> Inputs:
-    """Embed (or reuse) queries under ``cond``, targets and the first ``want`` distractors."""
+    """Embed (or reuse) queries under ``cond``, targets and the first ``want`` distractors.
+
+    ``remote``: a :class:`referred.catalog.ray_embed.RayEncoders` to embed on Ray (the same
+    encode function, run by Ray tasks), or None to embed here."""
     digest = model_digest(model)
     base = {"model": digest, "data": str(Path(ds.root).resolve()), "layout": ds.layout}
     if decode != "default":
@@ -243,7 +247,10 @@ def model_inputs(
     cache = out / "embeddings"
 
     def embed(name: str, record: dict, items: Iterator, query: bool, limit: int | None) -> Stream:
-        enc = _encoder(model, query, batch_size, decode)
+        if remote is None:
+            enc = _encoder(model, query, batch_size, decode)
+        else:
+            enc = remote.encoder(_encoder, query, batch_size, decode)
         return _embed(cache, name, {**base, **record}, items, enc, limit, shard_size, progress)
 
     def queries(c: str, sink: list[str]) -> Stream:

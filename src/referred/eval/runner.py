@@ -208,6 +208,9 @@ def run_benchmark(
     config: EvalConfig | None = None,
     progress: bool = False,
     write: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> BenchmarkResult:
     """Benchmark ``model`` on the test split of ``data``; write the report files to ``out_dir``.
 
@@ -243,12 +246,19 @@ def run_benchmark(
         config: metric cut-offs and ranking settings.
         progress: show progress bars (stderr).
         write: write ``report.json``, ``table.md``, ``model_card.yaml`` and ``r1.png``.
+        engine: ``"local"`` (embed here) or ``"ray"``: the same encode function runs in Ray
+            tasks on ``ray_address`` (a local Ray with 2 CPUs when None), at most ``workers``
+            at a time (default: the cluster's CPUs), giving the same vectors and cache
+            (:class:`referred.catalog.ray_embed.RayEncoders`). Ray starts only when something
+            is left to embed.
     """
     if model is None and embeddings is None:
         raise ValueError("give a model or a folder of precomputed embeddings")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size}, {shard_size}")
     check_decode(decode)
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
     ds, out, notes = open_dataset_like(data), Path(out_dir), []
     cfg = config or EvalConfig()
     cond = (
@@ -263,9 +273,17 @@ def run_benchmark(
         if decode != "default":
             notes.append(f"decode {decode!r} has no effect on precomputed embeddings")
     else:
-        inputs = model_inputs(
-            model, ds, cond, want, out, batch_size, shard_size, progress, notes, decode
-        )
+        remote = _remote(engine, model, ray_address, workers, batch_size)
+        try:
+            inputs = model_inputs(
+                model, ds, cond, want, out, batch_size, shard_size, progress, notes, decode, remote
+            )
+            if remote is not None and baselines and cond != "none":
+                plain = inputs.baseline_queries()  # embedded now, while Ray is up
+                inputs.baseline_queries = lambda: plain
+        finally:
+            if remote is not None:
+                remote.close()
     t_embed = time.perf_counter() - t0
     warnings: list[str] = []
     counts, warning = serve_counts(
@@ -329,6 +347,19 @@ def run_benchmark(
     if write:
         result.paths = _write(result, out)
     return result
+
+
+def _remote(
+    engine: str, model: Any, address: str | None, workers: int | None, batch_size: int
+) -> Any:
+    """The Ray encoders of ``engine="ray"`` (the address checked at once), else None."""
+    if engine != "ray":
+        return None
+    from referred.catalog.ray_embed import RayEncoders, check_reachable
+
+    if address:
+        check_reachable(address)
+    return RayEncoders(model, address=address, workers=workers, chunk=batch_size)
 
 
 def _write(result: BenchmarkResult, out: Path) -> dict[str, Path]:
