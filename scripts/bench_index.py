@@ -73,6 +73,15 @@ def clustered_vectors(
     return out
 
 
+def add_generator_args(p: argparse.ArgumentParser) -> None:
+    """The clustered generator's flags (:func:`make_data`), shared by the index benchmarks."""
+    p.add_argument("--latent", type=int, default=64, help="latent dims")
+    p.add_argument("--clusters", type=int, default=1000, help="cluster centres in the latent")
+    p.add_argument("--spread", type=float, default=1.0, help="within-cluster std (latent)")
+    p.add_argument("--noise", type=float, default=1.0, help="isotropic noise std (dim)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def make_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, pa.Table]:
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.clusters, args.latent), dtype=np.float32)
@@ -213,11 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1_000_000, help="catalogue vectors")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--queries", type=int, default=1000, help="held-out queries")
-    p.add_argument("--latent", type=int, default=64, help="latent dims")
-    p.add_argument("--clusters", type=int, default=1000, help="cluster centres in the latent")
-    p.add_argument("--spread", type=float, default=1.0, help="within-cluster std (latent)")
-    p.add_argument("--noise", type=float, default=1.0, help="isotropic noise std (dim)")
-    p.add_argument("--seed", type=int, default=0)
+    add_generator_args(p)
     p.add_argument("--only", default="", help="comma-separated groups: " + ",".join(configs(1)))
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--searcher", help="time the Searcher end to end for these architectures")

@@ -36,6 +36,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_index import add_generator_args, make_data  # noqa: E402
+
 
 def rss_bytes() -> int:
     """This process's resident set (VmRSS), bytes."""
@@ -115,19 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-budget", default="1.2GB")
     p.add_argument("--target", type=float, default=0.95)
     p.add_argument("--recall-queries", type=int, default=1000)
-    p.add_argument("--clusters", type=int, default=1000)
-    p.add_argument("--latent", type=int, default=64)
-    p.add_argument("--spread", type=float, default=1.0)
-    p.add_argument("--noise", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    add_generator_args(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
         print(json.dumps(serve(args.out)))
         return 0
-
-    from bench_index import make_data
 
     from referred.catalog.build import _fill
     from referred.catalog.tune import exact_for, one_query_ms, tune_to_recall
@@ -147,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exact single query (flat): {exact_ms:.1f} ms (median of 50)")
     choice = choose_spec(args.n, args.dim, parse_size(args.memory_budget))
     print(f"spec auto, budget {args.memory_budget}: {choice.spec} ({choice.reason})")
+    if not choice.approximate:
+        p.error(f"{args.n} vectors get the exact flat index: nothing to tune or compare")
     t0 = time.perf_counter()
     index = _fill(choice.spec, {}, ids, base, [{}] * len(ids), args.seed)
     print(f"built in {time.perf_counter() - t0:.0f} s")

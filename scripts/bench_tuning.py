@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import build, make_data  # noqa: E402
+from bench_index import add_generator_args, build, make_data  # noqa: E402
 
 from referred.catalog.tune import one_query_ms, tune_to_recall  # noqa: E402
 from referred.index import create_index  # noqa: E402
@@ -46,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--specs", default="faiss:HNSW32;faiss:IVF{nlist},SQ8", help="';'-separated")
     p.add_argument("--rerank", type=int, default=0, help="rerank option for every spec")
     p.add_argument("--recall-queries", type=int, default=1000)
-    p.add_argument("--clusters", type=int, default=1000)
-    p.add_argument("--latent", type=int, default=64)
-    p.add_argument("--spread", type=float, default=1.0)
-    p.add_argument("--noise", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    add_generator_args(p)
     args = p.parse_args(argv)
     args.queries = args.recall_queries
     base, held_out, meta = make_data(args)

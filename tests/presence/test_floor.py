@@ -14,30 +14,9 @@ import torch
 import referred
 from referred import cli
 from referred.data import open_dataset
-from referred.data.synth import SynthConfig, write_synthetic_dataset
-from referred.model.config import ModelConfig
 from referred.presence.floor import FILE, attach_floor, fit_score_floor, load_floor, save_floor
 from referred.search import Searcher
 from tests.search.test_searcher import catalog_index, photo
-
-SYNTH = SynthConfig(products=60, distractors=4, size=32, seed=5)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("floor") / "ds"
-    write_synthetic_dataset(root, SYNTH)
-    return root
-
-
-@pytest.fixture(scope="module")
-def model() -> referred.CondViT:
-    torch.manual_seed(0)
-    config = ModelConfig(
-        input_resolution=32, patch_size=8, width=32, layers=1, heads=2, output_dim=16,
-        categories=tuple(referred.LRVSF_CATEGORIES),
-    )  # fmt: skip
-    return referred.CondViT(config).eval()
 
 
 def true_match_scores(model, root: Path, split: str) -> np.ndarray:
