@@ -25,6 +25,16 @@ def _non_negative(text: str) -> int:
     return _positive(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``data`` and its subcommands to the top-level subparsers."""
     parser = sub.add_parser(
@@ -113,7 +123,9 @@ def _register_prepare(verbs: argparse._SubParsersAction) -> None:
         help="build the training layout from Hugging Face metadata and img2dataset images",
         description="Match the images fetched by img2dataset (parquet or webdataset output) "
         "to the Hugging Face metadata by URL and write the training layout. Resumable and "
-        "idempotent: complete outputs are skipped.",
+        "idempotent: complete outputs are skipped. With --download, img2dataset fetches the "
+        "images first and the failures are reported by reason; --retry-failed fetches again "
+        "only the URLs that failed (see docs/data.md).",
     )
     p.add_argument("hf_root", type=Path, metavar="HF_ROOT", help="Hugging Face metadata folder")
     p.add_argument("out", type=Path, metavar="OUT", help="training-layout folder to build")
@@ -121,7 +133,15 @@ def _register_prepare(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--download",
         action="store_true",
-        help="first run img2dataset (needs network and img2dataset in its own virtualenv)",
+        help="first run img2dataset on every URL of the metadata (needs network and "
+        "img2dataset in its own virtualenv); prints the success rate and the failures by "
+        "reason, and writes IMAGES/failures.csv (url, reason)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="like --download, but fetch only the URLs that no earlier run fetched (into "
+        "IMAGES/retry-N/; fetched images are kept, none is fetched twice), then report",
     )
     p.add_argument("--img2dataset", type=Path, help="img2dataset executable (default: PATH)")
     p.add_argument(
@@ -130,7 +150,22 @@ def _register_prepare(verbs: argparse._SubParsersAction) -> None:
         default="parquet",
         help="img2dataset output format for --download (default parquet)",
     )
-    p.add_argument("--processes", type=_positive, default=2, help="img2dataset processes")
+    p.add_argument("--processes", type=_positive, default=2, help="img2dataset processes (2)")
+    p.add_argument(
+        "--threads", type=_positive, default=32, help="img2dataset threads per process (32)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds img2dataset waits for one image before giving up (10)",
+    )
+    p.add_argument(
+        "--retries",
+        type=_non_negative,
+        default=2,
+        help="img2dataset's immediate retries of a failed URL within one run (2)",
+    )
     p.add_argument(
         "--shard-size", type=_positive, default=1000, help="products per TRAIN tar (1000)"
     )
@@ -241,13 +276,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     """``referred data prepare`` (optionally after ``img2dataset``)."""
     from referred.data.hf import HFMetadataDataset
     from referred.data.prepare import (
+        DownloadConfig,
         PrepareConfig,
+        download_images,
         find_img2dataset,
-        img2dataset_command,
         prepare_dataset,
-        run_img2dataset,
         wanted_urls,
-        write_url_list,
     )
 
     config = PrepareConfig(
@@ -258,15 +292,20 @@ def run_prepare(args: argparse.Namespace) -> int:
         dist_shard_size=args.dist_shard_size,
         verify=not args.no_verify,
     )
-    if args.download:
-        exe = find_img2dataset(args.img2dataset)
-        urls = list(wanted_urls(HFMetadataDataset(args.hf_root)))
-        url_list = write_url_list(urls, args.out / ".prepare" / "urls.parquet")
-        command = img2dataset_command(
-            exe, url_list, args.images, output_format=args.format, processes=args.processes
+    if args.download or args.retry_failed:
+        download = DownloadConfig(
+            exe=find_img2dataset(args.img2dataset),
+            output_format=args.format,
+            processes=args.processes,
+            threads=args.threads,
+            timeout=args.timeout,
+            retries=args.retries,
         )
-        print("running:", " ".join(command))
-        run_img2dataset(command)
+        urls = list(wanted_urls(HFMetadataDataset(args.hf_root)))
+        run = download_images(urls, args.images, args.out / ".prepare", download,
+                              retry_failed=args.retry_failed)  # fmt: skip
+        for line in run.lines():
+            print(line, flush=True)
     report = prepare_dataset(config)
     for problem in report.stats.problems[:20]:
         print(problem)
