@@ -169,8 +169,6 @@ def run(args: argparse.Namespace) -> int:
                 "the closest products below"
             )
         print(table(results))
-        if any(getattr(h, "weak", False) for h in results):
-            print("(~: a weak match, probably not the item asked for: docs/search.md)")
     return 0
 
 
@@ -220,7 +218,7 @@ def _as_json(results: Any) -> Any:
 
 def table(hits: list[Any]) -> str:
     """rank, id, score, category, title as an aligned text table; a weak result (probably not
-    the item asked for, :attr:`referred.search.Hit.weak`) has its rank marked ``~``."""
+    the item asked for, :attr:`referred.search.Hit.weak`) has "(weak match)" after its title."""
     if not hits:
         return "(no results)"
     rows = [("rank", "id", "score", "category", "title")]
@@ -228,8 +226,9 @@ def table(hits: list[Any]) -> str:
         meta = h.metadata
         title = str(meta.get("title") or "")
         title = title if len(title) <= 60 else title[:59] + "…"
-        rank = f"~{r}" if getattr(h, "weak", False) else str(r)
-        rows.append((rank, h.id, f"{h.score:.4f}", str(meta.get("category") or ""), title))
+        if getattr(h, "weak", False):
+            title = f"{title} (weak match)".strip()
+        rows.append((str(r), h.id, f"{h.score:.4f}", str(meta.get("category") or ""), title))
     widths = [max(len(row[c]) for row in rows) for c in range(5)]
     lines = []
     for row in rows:
