@@ -13,13 +13,11 @@ import re
 import pytest
 
 from tests.web.conftest import serving
-from tests.web.test_e2e_browser import (
-    ARGS,
-    CHROMIUM,
+from tests.web.test_e2e_browser import (  # browser: the same headless Chromium fixture
     _shot,
     _wait_until,
     _watched_page,
-    playwright_api,
+    browser,  # noqa: F401
 )
 
 RED = re.compile(r"\bred\b", re.IGNORECASE)
@@ -39,25 +37,11 @@ def demo_url(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1360, "height": 900},
-        )
-        yield context
-        context.close()
-
-
 def _titles(page) -> list[str]:
     return page.eval_on_selector_all("#results .card .title", "els => els.map(e => e.textContent)")
 
 
-def test_this_but_in_red_on_a_result_card(demo_url, browser, tmp_path):
+def test_this_but_in_red_on_a_result_card(demo_url, browser, tmp_path):  # noqa: F811
     page, problems = _watched_page(browser, demo_url)
     page.wait_for_selector("#results .card")  # the first sample scene's results
     page.locator(".chip", has_text="Whole Body").click()
