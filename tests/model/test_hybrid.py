@@ -215,3 +215,81 @@ def test_attention_of_grouped_tokens_is_shared_among_their_cells():
     norms = torch.stack([(w[:, :, i, j] @ f[:, i, j]).norm() for i in (0, 1) for j in (0, 1)])
     expected = coarse[0, 1 * 4 + 3] * norms[1] / norms.sum()  # cell (2, 7): i=0, j=1
     torch.testing.assert_close(fine[0, 2, 7], expected)
+
+
+def test_shipped_pyramid_architecture():
+    cfg = make_config("hybrid-lite0-pyramid", "category")
+    assert (cfg.grid, cfg.patch_size, cfg.trunk_stride, cfg.trunk_pyramid) == (7, 32, 16, True)
+    model = referred.create_model(cfg, seed=0)
+    assert model.conv1.weight.shape == (256, 112 + 320, 2, 2)
+    with torch.no_grad():
+        assert model(images(2, 224), torch.tensor([0, 1])).shape == (2, 256)
+        assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 14, 14)
+
+
+def test_pyramid_cells_carry_their_tokens_deep_features():
+    # 64 px: an 8x8 map at stride 8, 4x4 tokens at stride 16
+    model = small_hybrid(categories=("a", "b"), trunk_stride=8, trunk_patch=2, trunk_pyramid=True)
+    assert model.conv1.weight.shape[1] == en.channels_at_stride(8) + en.channels_at_stride(16)
+    x = images(3)
+    plain = en.EfficientNetLite0(output_stride=16).eval()  # the same weights, run level by level
+    plain.load_state_dict(model.trunk.state_dict())
+    with torch.no_grad():
+        maps = model.patch_maps(x)  # through the folded trunk, in micro-batches
+        fine, deep = plain.forward_features(x, 8), plain.forward_features(x, 16)
+    c = en.channels_at_stride(8)
+    assert maps.shape == (3, c + en.channels_at_stride(16), 8, 8)
+    torch.testing.assert_close(maps[:, :c], fine, rtol=1e-4, atol=1e-4)
+    for y, xx in [(0, 0), (3, 6), (7, 7), (5, 2)]:  # each cell holds its token's deep cell
+        expected = deep[:, :, y // 2, xx // 2]
+        torch.testing.assert_close(maps[:, c:, y, xx], expected, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        packed = model.trunk(x)  # one tensor at the token grid, as memoised
+    assert packed.shape == (3, 4 * c + en.channels_at_stride(16), 4, 4)
+    torch.testing.assert_close(en.unpack_pyramid(packed, c, 2), maps, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="a pyramid map has more than"):
+        en.unpack_pyramid(fine, c, 2)
+
+
+def test_pyramid_trains_saves_and_loads(tmp_path):
+    model = small_hybrid(
+        categories=("a", "b"), trunk_stride=8, trunk_patch=2, trunk_pyramid=True, width=128
+    )
+    model.train()
+    model(images(2), torch.tensor([0, 1])).sum().backward()
+    assert model.conv1.weight.grad[:, en.channels_at_stride(8) :].abs().sum() > 0  # deep part
+    model.eval().zero_grad()
+    x, c = images(), torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        expected = model(x, c)
+    model.save_pretrained(tmp_path / "folder")
+    torch.save(model.state_dict(), tmp_path / "bare.pth")  # the pyramid read off conv1's inputs
+    for path in (tmp_path / "folder", tmp_path / "bare.pth"):
+        loaded = referred.load_model(path, categories=("a", "b"))
+        cfg = loaded.config
+        assert (cfg.trunk_stride, cfg.trunk_patch, cfg.trunk_pyramid) == (8, 2, True)
+        with torch.no_grad():
+            assert torch.equal(loaded(x, c), expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trunk_pyramid": True}, "trunk_pyramid needs the trunk's map at the token stride"),
+        ({"trunk_pyramid": True, "trunk_stride": 32, "trunk_patch": 2}, "stops at strides"),
+        ({"trunk": None, "trunk_pyramid": True}, "apply only to a hybrid"),
+        ({"trunk_pyramid": "yes", "trunk_patch": 2}, "trunk_pyramid must be true or false"),
+    ],
+)
+def test_bad_pyramid_settings_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**SMALL, **change})
+
+
+@needs_weights
+def test_pretrained_pyramid_trunk_holds_every_block():
+    model = referred.create_model("hybrid-lite0-pyramid", "none", pretrained_trunk=True)
+    full = en.pretrained_state_dict()
+    trunk = model.trunk.state_dict()
+    assert len(trunk) == len(en.trunk_state_dict(full, 32))
+    assert all(torch.equal(v, full[k]) for k, v in trunk.items())

@@ -32,6 +32,7 @@ from referred.model.efficientnet import (
     IMAGENET_STD,
     OUTPUT_STRIDES,
     blocks_for_stride,
+    channels_at_stride,
 )
 from referred.preprocess import PreprocessConfig
 
@@ -203,9 +204,10 @@ def infer_config(
     trunk, trunk_stride = _trunk(state)
     width, patch = conv.shape[0], conv.shape[-1] * 2 ** len(stem)
     preprocess = PreprocessConfig()
-    trunk_patch = 1
+    trunk_patch, pyramid = 1, False
     if trunk is not None:  # a hybrid: tokens are the trunk's map, normalised as it was trained
         trunk_patch = conv.shape[-1]  # conv1 groups trunk_patch² cells of the map per token
+        trunk_stride, pyramid = _trunk_levels(trunk_stride, trunk_patch, conv.shape[1])
         patch = trunk_stride * trunk_patch
         preprocess = PreprocessConfig(mean=IMAGENET_MEAN, std=IMAGENET_STD)
     grid = round((pos.shape[0] - 1) ** 0.5)
@@ -231,6 +233,7 @@ def infer_config(
         trunk=trunk,
         trunk_stride=trunk_stride,
         trunk_patch=trunk_patch,
+        trunk_pyramid=pyramid,
         categories=cats,
         cond_dim=cond_dim,
         text_encoder=hub_config.get("lm_backbone", RELEASED_TEXT_ENCODER) if cond_dim else None,
@@ -252,6 +255,25 @@ def _trunk(state: StateDict) -> tuple[str | None, int]:
             f"stops after {sorted(by_count)} blocks (strides {OUTPUT_STRIDES})"
         )
     return "efficientnet-lite0", by_count[len(blocks)]
+
+
+def _trunk_levels(deepest: int, trunk_patch: int, conv_in: int) -> tuple[int, bool]:
+    """(trunk_stride, trunk_pyramid) of a hybrid whose trunk stops at stride ``deepest``, read off
+    ``conv1``'s input channels: the map's own (a plain hybrid), or a finer map's plus the deepest
+    one's (a pyramid, ``trunk_stride × trunk_patch = deepest``)."""
+    if conv_in == channels_at_stride(deepest):
+        return deepest, False
+    fine = deepest // trunk_patch
+    if (
+        trunk_patch > 1
+        and fine in OUTPUT_STRIDES
+        and conv_in == channels_at_stride(fine) + channels_at_stride(deepest)
+    ):
+        return fine, True
+    raise CheckpointError(
+        f"conv1 takes {conv_in} channels, which fits neither the trunk's stride-{deepest} map "
+        f"({channels_at_stride(deepest)}) nor a pyramid of it and a finer map"
+    )
 
 
 def _stem_channels(state: StateDict) -> tuple[int, ...]:

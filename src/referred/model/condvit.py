@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from referred.model.config import ModelConfig
-from referred.model.efficientnet import EfficientNetLite0
+from referred.model.efficientnet import EfficientNetLite0, unpack_pyramid
 from referred.model.fixed_trunk import FixedTrunk, fixed_reason
 
 if TYPE_CHECKING:
@@ -185,6 +185,10 @@ def build_trunk(config: ModelConfig) -> nn.Module:
     """The CNN trunk a hybrid config names, randomly initialised; its ``out_channels`` is the
     channel count of its (B, C, R/s, R/s) feature map."""
     if config.trunk == "efficientnet-lite0":
+        if config.trunk_pyramid:  # one pass to the token stride, the fine map packed beside it
+            return EfficientNetLite0(
+                output_stride=config.patch_size, pyramid_from=config.trunk_stride
+            )
         return EfficientNetLite0(output_stride=config.trunk_stride)
     raise ValueError(f"no trunk builder for {config.trunk!r}")  # ModelConfig checks the name
 
@@ -205,6 +209,8 @@ class CondViT(nn.Module):
         self.trunk = build_trunk(config) if config.trunk else None
         if self.trunk is not None:  # the trunk already strides; conv1 groups its cells
             c_in, stride = self.trunk.out_channels, config.trunk_patch
+            if config.trunk_pyramid:  # a cell: its fine features and its token's deep ones
+                c_in = self.trunk.pyramid[0] + self.trunk.pyramid[1]
         else:
             c_in = self.stem.out_channels if self.stem is not None else 3
             stride = config.patch_size // 2 ** len(config.conv_stem)
@@ -293,10 +299,15 @@ class CondViT(nn.Module):
         x = x.to(self.conv1.weight.dtype)
         if self.trunk is not None:
             if self.trunk_memo is not None:
-                return self.trunk_memo(self.trunk, x)
-            if fixed_reason(self.trunk, x) is None:
-                return self.fixed_trunk(self.trunk, x)
-            return self.trunk(x)
+                maps = self.trunk_memo(self.trunk, x)
+            elif fixed_reason(self.trunk, x) is None:
+                maps = self.fixed_trunk(self.trunk, x)
+            else:
+                maps = self.trunk(x)
+            if self.config.trunk_pyramid:  # memoised packed (1.7× a fine map), spread here
+                fine, _, k = self.trunk.pyramid
+                maps = unpack_pyramid(maps, fine, k)
+            return maps
         return self.stem(x) if self.stem is not None else x
 
     def tokens(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

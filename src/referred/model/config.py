@@ -42,6 +42,7 @@ _ARCH_KEYS = (
     "trunk_stride",
     "trunk_patch",
     "trunk_bn",
+    "trunk_pyramid",
     "preprocess",
 )
 #: A free-text key of architecture JSON files, dropped when they are read.
@@ -62,7 +63,10 @@ class ModelConfig:
     the map (``conv1``, kernel and stride ``trunk_patch``, maps them to ``width``; 1 by
     default: one token per cell), ``patch_size`` is then ``trunk_stride × trunk_patch`` (set
     from them) and ``conv_stem`` must be empty.
-    ``trunk_bn`` is one of :data:`TRUNK_BN_MODES`.
+    ``trunk_bn`` is one of :data:`TRUNK_BN_MODES`. ``trunk_pyramid`` (hybrids with
+    ``trunk_patch`` > 1): each cell also carries the trunk's deeper features at the token's own
+    stride (``trunk_stride × trunk_patch``, one more pass through the trunk's last blocks): the
+    frozen ImageNet features that match an item to its product photo best (docs/training.md).
     """
 
     input_resolution: int = 224
@@ -77,6 +81,7 @@ class ModelConfig:
     trunk_stride: int = 16
     trunk_patch: int = 1
     trunk_bn: str = "frozen"
+    trunk_pyramid: bool = False
     categories: tuple[str, ...] = ()
     cond_dim: int | None = None
     text_encoder: str | None = None
@@ -127,9 +132,15 @@ class ModelConfig:
                 f"unknown trunk_bn {self.trunk_bn!r}; expected one of {TRUNK_BN_MODES}"
             )
         if self.trunk is None:
-            if self.trunk_stride != 16 or self.trunk_patch != 1 or self.trunk_bn != "frozen":
+            if (
+                self.trunk_stride != 16
+                or self.trunk_patch != 1
+                or self.trunk_bn != "frozen"
+                or self.trunk_pyramid
+            ):
                 raise ValueError(
-                    "trunk_stride, trunk_patch and trunk_bn apply only to a hybrid; set trunk "
+                    "trunk_stride, trunk_patch, trunk_bn and trunk_pyramid apply only to a "
+                    "hybrid; set trunk "
                     "to one of "
                     f"{sorted(TRUNKS)}"
                 )
@@ -153,6 +164,17 @@ class ModelConfig:
             )
         # pixels per token side
         object.__setattr__(self, "patch_size", self.trunk_stride * self.trunk_patch)
+        if not isinstance(self.trunk_pyramid, bool):
+            raise ValueError(f"trunk_pyramid must be true or false, got {self.trunk_pyramid!r}")
+        if (
+            self.trunk_pyramid
+            and self.patch_size not in strides[strides.index(self.trunk_stride) + 1 :]
+        ):
+            raise ValueError(
+                f"trunk_pyramid needs the trunk's map at the token stride trunk_stride × "
+                f"trunk_patch = {self.patch_size}; trunk {self.trunk} stops at strides {strides} "
+                f"(use trunk_patch > 1 with trunk_stride × trunk_patch among them)"
+            )
 
     # -- derived ------------------------------------------------------------------------------
     @property

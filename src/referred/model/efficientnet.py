@@ -15,7 +15,11 @@ scikit-image's ``chelsea.png`` as ImageNet class 285 (Egyptian cat) and ``coffee
 
 As a trunk, ``EfficientNetLite0(output_stride=s)`` keeps the stem and the blocks up to the last
 one at stride ``s`` (no head, no classifier); its parameter names are a subset of the full
-network's, so :func:`trunk_state_dict` cuts the pretrained state dict to fit.
+network's, so :func:`trunk_state_dict` cuts the pretrained state dict to fit. With
+``pyramid_from=f`` (f < s) it returns two levels of one pass in one tensor at stride ``s``: the
+map at stride ``f``, its ``(s/f)²`` cells under each deep cell packed into channels
+(``pixel_unshuffle``), followed by the map at stride ``s`` (:func:`unpack_pyramid` spreads it
+back to the fine grid).
 """
 
 from __future__ import annotations
@@ -146,9 +150,15 @@ class EfficientNetLite0(nn.Module):
     Input: (B, 3, H, W) normalised images (224 px for the classifier's accuracy).
     """
 
-    def __init__(self, num_classes: int = 1000, output_stride: int | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        output_stride: int | None = None,
+        pyramid_from: int | None = None,
+    ) -> None:
         super().__init__()
         self.output_stride = output_stride
+        self.pyramid_from = pyramid_from
         n_blocks = blocks_for_stride(output_stride) if output_stride is not None else 16
         specs = block_specs()[:n_blocks]
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2)
@@ -156,6 +166,24 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(MBConvBlock(*spec) for spec in specs)
         #: channels of ``forward_features``' output
         self.out_channels = specs[-1][4]
+        if pyramid_from is not None:
+            if output_stride is None or pyramid_from not in OUTPUT_STRIDES:
+                raise ValueError(
+                    f"pyramid_from must be one of {OUTPUT_STRIDES} below a trunk's "
+                    f"output_stride, got {pyramid_from!r} with output_stride {output_stride!r}"
+                )
+            if pyramid_from >= output_stride:
+                raise ValueError(
+                    f"pyramid_from {pyramid_from} must be finer than output_stride {output_stride}"
+                )
+            #: (fine channels, deep channels, fine cells per deep cell side)
+            self.pyramid = (
+                channels_at_stride(pyramid_from),
+                self.out_channels,
+                output_stride // pyramid_from,
+            )
+            fine, deep, k = self.pyramid
+            self.out_channels = fine * k * k + deep
         if output_stride is None:
             self._conv_head = SameConv2d(self.out_channels, HEAD_CHANNELS, 1)
             self._bn1 = _bn(HEAD_CHANNELS)
@@ -174,6 +202,27 @@ class EfficientNetLite0(nn.Module):
         for block in self._blocks[:n]:
             x = block(x)
         return x
+
+    def forward_pyramid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → (B, C_f·k² + C_s, H/s, W/s) in one pass: the stride-``pyramid_from``
+        map with its k × k cells under each stride-s cell packed into channels, then the
+        stride-s map (:func:`unpack_pyramid` undoes the packing)."""
+        if self.pyramid_from is None:
+            raise ValueError("this trunk has no pyramid_from; build it with pyramid_from=...")
+        n_fine = blocks_for_stride(self.pyramid_from)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:n_fine]:
+            x = block(x)
+        fine = x
+        for block in self._blocks[n_fine:]:
+            x = block(x)
+        k = self.pyramid[2]
+        if fine.shape[-2] != k * x.shape[-2] or fine.shape[-1] != k * x.shape[-1]:
+            raise ValueError(
+                f"a pyramid needs an input side divisible by {self.output_stride}, got "
+                f"{tuple(fine.shape[-2:])} fine cells for {tuple(x.shape[-2:])} deep ones"
+            )
+        return torch.cat([F.pixel_unshuffle(fine, k), x], dim=1)
 
     def folded(self) -> EfficientNetLite0:
         """An inference copy: each BatchNorm's eval-mode affine map folded into the convolution
@@ -194,11 +243,27 @@ class EfficientNetLite0(nn.Module):
         return net.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pyramid_from is not None:
+            return self.forward_pyramid(x)
         x = self.forward_features(x)
         if self.output_stride is not None:
             return x
         x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
         return self._fc(x.mean(dim=(2, 3)))  # (B, num_classes)
+
+
+def unpack_pyramid(maps: torch.Tensor, fine_channels: int, k: int) -> torch.Tensor:
+    """A pyramid trunk's output (B, C_f·k² + C_s, g, g) → one map at the fine grid
+    (B, C_f + C_s, g·k, g·k): the fine cells back in place (``pixel_shuffle``), each deep cell's
+    features repeated over its k × k fine cells."""
+    packed = fine_channels * k * k
+    if maps.ndim != 4 or maps.shape[1] <= packed:
+        raise ValueError(
+            f"a pyramid map has more than {packed} channels (B, C, g, g), got {tuple(maps.shape)}"
+        )
+    fine = F.pixel_shuffle(maps[:, :packed], k)
+    deep = maps[:, packed:].repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)
+    return torch.cat([fine, deep], dim=1)
 
 
 def trunk_state_dict(state: dict[str, torch.Tensor], output_stride: int) -> dict[str, torch.Tensor]:

@@ -69,7 +69,7 @@ def load_trunk_weights(model: CondViT) -> None:
     if model.trunk is None or model.config.trunk != "efficientnet-lite0":
         raise ValueError(f"no pretrained weights for trunk {model.config.trunk!r}")
     full = efficientnet.pretrained_state_dict()
-    state = efficientnet.trunk_state_dict(full, model.config.trunk_stride)
+    state = efficientnet.trunk_state_dict(full, model.trunk.output_stride)
     model.trunk.load_state_dict(state, strict=True)
 
 

@@ -61,6 +61,14 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "trunk_lr_scale": 0.0,
         "augment_views": 1,
     },
+    # the same, its trunk run to stride 32 as well (docs/training.md, "The pyramid")
+    "hybrid-lite0-pyramid": {
+        "epochs": 30,
+        "batch_size": 64,
+        "lr": 5e-4,
+        "trunk_lr_scale": 0.0,
+        "augment_views": 1,
+    },
     "B-32": {"epochs": 30, "batch_size": 360, "lr": 1e-5},
     "B-16": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
