@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(serve(args.out)))
         return 0
 
-    from referred.catalog.build import _fill
+    from referred.catalog.build import fill_index
     from referred.catalog.tune import exact_for, one_query_ms, tune_to_recall
     from referred.index import create_index
     from referred.index.auto import choose_spec, parse_size
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if not choice.approximate:
         p.error(f"{args.n} vectors get the exact flat index: nothing to tune or compare")
     t0 = time.perf_counter()
-    index = _fill(choice.spec, {}, ids, base, [{}] * len(ids), args.seed)
+    index = fill_index(choice.spec, ids, base, seed=args.seed)
     print(f"built in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     tuning = tune_to_recall(

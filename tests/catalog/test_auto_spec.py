@@ -110,3 +110,20 @@ def test_the_cli_says_what_it_chose_and_refuses_a_budget_without_auto(embeddings
     assert cli.main(bad) == 2 and "--memory-budget: a memory size" in capsys.readouterr().err
     assert cli.main(["index", "info", str(tmp_path / "a"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["info"]["auto"]["spec"] == "flat"
+
+
+def test_fill_index_trains_fills_and_refuses_mismatched_rows():
+    from referred.catalog import fill_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((600, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"p{i}" for i in range(600)]
+    index = fill_index("faiss:IVF8,Flat", ids, vectors, seed=1)  # trained on a sample first
+    assert index.is_trained and len(index) == 600
+    found = index.search(vectors[[5, 321]], 1)
+    assert [row[0] for row in found.ids] == ["p5", "p321"]
+    with pytest.raises(ValueError, match="600 ids need as many vectors and metadata rows"):
+        fill_index("flat", ids, vectors[:10])
+    with pytest.raises(ValueError, match="nothing to index"):
+        fill_index("flat", [], vectors[:0])

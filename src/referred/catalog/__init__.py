@@ -14,6 +14,7 @@ from referred._lazy import lazy_exports
 _LAZY = {
     "BuildReport": "referred.catalog.build",
     "build_catalog_index": "referred.catalog.build",
+    "fill_index": "referred.catalog.build",
 }
 
 __all__ = sorted(_LAZY)

@@ -146,7 +146,8 @@ def build_catalog_index(
         log.info("spec auto: %s (%s)", spec, choice.reason)
         if target_recall is None and choice.approximate:
             target_recall = 0.95
-    index = _fill(spec, index_options or {}, ids, vectors, [meta.get(i, {}) for i in ids], seed)
+    metadata = [meta.get(i, {}) for i in ids]
+    index = fill_index(spec, ids, vectors, metadata, options=index_options, seed=seed)
     index_seconds = time.perf_counter() - t0
     recall, n_queries, tuning = None, 0, None
     if target_recall is not None and _approximate(spec) and len(ids) > 1:
@@ -314,15 +315,26 @@ def _extras(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fill(
+def fill_index(
     spec: str,
-    options: dict[str, Any],
     ids: list[str],
     vectors: np.ndarray,
-    metadata: list[dict[str, Any]],
-    seed: int,
+    metadata: list[dict[str, Any]] | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> Any:
-    """A new index of ``spec`` holding ``vectors``; trained first on a seeded sample if needed."""
+    """A new index of ``spec`` (any :func:`referred.index.create_index` takes, with
+    ``options``) holding ``vectors`` under ``ids``: trained first on a seeded sample of up to
+    max(39 × its lists, 10,000) vectors when it needs training, then filled in batches of
+    ``ADD_BATCH``; ``metadata`` (one dict per id, default none) is stored beside each row."""
+    metadata = metadata if metadata is not None else [{}] * len(ids)
+    if len(metadata) != len(ids) or len(vectors) != len(ids):
+        raise ValueError(
+            f"{len(ids)} ids need as many vectors and metadata rows, got {len(vectors)} "
+            f"vectors and {len(metadata)} rows"
+        )
+    options = options or {}
     if not ids:
         raise ValueError("the catalog produced no embeddings: nothing to index")
     index = create_index(spec, vectors.shape[1], **options)
