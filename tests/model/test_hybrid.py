@@ -262,6 +262,7 @@ def test_pyramid_trains_saves_and_loads(tmp_path):
     x, c = images(), torch.tensor([1, 0, 1])
     with torch.no_grad():
         expected = model(x, c)
+    assert rel_err(optimize_for_inference(model, micro_batch=2)(x, c), expected) < 1e-4
     model.save_pretrained(tmp_path / "folder")
     torch.save(model.state_dict(), tmp_path / "bare.pth")  # the pyramid read off conv1's inputs
     for path in (tmp_path / "folder", tmp_path / "bare.pth"):
