@@ -93,6 +93,8 @@ def train(args: argparse.Namespace) -> list[dict]:
         cfg = replace(cfg, trunk_stride=32, trunk_patch=1)
     m = create_model(cfg, seed=0)
     m.trunk = None
+    with torch.no_grad():  # the model's own initial ln 100 unless told (not the CLI's ln 1/0.07)
+        m.logit_scale.fill_(math.log(1 / args.temperature))
     extra: nn.Module | None = None
     if args.arm == "colour":
         extra = nn.Conv2d(3, 256, 4, 4)  # 28 × 28 pooled pixels → the 7 × 7 tokens
@@ -211,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--deep-valid")
     r.add_argument("--epochs", type=int, default=6)
     r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument(
+        "--temperature",
+        type=float,
+        default=0.01,
+        help="initial InfoNCE temperature (learned from there; default 0.01, the model's own; "
+        "referred train starts from CLIP's 0.07)",
+    )
     r.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
