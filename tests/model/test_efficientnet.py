@@ -124,3 +124,18 @@ def test_real_photos_are_classified(classifier, photo, label, least):
     print(f"{photo}: class {top}, p {float(probs[top]):.3f}")
     assert top == label
     assert float(probs[label]) > least
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pyramid_from": 16}, "pyramid_from must be one of"),
+        ({"output_stride": 32, "pyramid_from": 12}, "pyramid_from must be one of"),
+        ({"output_stride": 16, "pyramid_from": 32}, "must be finer than output_stride 16"),
+    ],
+)
+def test_bad_pyramids_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        en.EfficientNetLite0(**kwargs)
+    with pytest.raises(ValueError, match="has no pyramid_from"):
+        en.EfficientNetLite0(output_stride=16).forward_pyramid(torch.zeros(1, 3, 32, 32))
