@@ -140,9 +140,7 @@ class ModelConfig:
             ):
                 raise ValueError(
                     "trunk_stride, trunk_patch, trunk_bn and trunk_pyramid apply only to a "
-                    "hybrid; set trunk "
-                    "to one of "
-                    f"{sorted(TRUNKS)}"
+                    f"hybrid; set trunk to one of {sorted(TRUNKS)}"
                 )
             return
         if self.trunk not in TRUNKS:

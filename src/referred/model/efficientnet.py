@@ -209,12 +209,8 @@ class EfficientNetLite0(nn.Module):
         stride-s map (:func:`unpack_pyramid` undoes the packing)."""
         if self.pyramid_from is None:
             raise ValueError("this trunk has no pyramid_from; build it with pyramid_from=...")
-        n_fine = blocks_for_stride(self.pyramid_from)
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks[:n_fine]:
-            x = block(x)
-        fine = x
-        for block in self._blocks[n_fine:]:
+        fine = x = self.forward_features(x, self.pyramid_from)
+        for block in self._blocks[blocks_for_stride(self.pyramid_from) :]:
             x = block(x)
         k = self.pyramid[2]
         if fine.shape[-2] != k * x.shape[-2] or fine.shape[-1] != k * x.shape[-1]:

@@ -47,6 +47,14 @@ RECOMMENDED_MODELS: dict[str, tuple[str, str]] = {
 }
 AUTO_MODEL = "auto"
 
+#: Defaults of a hybrid run from scratch (both hybrid architectures).
+_HYBRID_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 5e-4,
+    "trunk_lr_scale": 0.0,
+    "augment_views": 1,
+}
 #: Defaults of a run from scratch, per named architecture.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 30, "batch_size": 64, "lr": 1e-3},
@@ -54,21 +62,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # ran under 2 pairs/s on a 2-vCPU EPYC (docs/benchmarks.md); --trunk-lr-scale 0.1 does it.
     # Frozen, its maps are memoised (one trunk pass per distinct image and view): one view
     # (the image itself) by default, because each view costs a trunk pass (~0.1 s an image)
-    "hybrid-lite0": {
-        "epochs": 30,
-        "batch_size": 64,
-        "lr": 5e-4,
-        "trunk_lr_scale": 0.0,
-        "augment_views": 1,
-    },
+    "hybrid-lite0": _HYBRID_DEFAULTS,
     # the same, its trunk run to stride 32 as well (docs/training.md, "The pyramid")
-    "hybrid-lite0-pyramid": {
-        "epochs": 30,
-        "batch_size": 64,
-        "lr": 5e-4,
-        "trunk_lr_scale": 0.0,
-        "augment_views": 1,
-    },
+    "hybrid-lite0-pyramid": _HYBRID_DEFAULTS,
     "B-32": {"epochs": 30, "batch_size": 360, "lr": 1e-5},
     "B-16": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
