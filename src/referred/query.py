@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from referred.categories import LRVSF_CATEGORIES, category_index
 from referred.imageio import ImageDecodeError
 from referred.preprocess import preprocess_image
+from referred.zoom.boxes import GROW
 
 Kind = Literal["none", "category", "text"]
 KINDS: tuple[Kind, ...] = ("none", "category", "text")
@@ -192,11 +193,19 @@ class QueryEncoder:
 
     ``fast``: run the fast CPU forward (same vectors to ~1e-6; weights are snapshotted, so
     build a new encoder after changing the model). ``text_encoder``: a callable list[str] →
-    (B, cond_dim) to use instead of the model's own sentence encoder.
+    (B, cond_dim) to use instead of the model's own sentence encoder. ``zoom``: when the model
+    has a locator (:mod:`referred.zoom`), embed each conditioned query as the close-up of the
+    item the locator finds (False: the whole photo, as a model without one does).
     """
 
     def __init__(
-        self, model: Any, *, fast: bool = True, batch_size: int = 32, text_encoder: Any = None
+        self,
+        model: Any,
+        *,
+        fast: bool = True,
+        batch_size: int = 32,
+        text_encoder: Any = None,
+        zoom: bool = True,
     ) -> None:
         from referred.model.fast import FastCondViT, inference_model
 
@@ -211,6 +220,8 @@ class QueryEncoder:
         self.category_choices = category_choices(self.config)
         self._text_encoder = text_encoder
         self._memo: Any = None
+        self.locator = getattr(model, "locator", None) if zoom else None
+        self.zoom_grow = getattr(model, "zoom_grow", None) or GROW
         self._lock = threading.Lock()  # one forward at a time: parallel ones thrash few cores
 
     # conditions
@@ -278,13 +289,48 @@ class QueryEncoder:
 
     def forward(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
         """One forward of pixels (B, 3, R, R) with B conditions of one kind → (B, D) unit rows,
-        float32 on the CPU."""
+        float32 on the CPU. A zooming encoder first cuts the close-ups out of the pixels."""
+        if self.zooms(conds):
+            from referred.zoom.crop import zoom_pixels
+
+            pixels = zoom_pixels(pixels, self.locate(pixels, conds), self.zoom_grow)
+        return self._embed_pixels(pixels, conds)
+
+    def _embed_pixels(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
         with self._lock, torch.inference_mode():
             emb = self.net(*self._inputs(pixels, conds))  # (B, D)
             return F.normalize(emb.float(), dim=-1).cpu()
 
+    # zoom (referred.zoom)
+    def zooms(self, conds: Sequence[Condition]) -> bool:
+        """Whether these conditions' queries are embedded as close-ups."""
+        return self.locator is not None and bool(conds) and conds[0].kind != "none"
+
+    def locate(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
+        """The asked items' boxes (B, 4), ``(cx, cy, w, h)`` fractions of each padded square;
+        the model must have a locator and the conditions must not be none."""
+        return self._locator_outputs(pixels, conds)[1]
+
+    def _locator_outputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
+        if self.locator is None:
+            raise UnsupportedConditionError("this model has no locator")
+        if not conds or any(c.kind == "none" for c in conds):
+            raise QueryError("locating an item needs a category or a text for the item asked")
+        from referred.presence import presence_features
+
+        with self._lock, torch.inference_mode():
+            c = self.condition_tensor(conds)
+            tokens = self.model.condition_token(c.to(self.model.device)).float()  # (B, W)
+            features = presence_features(self.model, pixels.to(self.model.device))
+            return self.locator(features.cpu(), tokens.cpu())  # the locator: CPU
+
     def attention_map(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
-        """Where the model looked: the last block's class-token attention → (B, g, g)."""
+        """Where the model looked → (B, g, g): for a zooming encoder, the locator's heat map
+        over the scene (where it found the asked item); otherwise the last block's
+        class-token attention."""
+        if self.zooms(conds):
+            logits, _ = self._locator_outputs(pixels, conds)
+            return logits.softmax(1).view(len(pixels), self.locator.grid, self.locator.grid)
         with self._lock, torch.inference_mode():
             return self.model.attention_map(*self._inputs(pixels, conds))
 
@@ -327,12 +373,31 @@ class QueryEncoder:
             rows = [i for i, c in enumerate(parsed) if c.kind == kind]
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
+                conds_chunk = [parsed[i] for i in chunk]
                 if isinstance(images, torch.Tensor):
-                    pixels = images[chunk]
+                    out[chunk] = self.forward(images[chunk], conds_chunk)
+                elif self.zooms(conds_chunk):
+                    out[chunk] = self._zoomed([self.decoded(images[i]) for i in chunk], conds_chunk)
                 else:
-                    pixels = self.pixels([images[i] for i in chunk])
-                out[chunk] = self.forward(pixels, [parsed[i] for i in chunk])
+                    out[chunk] = self.forward(self.pixels([images[i] for i in chunk]), conds_chunk)
         return out
+
+    def decoded(self, image: Any) -> Any:
+        """A photo decoded as the model decodes (PIL RGB)."""
+        from referred.imageio import decode_image
+
+        try:
+            return decode_image(image, self.config.preprocess.decode)
+        except TypeError as exc:
+            raise ImageDecodeError(str(exc)) from None
+
+    def _zoomed(self, photos: list[Any], conds: Sequence[Condition]) -> torch.Tensor:
+        """Decoded photos → their close-ups' vectors, cut from the photos at full resolution."""
+        from referred.zoom.crop import close_up
+
+        boxes = self.locate(self.pixels(photos), conds)
+        close = [close_up(p, b, self.zoom_grow) for p, b in zip(photos, boxes.tolist())]
+        return self._embed_pixels(self.pixels(close), conds)
 
     # the LRVSF-Benchmark interface
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_check(verbs)
     _register_prepare(verbs)
     _register_dedup(verbs)
+    _register_closeups(verbs)
 
 
 def _register_synth(verbs: argparse._SubParsersAction) -> None:
@@ -230,6 +231,54 @@ def _register_dedup(verbs: argparse._SubParsersAction) -> None:
         "within (same role)",
     )
     p.set_defaults(func=run_dedup)
+
+
+def _register_closeups(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "closeups",
+        help="copy a training-layout dataset with its scenes cut to close-ups of the items",
+        description="Write a copy of SRC whose training and validation scene images are the "
+        "square close-ups of the item each product record is about, cut around the boxes of "
+        "SRC/synth_outfits.parquet (referred data synth) or SRC/item_boxes.csv (URL, "
+        "PRODUCT_ID, X0, Y0, X1, Y1). Train a CondViT on it, then fit its locator "
+        "(referred train --task locator) on SRC: queries are then embedded as close-ups "
+        "(docs/training.md, Zoom). The test split and metadata are linked, not copied.",
+    )
+    p.add_argument("src", type=Path, metavar="SRC", help="training-layout dataset with boxes")
+    p.add_argument("out", type=Path, metavar="OUT", help="output folder (absent or empty)")
+    p.add_argument(
+        "--grow",
+        type=_non_negative_float,
+        default=None,
+        help="margin on every side, as a share of the box's longer side (default 0.25)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
+    p.set_defaults(func=run_closeups)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def run_closeups(args: argparse.Namespace) -> int:
+    """``referred data closeups``."""
+    from referred.cli import UserError
+    from referred.data.closeups import write_closeups
+    from referred.zoom.boxes import GROW
+
+    grow = GROW if args.grow is None else args.grow
+    try:
+        report = write_closeups(args.src, args.out, grow=grow, overwrite=args.overwrite)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(report.summary())
+    return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -109,14 +109,15 @@ def _non_negative_float(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
-        choices=("rvs", "cir", "presence", "floor"),
+        choices=("rvs", "cir", "presence", "floor", "locator"),
         default="rvs",
         help="rvs (default): train a CondViT; cir: train a Combiner for composed retrieval "
         "('this, but in red') over the frozen CondViT --model, on FashionIQ-layout --data "
         "(docs/cir.md); presence: fit a head saying whether the asked item is in the photo "
         "at all, for the frozen CondViT --model, on --data scenes with known worn categories; "
         "floor: measure the score under which results are marked weak, on --data's "
-        "validation split (docs/search.md)",
+        "validation split (docs/search.md); locator: fit a head finding the asked item's box "
+        "in the scene, so queries are embedded as close-ups (docs/training.md, Zoom)",
     )
     p.add_argument("--data", required=True, help="dataset folder (training layout)")
     p.add_argument(
@@ -252,6 +253,10 @@ def run(args: argparse.Namespace) -> int:
         from referred.cli.train_presence import run_floor
 
         return run_floor(args)
+    if args.task == "locator":
+        from referred.cli.train_presence import run_locator
+
+        return run_locator(args)
     from referred.train import TrainingError, train
     from referred.train.config import resolve_model_spec
 

@@ -1,7 +1,8 @@
-"""``referred train --task presence|floor``: what a trained CondViT knows about absence.
+"""``referred train --task presence|floor|locator``: heads fitted beside a frozen CondViT.
 
 ``presence`` fits a presence head; ``floor`` measures the score floor under which a result is
-marked weak (:mod:`referred.presence.floor`), on the validation split of ``--data``.
+marked weak (:mod:`referred.presence.floor`), on the validation split of ``--data``;
+``locator`` fits the box head that makes queries close-ups (:mod:`referred.zoom`).
 
 The head ("is the asked item in this photo at all?", :mod:`referred.presence`) is fitted on the
 scenes of ``--data`` whose worn categories are known (``referred data synth`` records them),
@@ -107,4 +108,37 @@ def run_floor(args: argparse.Namespace) -> int:
     print(json.dumps(record, indent=1))
     floor = record["floor"]
     print(f"score floor saved in {out} ({FILE}): results under {floor:.4f} are marked weak")
+    return 0
+
+
+def run_locator(args: argparse.Namespace) -> int:
+    """0 when the locator was fitted and saved beside the model in --out."""
+    import referred
+    from referred.zoom import GROW, save_locator
+    from referred.zoom.fit import fit_locator
+
+    out = _check_frozen_task(args, TAKES)
+    model = referred.load_model(args.model)
+    settings = {
+        "epochs": args.epochs or 5,
+        "lr": args.lr or 1e-3,
+        "batch": args.batch_size or 64,
+        "seed": args.seed,
+    }
+    head, report = fit_locator(
+        model, args.data, log=lambda line: print(line, flush=True), **settings
+    )
+    _copy_model(model, Path(args.model), out)
+    made_with = {
+        "command": "referred train --task locator",
+        "model": str(args.model),
+        "data": str(args.data),
+        **settings,
+    }
+    save_locator(out, head, GROW, {**report.as_dict(), "made_with": made_with})
+    print(json.dumps(report.as_dict(), indent=1))
+    print(
+        f"locator saved in {out} (locator.safetensors, locator.json): conditioned queries "
+        "are now embedded as close-ups of the item it finds"
+    )
     return 0

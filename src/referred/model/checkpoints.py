@@ -369,6 +369,11 @@ def save_pretrained(
         from referred.presence.floor import save_floor
 
         save_floor(d, {"floor": floor})
+    locator = getattr(model, "locator", None)
+    if locator is not None:  # and its locator (referred.zoom.io)
+        from referred.zoom.io import save_locator
+
+        save_locator(d, locator, model.zoom_grow)
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

@@ -134,6 +134,10 @@ def load_model(
         from referred.presence.floor import attach_floor, load_floor
 
         attach_floor(model, load_floor(path))  # results under it are weak (None: no floor)
+        from referred.zoom import io as zoom_io
+
+        # where the asked item is (referred.zoom): queries are embedded as its close-up
+        zoom_io.attach(model, *(zoom_io.load_locator(path, config.width) or (None, None)))
     return model.to(device).eval()
 
 

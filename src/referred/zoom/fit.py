@@ -1,0 +1,172 @@
+"""Fit a locator on scenes whose items' boxes are known, and measure it.
+
+The boxes come from :func:`referred.data.boxes.read_item_boxes` (the synthetic generator's
+record, or a dataset's ``item_boxes.csv``); LRVS-F itself has no boxes: a locator for it needs
+boxes from elsewhere (a detector, annotations). Training: the frozen features of each (scene,
+product) pair once, the head by AdamW on :meth:`Locator.loss` with a cosine schedule, the
+epoch with the best validation IoU kept; then IoU on the test split.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from referred.data.boxes import read_item_boxes
+from referred.presence.fit import condition_tokens
+from referred.zoom.boxes import from_square, iou, to_square
+from referred.zoom.head import Locator, grid_of
+
+
+@dataclass
+class LocatorReport:
+    """What fitting measured: pairs per split, mean IoU and the share with IoU > 0.5."""
+
+    pairs: dict[str, int]
+    epochs_run: int
+    best_epoch: int
+    valid_iou: float
+    test_iou: float
+    test_iou_over_half: float
+    seconds: float
+    boxes_from: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[tuple]:
+    """(scene image record, category, pixel box) of up to ``limit`` (scene, product) pairs of
+    ``split`` whose box is known."""
+    pairs = []
+    for product in dataset.products(split):
+        for image in product.complex:
+            box = boxes.get((image.url, str(product.product_id)))
+            if box is not None and product.category:
+                pairs.append((image, str(product.category), box))
+        if limit is not None and len(pairs) >= limit:
+            break
+    return pairs[:limit]
+
+
+def _encode(model, encoder, pairs, names, log, batch: int = 16):
+    """Features (P, N, C) float16, category indices (P,), boxes (P, 4) in square fractions."""
+    from referred.presence.features import presence_features
+    from referred.query import _find
+
+    feats, squares, cats, t0 = [], [], [], time.perf_counter()
+    for i in range(0, len(pairs), batch):
+        chunk = pairs[i : i + batch]
+        images = [image.open() for image, _, _ in chunk]
+        feats.append(presence_features(model, encoder.pixels(images)).half())
+        squares += [to_square(box, im.size) for (_, _, box), im in zip(chunk, images)]
+        if (i // batch) % 50 == 0:
+            log(f"  features {i + len(chunk)}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
+    for _, cat, _ in pairs:
+        index = _find(cat, names)
+        if index is None:
+            raise ValueError(f"category {cat!r} is not one of the model's {names}")
+        cats.append(index)
+    return torch.cat(feats), torch.tensor(cats), torch.tensor(squares, dtype=torch.float32)
+
+
+def _predict(head: Locator, x, tokens, batch: int = 64) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat(
+            [
+                head(x[i : i + batch].float(), tokens[i : i + batch])[1]
+                for i in range(0, len(x), batch)
+            ]
+        )
+
+
+def mean_iou(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
+    """IoU of each predicted and true ``(cx, cy, w, h)`` box (same frame)."""
+    unit = (1, 1)
+    return np.array([iou(from_square(p, unit), from_square(t, unit)) for p, t in zip(pred, true)])
+
+
+def fit_locator(
+    model,
+    data: str | Path,
+    *,
+    pairs: dict[str, int | None] | None = None,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    batch: int = 64,
+    hidden: int = 128,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[Locator, LocatorReport]:
+    """Fit and measure a locator for ``model`` on dataset ``data``.
+
+    ``pairs``: at most this many (scene, product) pairs per split (``train``, ``valid``,
+    ``test``); defaults 5,000 / 500 / 500. Raises ValueError when the dataset has no boxes or
+    a split has no pair with a box."""
+    from referred.data import open_dataset
+    from referred.query import QueryEncoder
+
+    t_start = time.perf_counter()
+    limits = {"train": 5000, "valid": 500, "test": 500, **(pairs or {})}
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = model.eval()
+    encoder = QueryEncoder(model)
+    names = list(encoder.category_choices)
+    if not model.config.conditional or not names:
+        raise ValueError("a locator needs a conditioned model with category choices")
+    boxes, boxes_from = read_item_boxes(data)
+    dataset = open_dataset(data)
+    tokens = condition_tokens(model, encoder, names)  # (K, W)
+    xs, cs, ys = {}, {}, {}
+    for split, limit in limits.items():
+        found = box_pairs(dataset, split, boxes, limit)
+        if not found:
+            raise ValueError(f"{data}: no scene of the {split!r} split has a known item box")
+        log(f"{split}: {len(found)} (scene, item) pairs with boxes")
+        xs[split], cs[split], ys[split] = _encode(model, encoder, found, names, log)
+    head = Locator(xs["train"].shape[-1], tokens.shape[-1], grid_of(xs["train"]), hidden)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
+    n = len(xs["train"])
+    per_epoch = max(n // batch, 1)
+    total, step = epochs * per_epoch, 0
+    best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), -1.0, 0
+    for epoch in range(1, epochs + 1):
+        head.train()
+        order = torch.from_numpy(rng.permutation(n))
+        for i in range(per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = head.loss(xs["train"][idx].float(), tokens[cs["train"][idx]], ys["train"][idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        head.eval()
+        v = float(mean_iou(_predict(head, xs["valid"], tokens[cs["valid"]]), ys["valid"]).mean())
+        log(f"epoch {epoch}: loss {loss.item():.4f}, validation IoU {v:.4f}")
+        if v > best_iou:
+            best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), v, epoch
+    head.load_state_dict(best)
+    head.eval()
+    test = mean_iou(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
+    report = LocatorReport(
+        pairs={s: len(x) for s, x in xs.items()},
+        epochs_run=epochs,
+        best_epoch=best_epoch,
+        valid_iou=best_iou,
+        test_iou=float(test.mean()),
+        test_iou_over_half=float((test > 0.5).mean()),
+        seconds=time.perf_counter() - t_start,
+        boxes_from=boxes_from,
+    )
+    return head, report

@@ -1,0 +1,95 @@
+"""The locator: where in the scene the asked item is, as a box of the padded square."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Locator(nn.Module):
+    """Scene features on a g × g grid and the asked condition → a heat map and a box.
+
+    The features are what the presence head reads (:func:`referred.presence.presence_features`:
+    a hybrid's trunk map, 14 × 14 × 112 at 224 px), the condition is the CondViT's own
+    condition token (width W), so category and text conditions share the head. The condition,
+    projected, is added to every cell; two 3 × 3 convolutions mix neighbours; a 1 × 1
+    convolution gives one logit per cell. The box's centre is the softmax-weighted mean of the
+    cell centres, its width and height (fractions of the square, in (0, 1)) come from the
+    heat-weighted features. Trained on the cell holding the true centre (cross-entropy) and the
+    box (L1): :func:`referred.zoom.fit.fit_locator`.
+    """
+
+    def __init__(self, feature_dim: int, cond_width: int, grid: int, hidden: int = 128) -> None:
+        super().__init__()
+        if grid < 1 or feature_dim < 1 or cond_width < 1 or hidden < 1:
+            raise ValueError("feature_dim, cond_width, grid and hidden must be positive")
+        self.feature_dim, self.cond_width = int(feature_dim), int(cond_width)
+        self.grid, self.hidden = int(grid), int(hidden)
+        self.inp = nn.Conv2d(feature_dim, hidden, 1)
+        self.cond = nn.Linear(cond_width, hidden)
+        self.body = nn.Sequential(
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.GELU(),
+        )
+        self.heat = nn.Conv2d(hidden, 1, 1)
+        self.size = nn.Linear(hidden, 2)
+        centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
+        yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+        self.register_buffer("centres", torch.stack([xx.flatten(), yy.flatten()], 1), False)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "feature_dim": self.feature_dim,
+            "cond_width": self.cond_width,
+            "grid": self.grid,
+            "hidden": self.hidden,
+        }
+
+    def forward(self, features: torch.Tensor, cond_tokens: torch.Tensor):
+        """Features (B, g², C) and condition tokens (B, W) → (heat logits (B, g²), boxes (B, 4)
+        as ``(cx, cy, w, h)`` fractions of the padded square)."""
+        b, n = features.shape[:2]
+        if features.ndim != 3 or features.shape[-1] != self.feature_dim or n != self.grid**2:
+            raise ValueError(
+                f"features must have shape (B, {self.grid**2}, {self.feature_dim}), "
+                f"got {tuple(features.shape)}"
+            )
+        if cond_tokens.shape != (b, self.cond_width):
+            raise ValueError(
+                f"condition tokens must have shape ({b}, {self.cond_width}), "
+                f"got {tuple(cond_tokens.shape)}"
+            )
+        maps = features.float().transpose(1, 2).reshape(b, self.feature_dim, self.grid, self.grid)
+        h = self.inp(maps) + self.cond(cond_tokens.float())[:, :, None, None]
+        h = self.body(h)
+        logits = self.heat(h).flatten(1)  # (B, g²)
+        p = logits.softmax(1)
+        pooled = torch.einsum("bn,bdn->bd", p, h.flatten(2))
+        return logits, torch.cat([p @ self.centres, torch.sigmoid(self.size(pooled))], 1)
+
+    def heat_map(self, features: torch.Tensor, cond_tokens: torch.Tensor) -> torch.Tensor:
+        """Where the locator looks: its softmax over the cells, (B, g, g) summing to 1."""
+        logits, _ = self.forward(features, cond_tokens)
+        return logits.softmax(1).view(-1, self.grid, self.grid)
+
+    def loss(self, features: torch.Tensor, cond_tokens: torch.Tensor, boxes: torch.Tensor):
+        """Cross-entropy of the true centre's cell + 10 × L1 of the box (``(cx, cy, w, h)``)."""
+        logits, pred = self.forward(features, cond_tokens)
+        col = (boxes[:, 0] * self.grid).long().clamp(0, self.grid - 1)
+        row = (boxes[:, 1] * self.grid).long().clamp(0, self.grid - 1)
+        return F.cross_entropy(logits, row * self.grid + col) + 10 * F.l1_loss(pred, boxes)
+
+
+def grid_of(features: torch.Tensor) -> int:
+    """Side of the square grid of (B, N, C) features; ValueError when N is not a square."""
+    g = math.isqrt(features.shape[1])
+    if g * g != features.shape[1]:
+        raise ValueError(f"{features.shape[1]} features do not make a square grid")
+    return g

@@ -1,0 +1,51 @@
+"""Zoom's box arithmetic on hand-computed cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from referred.zoom.boxes import (
+    MIN_SIDE,
+    centre_cell,
+    close_up_window,
+    from_square,
+    iou,
+    to_square,
+)
+
+
+def test_square_fractions_account_for_the_padding_of_a_wide_image():
+    # 200 × 100 image: padded square of side 200, the image starts 50 px down
+    assert to_square((50, 0, 150, 100), (200, 100)) == pytest.approx((0.5, 0.5, 0.5, 0.5))
+    assert to_square((0, 0, 20, 10), (200, 100)) == pytest.approx((0.05, 0.275, 0.1, 0.05))
+    box = (13.0, 7.0, 61.0, 90.0)
+    assert from_square(to_square(box, (80, 120)), (80, 120)) == pytest.approx(box)
+
+
+def test_the_close_up_is_a_square_one_and_a_half_times_the_longer_side():
+    # box 40 × 20 centred at (100, 100): side 60, centred
+    assert close_up_window((80, 90, 120, 110), (256, 256)) == (70, 70, 130, 130)
+    assert close_up_window((80, 90, 120, 110), (256, 256), grow=0.0) == (80, 80, 120, 120)
+
+
+def test_the_close_up_is_shifted_inside_the_image_and_never_larger_than_it():
+    assert close_up_window((0, 0, 20, 20), (256, 256)) == (0, 0, 30, 30)
+    assert close_up_window((240, 250, 256, 256), (256, 256)) == (232, 232, 256, 256)
+    assert close_up_window((0, 0, 300, 90), (256, 100)) == (100, 0, 200, 100)  # side: 100
+    tiny = close_up_window((10, 10, 11, 11), (256, 256))
+    assert tiny[2] - tiny[0] == tiny[3] - tiny[1] == MIN_SIDE
+    with pytest.raises(ValueError, match="grow must be >= 0"):
+        close_up_window((0, 0, 1, 1), (9, 9), grow=-1)
+
+
+def test_iou_of_hand_made_boxes():
+    assert iou((0, 0, 2, 2), (0, 0, 2, 2)) == 1.0
+    assert iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(2 / 6)
+    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+    assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_the_centre_cell_is_row_major_and_clamped():
+    assert centre_cell((0.5, 0.5, 0.1, 0.1), 14) == 7 * 14 + 7
+    assert centre_cell((0.99, 0.01, 0.1, 0.1), 14) == 13
+    assert centre_cell((1.0, 1.0, 0, 0), 4) == 15

@@ -1,0 +1,80 @@
+"""fit_locator on a small synthetic dataset; the locator's save/load beside its model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import referred
+from referred.zoom import load_locator, save_locator
+from referred.zoom.fit import fit_locator
+
+PAIRS = {"train": 120, "valid": 30, "test": 30}
+
+
+@pytest.fixture(scope="module")
+def fitted(data, model):
+    lines: list[str] = []
+    head, report = fit_locator(model, data, pairs=PAIRS, epochs=2, hidden=16, log=lines.append)
+    return head, report, lines
+
+
+def test_fit_reports_measured_figures(fitted):
+    head, report, lines = fitted
+    # at most PAIRS of each split (the small dataset has fewer validation and test pairs)
+    assert report.pairs["train"] == PAIRS["train"] and 0 < report.pairs["test"] <= PAIRS["test"]
+    assert report.boxes_from == "synth_outfits.parquet"
+    assert 0 <= report.test_iou <= 1 and 0 <= report.test_iou_over_half <= 1
+    assert 1 <= report.best_epoch <= 2 and report.valid_iou >= 0
+    assert any("validation IoU" in line for line in lines)
+    assert head.grid == 4 and head.feature_dim == 32  # the tiny model's 4 × 4 patch tokens
+
+
+def test_the_locator_travels_with_its_model(fitted, model, tmp_path):
+    head, report, _ = fitted
+    model.save_pretrained(tmp_path / "m")
+    save_locator(tmp_path / "m", head, 0.3, report.as_dict())
+    loaded = referred.load_model(tmp_path / "m")
+    assert loaded.zoom_grow == 0.3
+    x, c = torch.randn(2, 16, 32), torch.randn(2, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.locator(x, c)[1], head(x, c)[1])
+    loaded.save_pretrained(tmp_path / "again")  # save_pretrained keeps it
+    assert load_locator(tmp_path / "again", 32)[1] == 0.3
+    with pytest.raises(ValueError, match="fitted on a model of width 32, this one has width 64"):
+        load_locator(tmp_path / "m", 64)
+    (tmp_path / "m" / "locator.json").write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="is not a locator"):
+        referred.load_model(tmp_path / "m")
+
+
+def test_a_dataset_without_boxes_is_named(model, tmp_path):
+    (tmp_path / "TRAIN").mkdir()
+    with pytest.raises(ValueError, match=r"no item boxes: expected synth_outfits\.parquet"):
+        fit_locator(model, tmp_path, epochs=1)
+
+
+def test_an_unconditioned_model_is_refused(data):
+    from referred.model.config import ModelConfig
+
+    config = ModelConfig(
+        input_resolution=32, patch_size=8, width=32, layers=1, heads=2, output_dim=16
+    )
+    with pytest.raises(ValueError, match="conditioned model"):
+        fit_locator(referred.CondViT(config), data, epochs=1)
+
+
+def test_the_cli_task_fits_and_saves_the_locator(data, model, tmp_path, capsys):
+    import json
+
+    from referred import cli
+
+    model.save_pretrained(tmp_path / "m")
+    argv = ["train", "--task", "locator", "--model", str(tmp_path / "m"), "--data", str(data)]
+    assert cli.main([*argv, "--out", str(tmp_path / "out"), "--epochs", "1"]) == 0
+    assert "conditioned queries are now embedded as close-ups" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "locator.json").read_text())
+    assert saved["report"]["made_with"]["command"] == "referred train --task locator"
+    assert referred.load_model(tmp_path / "out").locator is not None
+    assert cli.main([*argv, "--out", str(tmp_path / "x"), "--max-minutes", "3"]) == 2
+    assert "does not take --max-minutes" in capsys.readouterr().err

@@ -1,0 +1,67 @@
+"""The locator: shapes, errors, and learning to find the asked one of two items."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from referred.zoom.head import Locator, grid_of
+
+G, C, W = 6, 8, 8
+
+
+def _scenes(n: int, gen: torch.Generator, signatures: torch.Tensor):
+    """Noise on a G × G grid with two items (categories 0 and 1) in two distinct cells; the
+    asked category is random. → features (n, G², C), asked (n,), boxes (n, 4), other (n, 4)."""
+    feats = 0.3 * torch.randn(n, G * G, C, generator=gen)
+    asked = torch.randint(0, 2, (n,), generator=gen)
+    boxes, other = torch.empty(n, 4), torch.empty(n, 4)
+    for i in range(n):
+        cells = torch.randperm(G * G, generator=gen)[:2]
+        for cat, cell in enumerate(cells.tolist()):
+            feats[i, cell] += signatures[cat]
+            row, col = divmod(cell, G)
+            box = torch.tensor([(col + 0.5) / G, (row + 0.5) / G, 1 / G, 1 / G])
+            (boxes if cat == asked[i] else other)[i] = box
+    return feats, asked, boxes, other
+
+
+def test_shapes_heat_map_and_bad_inputs():
+    head = Locator(C, W, G, hidden=16)
+    logits, boxes = head(torch.randn(3, G * G, C), torch.randn(3, W))
+    assert logits.shape == (3, G * G) and boxes.shape == (3, 4)
+    assert ((boxes > 0) & (boxes < 1)).all()
+    heat = head.heat_map(torch.randn(2, G * G, C), torch.randn(2, W))
+    assert heat.shape == (2, G, G) and torch.allclose(heat.sum((1, 2)), torch.ones(2))
+    with pytest.raises(ValueError, match=r"features must have shape \(B, 36, 8\)"):
+        head(torch.randn(3, 35, C), torch.randn(3, W))
+    with pytest.raises(ValueError, match=r"condition tokens must have shape \(3, 8\)"):
+        head(torch.randn(3, G * G, C), torch.randn(2, W))
+    with pytest.raises(ValueError, match="do not make a square grid"):
+        grid_of(torch.randn(1, 35, C))
+
+
+def test_it_learns_to_find_the_asked_item_not_the_other_one():
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    signatures = 2 * torch.randn(2, C, generator=gen)
+    tokens = torch.randn(2, W, generator=gen)  # the condition tokens of the two categories
+    head = Locator(C, W, G, hidden=32)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(300):
+        feats, asked, boxes, _ = _scenes(64, gen, signatures)
+        loss = head.loss(feats, tokens[asked], boxes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    feats, asked, boxes, other = _scenes(200, gen, signatures)
+    with torch.no_grad():
+        _, found = head(feats, tokens[asked])
+        _, swapped = head(feats, tokens[1 - asked])
+
+    def hit(pred, true):  # the predicted centre lies in the true cell
+        return ((pred[:, :2] - true[:, :2]).abs() < 0.5 / G).all(1).float().mean().item()
+
+    assert hit(found, boxes) > 0.85
+    assert hit(swapped, other) > 0.85  # the condition, not the scene alone, decides
+    assert (found[:, 2:] - boxes[:, 2:]).abs().mean() < 0.05
