@@ -1,0 +1,129 @@
+"""Zoom measured: the whole scene, the close-up of the true box, the close-up the locator finds.
+
+A worn item is a few percent of a 224-px scene, so a CondViT reading the whole scene gives it a
+token or two. Zoom (:mod:`referred.zoom`) embeds the close-up around the item instead: the
+CondViT is trained on close-ups of the true boxes (``referred data closeups``), a locator fitted
+beside it finds the box at query time (``referred train --task locator``). For each test
+product (its first scene, conditioned on its category), three queries through the one query
+path (:class:`referred.query.QueryEncoder`):
+
+* ``whole scene``: ``zoom=False``, what a model without a locator sees;
+* ``true box close-up``: the close-up around the generator's box (a perfect locator);
+* ``located close-up (as served)``: the query path as served, the locator's box, the
+  close-up cut from the photo at full resolution;
+* ``located close-up from pixels``: the same cut from the preprocessed square (what callers
+  holding only pixels get: the benchmark's and validation's streams, ``referred embed``).
+
+The gallery is the split's products (unconditioned) plus ``--counts`` distractors; the same on
+the held-out rendering style (``DATA/heldout_style``) when present. Prints R@1 / R@10 and the
+locator's IoU (docs/benchmarks.md, "Zoom")::
+
+    referred data closeups /tmp/h13/d20 /tmp/zoom/d20
+    referred train --data /tmp/zoom/d20 --out /tmp/zoom/cat --model hybrid-lite0 \\
+        --conditioning category --threads 1 --max-minutes 50 --same-category 16
+    referred train --task locator --data /tmp/h13/d20 --model /tmp/zoom/cat/best \\
+        --out /tmp/zoom/cat-zoom --threads 1
+    python scripts/bench_zoom.py /tmp/zoom/cat-zoom --data /tmp/h12/d5k1 --counts 0,5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_regions import recall
+
+import referred
+from referred.data import open_dataset
+from referred.data.boxes import read_item_boxes
+from referred.query import QueryEncoder
+from referred.zoom.boxes import close_up_window, from_square, iou
+
+
+def from_pixels(encoder: QueryEncoder, scenes: list, cats: list[str]) -> torch.Tensor:
+    """Queries through ``QueryEncoder.forward`` (preprocessed pixels), 32 at a time."""
+    out = []
+    for i in range(0, len(scenes), 32):
+        chunk = cats[i : i + 32]
+        pixels = encoder.pixels(scenes[i : i + 32])
+        out.append(encoder.forward(pixels, encoder.conditions(chunk, len(chunk))))
+    return torch.cat(out)
+
+
+def measure(model, data: Path, split: str, limit: int, counts: list[int]) -> dict:
+    zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
+    boxes, _ = read_item_boxes(data)
+    products = [
+        x
+        for x in open_dataset(data).products(split)
+        if x.simple and x.complex and (x.complex[0].url, str(x.product_id)) in boxes
+    ][:limit]
+    scenes = [x.complex[0].open() for x in products]
+    true = [boxes[(x.complex[0].url, str(x.product_id))] for x in products]
+    cats = [x.category for x in products]
+    located = zoom.locate(zoom.pixels(scenes), zoom.conditions(cats, len(cats)))
+    ious = [iou(from_square(f, s.size), b) for f, s, b in zip(located.tolist(), scenes, true)]
+    grow = zoom.zoom_grow
+    queries = {
+        "whole scene": whole.encode(scenes, cats),
+        "true box close-up": whole.encode(
+            [s.crop(close_up_window(b, s.size, grow)) for s, b in zip(scenes, true)], cats
+        ),
+        "located close-up (as served)": zoom.encode(scenes, cats),
+        "located close-up from pixels": from_pixels(zoom, scenes, cats),
+    }
+    targets = whole.encode([x.simple[0].open() for x in products]).numpy()
+    extra = list(open_dataset(data).distractors(split))[: max(counts)]
+    if extra:
+        targets = np.concatenate([targets, whole.encode([d.image.open() for d in extra]).numpy()])
+    row = {
+        "products": len(products),
+        "locator IoU": float(np.mean(ious)),
+        "IoU > 0.5": float(np.mean(np.array(ious) > 0.5)),
+    }
+    for way, q in queries.items():
+        for k in counts:
+            row[f"{way} +{k}"] = recall(q.numpy(), targets[: len(products) + k])
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", type=Path, help="a model folder with its locator")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=500)
+    p.add_argument("--counts", default="0", help="distractor counts, comma-separated")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    counts = [int(c) for c in args.counts.split(",")]
+    model = referred.load_model(args.model)
+    if getattr(model, "locator", None) is None:
+        p.error(f"{args.model} has no locator (referred train --task locator)")
+    results = {}
+    for name, data in (("in style", args.data), ("held-out style", args.data / "heldout_style")):
+        if not data.is_dir():
+            continue
+        row = results[name] = measure(model, data, args.split, args.limit, counts)
+        print(f"\n{name}: {row['products']} {args.split} products of {data}; locator IoU "
+              f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%)")  # fmt: skip
+        print("| query | " + " | ".join(f"R@1 +{k} | R@10 +{k}" for k in counts) + " |")
+        print("|---|" + "---:|---:|" * len(counts))
+        for way in [w.rsplit(" +", 1)[0] for w in row if w.endswith(f" +{counts[0]}")]:
+            cells = [f"{100 * row[f'{way} +{k}'][m]:.1f}" for k in counts for m in ("R@1", "R@10")]
+            print(f"| {way} | " + " | ".join(cells) + " |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
