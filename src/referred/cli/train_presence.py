@@ -120,7 +120,7 @@ def run_locator(args: argparse.Namespace) -> int:
     out = _check_frozen_task(args, TAKES)
     model = referred.load_model(args.model)
     settings = {
-        "epochs": args.epochs or 5,
+        "epochs": args.epochs or 8,
         "lr": args.lr or 1e-3,
         "batch": args.batch_size or 64,
         "seed": args.seed,

@@ -99,7 +99,7 @@ def fit_locator(
     data: str | Path,
     *,
     pairs: dict[str, int | None] | None = None,
-    epochs: int = 5,
+    epochs: int = 8,
     lr: float = 1e-3,
     batch: int = 64,
     hidden: int = 128,

@@ -17,7 +17,9 @@ class Locator(nn.Module):
     a hybrid's trunk map, 14 × 14 × 112 at 224 px), the condition is the CondViT's own
     condition token (width W), so category and text conditions share the head. The condition,
     projected, is added to every cell; two 3 × 3 convolutions mix neighbours; a 1 × 1
-    convolution gives one logit per cell. The box's centre is the softmax-weighted mean of the
+    convolution gives one logit per cell. (The token is layer-normed first: a trained CondViT's
+    tokens are small, norm ~1.4 in 256 dims, and without it the condition reached the cells
+    too weakly: validation IoU 0.46 after 5 epochs against 0.57.) The box's centre is the softmax-weighted mean of the
     cell centres, its width and height (fractions of the square, in (0, 1)) come from the
     heat-weighted features. Trained on the cell holding the true centre (cross-entropy) and the
     box (L1): :func:`referred.zoom.fit.fit_locator`.
@@ -30,6 +32,7 @@ class Locator(nn.Module):
         self.feature_dim, self.cond_width = int(feature_dim), int(cond_width)
         self.grid, self.hidden = int(grid), int(hidden)
         self.inp = nn.Conv2d(feature_dim, hidden, 1)
+        self.cond_norm = nn.LayerNorm(cond_width)  # tokens are small (norm ~1.4 in 256 dims)
         self.cond = nn.Linear(cond_width, hidden)
         self.body = nn.Sequential(
             nn.GELU(),
@@ -67,7 +70,7 @@ class Locator(nn.Module):
                 f"got {tuple(cond_tokens.shape)}"
             )
         maps = features.float().transpose(1, 2).reshape(b, self.feature_dim, self.grid, self.grid)
-        h = self.inp(maps) + self.cond(cond_tokens.float())[:, :, None, None]
+        h = self.inp(maps) + self.cond(self.cond_norm(cond_tokens.float()))[:, :, None, None]
         h = self.body(h)
         logits = self.heat(h).flatten(1)  # (B, g²)
         p = logits.softmax(1)
