@@ -14,7 +14,10 @@ vector everywhere. The rules, in one place:
 * a text is a non-empty str of at most :data:`MAX_TEXT_CHARS` characters (stripped); a
   category-only model refuses texts (:class:`UnsupportedConditionError`);
 * a bare str given where either is allowed (``search_many``, ``encode_queries``) is a category
-  when it names one of the choices, else a text.
+  when it names one of the choices, else a text;
+* a model with a **locator** (:mod:`referred.zoom`) embeds a conditioned query as the close-up
+  of the item the locator finds: cut from the photo at full resolution when given photos, from
+  the preprocessed square when given pixels; unconditioned queries are never zoomed.
 
 Vectors come from the model's fast CPU forward where it applies
 (:func:`referred.model.fast.inference_model`), one forward per kind of condition and per

@@ -17,12 +17,13 @@ class Locator(nn.Module):
     a hybrid's trunk map, 14 × 14 × 112 at 224 px), the condition is the CondViT's own
     condition token (width W), so category and text conditions share the head. The condition,
     projected, is added to every cell; two 3 × 3 convolutions mix neighbours; a 1 × 1
-    convolution gives one logit per cell. (The token is layer-normed first: a trained CondViT's
+    convolution gives one logit per cell (the token is layer-normed first: a trained CondViT's
     tokens are small, norm ~1.4 in 256 dims, and without it the condition reached the cells
-    too weakly: validation IoU 0.46 after 5 epochs against 0.57.) The box's centre is the softmax-weighted mean of the
-    cell centres, its width and height (fractions of the square, in (0, 1)) come from the
-    heat-weighted features. Trained on the cell holding the true centre (cross-entropy) and the
-    box (L1): :func:`referred.zoom.fit.fit_locator`.
+    too weakly: validation IoU 0.46 after 5 epochs, against 0.52 after one and 0.58 after 8
+    with it). The box's centre is the softmax-weighted mean of the cell centres, its width
+    and height (fractions of the square, in (0, 1)) come from the heat-weighted features.
+    Trained on the cell holding the true centre (cross-entropy) and the box (L1):
+    :func:`referred.zoom.fit.fit_locator`.
     """
 
     def __init__(self, feature_dim: int, cond_width: int, grid: int, hidden: int = 128) -> None:
