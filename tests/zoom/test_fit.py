@@ -44,7 +44,10 @@ def test_the_locator_travels_with_its_model(fitted, model, tmp_path):
     with pytest.raises(ValueError, match="fitted on a model of width 32, this one has width 64"):
         load_locator(tmp_path / "m", 64)
     (tmp_path / "m" / "locator.json").write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="is not a locator"):
+    with pytest.raises(ValueError, match="is not a locator: format 'something else'"):
+        referred.load_model(tmp_path / "m")
+    (tmp_path / "m" / "locator.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not a locator: unreadable JSON"):
         referred.load_model(tmp_path / "m")
 
 

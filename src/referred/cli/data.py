@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from referred.cli.train import non_negative_float
+
 
 def _positive(text: str) -> int:
     try:
@@ -248,22 +250,12 @@ def _register_closeups(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="output folder (absent or empty)")
     p.add_argument(
         "--grow",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=None,
         help="margin on every side, as a share of the box's longer side (default 0.25)",
     )
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     p.set_defaults(func=run_closeups)
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def run_closeups(args: argparse.Namespace) -> int:

@@ -96,7 +96,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -197,7 +197,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cir.add_argument(
         "--dropout", type=_fraction, help="dropout on the Combiner's projections (default 0.1)"
     )
-    cir.add_argument("--weight-decay", type=_non_negative_float, help="AdamW's (default 0.01)")
+    cir.add_argument("--weight-decay", type=non_negative_float, help="AdamW's (default 0.01)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
     group.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
