@@ -88,7 +88,7 @@ def _predict(head: Locator, x, tokens, batch: int = 64) -> torch.Tensor:
         )
 
 
-def mean_iou(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
+def box_ious(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
     """IoU of each predicted and true ``(cx, cy, w, h)`` box (same frame)."""
     unit = (1, 1)
     return np.array([iou(from_square(p, unit), from_square(t, unit)) for p, t in zip(pred, true)])
@@ -152,13 +152,13 @@ def fit_locator(
             opt.step()
             step += 1
         head.eval()
-        v = float(mean_iou(_predict(head, xs["valid"], tokens[cs["valid"]]), ys["valid"]).mean())
+        v = float(box_ious(_predict(head, xs["valid"], tokens[cs["valid"]]), ys["valid"]).mean())
         log(f"epoch {epoch}: loss {loss.item():.4f}, validation IoU {v:.4f}")
         if v > best_iou:
             best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), v, epoch
     head.load_state_dict(best)
     head.eval()
-    test = mean_iou(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
+    test = box_ious(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
     report = LocatorReport(
         pairs={s: len(x) for s, x in xs.items()},
         epochs_run=epochs,
