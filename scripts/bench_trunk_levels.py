@@ -71,6 +71,20 @@ def extract(data: Path, split: str, start: int, n: int, out: Path, stride: int) 
     print(f"{out}: {len(products)} products, {time.time() - t0:.0f} s")
 
 
+def category_batches(cats: np.ndarray, rng: np.random.Generator, run: int = 16, runs: int = 4):
+    """One epoch's batches (index arrays): runs of ``run`` products of one category, ``runs``
+    runs a batch, shuffled (``--same-category``'s batches, for precomputed maps)."""
+    chunks = []
+    for c in range(len(CATS)):
+        idx = rng.permutation(np.flatnonzero(cats == c))
+        chunks += [idx[i : i + run] for i in range(0, len(idx) - run + 1, run)]
+    order = rng.permutation(len(chunks))
+    return [
+        np.concatenate([chunks[j] for j in order[i : i + runs]])
+        for i in range(0, len(order) - runs + 1, runs)
+    ]
+
+
 def _load(files: list[str]) -> dict[str, np.ndarray]:
     zs = [np.load(f) for f in files]
     return {k: np.concatenate([z[k] for z in zs]) for k in zs[0].files}
@@ -125,14 +139,7 @@ def train(args: argparse.Namespace) -> list[dict]:
     )
 
     def batches():
-        runs = []
-        for c in range(len(CATS)):
-            idx = rng.permutation(np.flatnonzero(tr["cat"] == c))
-            runs += [idx[i : i + 16] for i in range(0, len(idx) - 15, 16)]
-        order = rng.permutation(len(runs))
-        return [
-            np.concatenate([runs[j] for j in order[i : i + 4]]) for i in range(0, len(order) - 3, 4)
-        ]
+        return category_batches(tr["cat"], rng)
 
     warm = len(batches())
     total = warm * args.epochs

@@ -34,6 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_trunk_levels import category_batches
+
 from referred.categories import LRVSF_CATEGORIES as CATS
 from referred.data import open_dataset
 from referred.data.boxes import read_item_boxes
@@ -151,13 +155,7 @@ def train(args: argparse.Namespace) -> None:
     t = torch.from_numpy
 
     def batches():
-        runs = []
-        for c in range(len(CATS)):
-            idx = rng.permutation(np.flatnonzero(tr["cat"] == c))
-            runs += [idx[i : i + 16] for i in range(0, len(idx) - 15, 16)]
-        order = rng.permutation(len(runs))
-        return [np.concatenate([runs[j] for j in order[i : i + 4]])
-                for i in range(0, len(order) - 3, 4)]  # fmt: skip
+        return category_batches(tr["cat"], rng)
 
     def recall(queries: np.ndarray) -> tuple[float, float]:
         model.eval()

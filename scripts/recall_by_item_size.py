@@ -19,12 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 import referred
 from referred.data import open_dataset
-from referred.data.synth import OUTFITS_FILE
+from referred.data.boxes import read_item_boxes
 from referred.model.trunk_memo import TrunkMemo
 from referred.train.validate import embed_split
 
@@ -34,12 +33,7 @@ BUCKETS = ((0, 16), (16, 24), (24, 32), (32, 48), (48, 64), (64, 10_000))
 
 def item_boxes(data: Path) -> dict[tuple[str, str], tuple[float, float, float, float]]:
     """(scene URL, product id) → the item's box in that scene (x0, y0, x1, y1 in pixels)."""
-    t = pq.read_table(data / OUTFITS_FILE, columns=["URL", "PRODUCT_IDS", "BOXES"]).to_pydict()
-    out = {}
-    for url, ids, boxes in zip(t["URL"], t["PRODUCT_IDS"], t["BOXES"]):
-        for pid, box in zip(ids, boxes):
-            out[(url, str(pid))] = tuple(float(v) for v in box)
-    return out
+    return read_item_boxes(data)[0]
 
 
 def item_sides(data: Path) -> dict[tuple[str, str], int]:
