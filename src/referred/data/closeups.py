@@ -30,9 +30,10 @@ from referred.data.boxes import BOXES_CSV, read_item_boxes
 from referred.data.records import ReadStats
 from referred.data.synth import OUTFITS_FILE
 from referred.data.tario import TarShardWriter, iter_tar_samples
+from referred.data.training_layout import IMAGE_EXTS
 from referred.zoom.boxes import GROW, close_up_window
 
-#: Image formats by member extension (the close-up keeps its image's format).
+#: PIL formats of the training layout's image extensions (the close-up keeps its format).
 _FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 SPLITS = ("TRAIN", "VALID")
 #: Not linked into the copy: their boxes are of the whole scenes.
@@ -90,7 +91,7 @@ def _rewrite_shard(src: Path, dst: Path, boxes, grow: float, report: CloseupRepo
                 meta = None
             if _per_product(meta):
                 for index, entry in meta.items():
-                    ext = next((e for e in _FORMATS if f"{index}.{e}" in files), None)
+                    ext = next((e for e in IMAGE_EXTS if f"{index}.{e}" in files), None)
                     if ext is None or entry.get("TYPE") == "SIMPLE":
                         continue
                     box = boxes.get((entry.get("URL"), str(entry.get("PRODUCT_ID"))))
