@@ -82,6 +82,24 @@ def test_bad_box_files_are_named(tmp_path, rows, message):
         read_item_boxes(tmp_path)
 
 
+def test_shards_rewritten_in_worker_processes_are_the_same_bytes(synth_root, tmp_path):
+    one = write_closeups(synth_root, tmp_path / "one", log=lambda _: None)
+    lines: list[str] = []
+    two = write_closeups(synth_root, tmp_path / "two", workers=2, log=lines.append)
+    shards = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.tar"))
+    assert len(shards) >= 2 and two.shards == one.shards == len(shards)
+    for rel in shards:
+        assert (tmp_path / "two" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes()
+    assert (two.closeups, two.kept_whole, two.undecodable) == (
+        one.closeups,
+        one.kept_whole,
+        one.undecodable,
+    )
+    assert [line.split(":")[0] for line in lines] == [str(r) for r in shards]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        write_closeups(synth_root, tmp_path / "three", workers=0)
+
+
 def test_what_cannot_be_done_is_refused_before_writing(synth_root, tmp_path):
     with pytest.raises(ValueError, match="no TRAIN/ folder"):
         write_closeups(tmp_path, tmp_path / "out")

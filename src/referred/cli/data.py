@@ -254,6 +254,9 @@ def _register_closeups(verbs: argparse._SubParsersAction) -> None:
         default=None,
         help="margin on every side, as a share of the box's longer side (default 0.25)",
     )
+    p.add_argument(
+        "--workers", type=_positive, default=1, help="shards rewritten at a time (default 1)"
+    )
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     p.set_defaults(func=run_closeups)
 
@@ -266,7 +269,9 @@ def run_closeups(args: argparse.Namespace) -> int:
 
     grow = GROW if args.grow is None else args.grow
     try:
-        report = write_closeups(args.src, args.out, grow=grow, overwrite=args.overwrite)
+        report = write_closeups(
+            args.src, args.out, grow=grow, overwrite=args.overwrite, workers=args.workers
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
     print(report.summary())

@@ -81,7 +81,9 @@ def _per_product(meta: object) -> bool:
     return isinstance(meta, dict) and bool(meta) and all(isinstance(v, dict) for v in meta.values())
 
 
-def _rewrite_shard(src: Path, dst: Path, boxes, grow: float, report: CloseupReport) -> None:
+def _rewrite_shard(src: Path, dst: Path, boxes, grow: float) -> CloseupReport:
+    """Write the close-up copy of one shard; what it did, as a report of its own."""
+    report = CloseupReport(output=dst, boxes_from="")
     with TarShardWriter(dst) as out:
         for sample in iter_tar_samples(src, report.stats, str(src)):
             files = dict(sample.files)
@@ -110,6 +112,27 @@ def _rewrite_shard(src: Path, dst: Path, boxes, grow: float, report: CloseupRepo
             for ext, data in files.items():
                 out.add(f"{sample.key}.{ext}" if ext else sample.key, data)
     report.shards += 1
+    return report
+
+
+_BOXES: dict = {}  # a worker process's boxes (set once by _init_worker, not sent per shard)
+
+
+def _init_worker(boxes: dict) -> None:
+    global _BOXES
+    _BOXES = boxes
+
+
+def _rewrite_in_worker(src: Path, dst: Path, grow: float) -> CloseupReport:
+    return _rewrite_shard(src, dst, _BOXES, grow)
+
+
+def _add(report: CloseupReport, part: CloseupReport) -> None:
+    report.closeups += part.closeups
+    report.kept_whole += part.kept_whole
+    report.undecodable += part.undecodable
+    report.shards += part.shards
+    report.stats.merge(part.stats)
 
 
 def write_closeups(
@@ -118,13 +141,17 @@ def write_closeups(
     *,
     grow: float = GROW,
     overwrite: bool = False,
+    workers: int = 1,
     log: Callable[[str], None] = print,
 ) -> CloseupReport:
     """Write the close-up copy of training-layout dataset ``src`` into ``dst`` (absent or
-    empty unless ``overwrite``). ValueError when ``src`` has no boxes or no training split."""
+    empty unless ``overwrite``), ``workers`` shards at a time (processes). ValueError when
+    ``src`` has no boxes or no training split."""
     src, dst = Path(src), Path(dst)
     if grow < 0:
         raise ValueError(f"grow must be >= 0, got {grow}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if not (src / "TRAIN").is_dir():
         raise ValueError(f"{src} has no TRAIN/ folder: close-ups are made from the training layout")
     if src.resolve() == dst.resolve():
@@ -134,14 +161,12 @@ def write_closeups(
     boxes, boxes_from = read_item_boxes(src)
     report = CloseupReport(output=dst, boxes_from=boxes_from)
     dst.mkdir(parents=True, exist_ok=True)
+    jobs = []
     for entry in sorted(src.iterdir()):
         target = dst / entry.name
         if entry.name in SPLITS and entry.is_dir():
             target.mkdir(exist_ok=True)
-            for shard in sorted(entry.glob("*.tar")):
-                before = report.closeups
-                _rewrite_shard(shard, target / shard.name, boxes, grow, report)
-                log(f"{entry.name}/{shard.name}: {report.closeups - before} close-ups")
+            jobs += [(shard, target / shard.name) for shard in sorted(entry.glob("*.tar"))]
             continue
         if entry.name in BOX_FILES:
             continue  # its boxes are those of the whole scenes: fit the locator on src
@@ -150,4 +175,21 @@ def write_closeups(
         elif target.exists():
             continue  # a folder left by an earlier run: keep it
         target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    for (shard, _), part in zip(jobs, _rewrite_all(jobs, boxes, grow, workers)):
+        _add(report, part)
+        log(f"{shard.parent.name}/{shard.name}: {part.closeups} close-ups")
     return report
+
+
+def _rewrite_all(jobs: list[tuple[Path, Path]], boxes: dict, grow: float, workers: int):
+    """Each job's report, in job order: in this process, or in a pool of ``workers``."""
+    if workers == 1 or len(jobs) < 2:
+        yield from (_rewrite_shard(s, d, boxes, grow) for s, d in jobs)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    n = min(workers, len(jobs))
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(boxes,)) as ex:
+        yield from ex.map(_rewrite_in_worker, *zip(*jobs), [grow] * len(jobs))

@@ -195,6 +195,15 @@ class ReadStats:
         """Shorthand for :meth:`report` with ``Severity.WARNING``."""
         self.report(Severity.WARNING, kind, file, item, detail)
 
+    def merge(self, other: ReadStats) -> None:
+        """Add ``other``'s counts and problems (e.g. a worker process's) to these."""
+        self.counts.update(other.counts)
+        self.problem_counts.update(other.problem_counts)
+        self.errors += other.errors
+        self.warnings += other.warnings
+        room = max(self.max_problems - len(self.problems), 0)
+        self.problems.extend(other.problems[:room])
+
     def summary(self) -> str:
         """One line: yielded counts, then problem counts by kind."""
         yielded = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "nothing"
