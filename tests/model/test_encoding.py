@@ -130,3 +130,20 @@ def test_saved_text_vectors_round_trip_and_belong_to_their_encoder(tmp_path):
     assert load_text_vectors(tmp_path / "m", "another-encoder") == {}  # other encoder: unused
     (tmp_path / "m" / TEXT_VECTORS_NAME).write_bytes(b"garbage")
     assert referred.load_model(tmp_path / "m").known_texts == {}  # unreadable: encoder instead
+
+
+def test_a_text_table_answers_its_texts_and_names_the_ones_it_lacks(tmp_path):
+    from referred.model.text import TextTable, save_text_vectors
+
+    vectors = {"Bags": torch.ones(384), "a red tote": torch.arange(384.0)}
+    save_text_vectors(tmp_path, "enc-a", vectors)
+    table = TextTable.load(tmp_path, "enc-a")
+    got = table(["a red tote", "Bags", "a red tote"])
+    assert got.shape == (3, 384) and got.dtype == torch.float32
+    torch.testing.assert_close(got[0], vectors["a red tote"])
+    torch.testing.assert_close(got[2], got[0])
+    torch.testing.assert_close(got[1], vectors["Bags"])
+    with pytest.raises(KeyError, match=r"1 text\(s\) have no saved vector of 'enc-a'.*'Hats'"):
+        table(["Bags", "Hats"])
+    with pytest.raises(ValueError, match="no text vectors of 'enc-b'"):
+        TextTable.load(tmp_path, "enc-b")  # made with another encoder: refused

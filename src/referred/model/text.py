@@ -58,6 +58,41 @@ def load_text_vectors(directory: Path, encoder: str | None) -> dict[str, torch.T
     return dict(zip(texts, vectors)) if len(texts) == len(vectors) else {}
 
 
+class TextTable:
+    """A :data:`TextEncoder` that looks texts up in saved vectors and embeds nothing.
+
+    For a machine that has the vectors of every text a job will ask for but not the sentence
+    encoder (an offline GPU host, say): ``TextTable.load(folder, encoder)`` reads
+    :data:`TEXT_VECTORS_NAME` written by :func:`save_text_vectors` on a machine that has the
+    encoder. A text without a vector raises KeyError naming it, instead of a silently wrong
+    condition.
+    """
+
+    def __init__(self, vectors: dict[str, torch.Tensor], name: str) -> None:
+        self.vectors = vectors
+        self.name = name
+
+    @classmethod
+    def load(cls, directory: Path, encoder: str) -> TextTable:
+        """The table saved in ``directory`` for ``encoder``; ValueError when there is none."""
+        vectors = load_text_vectors(Path(directory), encoder)
+        if not vectors:
+            raise ValueError(
+                f"{Path(directory) / TEXT_VECTORS_NAME}: no text vectors of {encoder!r} there"
+            )
+        return cls(vectors, encoder)
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            raise KeyError(
+                f"{len(missing)} text(s) have no saved vector of {self.name!r} (first: "
+                f"{missing[0]!r}); embed them where the encoder is installed and save them "
+                "with the rest"
+            )
+        return torch.stack([self.vectors[t].float() for t in texts])
+
+
 class SentenceEncoder:
     """A sentence-transformers model as a :data:`TextEncoder` (CPU unless told otherwise)."""
 
