@@ -27,18 +27,7 @@ from referred.data import open_dataset
 from referred.data.synth import OUTFITS_FILE
 from referred.model.trunk_memo import TrunkMemo
 from referred.query import QueryEncoder
-
-
-def cell_coverage(box, width: int, height: int, g: int) -> np.ndarray:
-    """(g, g): the fraction of each cell of a g×g grid over the scene padded to a square that
-    the box (x0, y0, x1, y1 in scene pixels) covers."""
-    side = max(width, height)
-    ox, oy = (side - width) / 2, (side - height) / 2  # the padding puts the scene in the middle
-    x0, y0, x1, y1 = box[0] + ox, box[1] + oy, box[2] + ox, box[3] + oy
-    edges = np.linspace(0, side, g + 1)
-    fx = np.clip(np.minimum(edges[1:], x1) - np.maximum(edges[:-1], x0), 0, None) / (side / g)
-    fy = np.clip(np.minimum(edges[1:], y1) - np.maximum(edges[:-1], y0), 0, None) / (side / g)
-    return np.outer(fy, fx)  # rows are y
+from referred.zoom.boxes import cell_coverage, mass_in_box
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         pixels = encoder.pixels([records[url].open()])
         for cat, box in zip(cats, boxes):
-            amap = encoder.attention_map(pixels, [encoder.parse(category=cat)])[0].double()
-            amap = (amap / amap.sum()).numpy()  # (g, g)
-            cover = cell_coverage(box, w, h, amap.shape[0])
-            shares.append(float((amap * cover).sum()))
+            amap = encoder.attention_map(pixels, [encoder.parse(category=cat)])[0].numpy()
+            shares.append(mass_in_box(amap, box, (w, h)))
+            cover = cell_coverage(box, (w, h), amap.shape[0])
             uniform.append(float(cover.sum() / cover.size))
         scenes += 1
         if scenes == args.scenes:

@@ -14,9 +14,11 @@ Two steps, one on each machine::
 (the seed the demo catalog, seed 0, does not use), writes its close-up copy (``referred data
 closeups``), trains ``hybrid-lite0`` with text conditioning on the close-ups (the trunk
 fine-tuned at a tenth of the learning rate, a fresh augmentation of every image each time,
-batches of same-category runs, the time budget as the schedule's horizon), then fits the
-locator, the presence head and the score floor on the whole scenes (``referred train --task
-locator|presence|floor``). The sentence encoder is replaced by the saved vectors
+batches of same-category runs, the time budget as the schedule's horizon), then, while the
+budget lasts, fits the locator, the presence head and the score floor on the whole scenes
+(``referred train --task locator|floor|presence``; these run on the host's CPU: on the H100
+host of 2026-11-27 the locator alone outlasted 167 s, so fit them afterwards where the data
+is, e.g. on the same data drawn here). The sentence encoder is replaced by the saved vectors
 (:class:`referred.model.text.TextTable`), which refuse any text they lack. After each stage the
 model folder so far is packed into ``OUT/model.tgz`` (so a stage cut short loses only itself),
 with the logs and the training curve beside it. Package the result for the demo with
@@ -179,7 +181,7 @@ def _run(args: argparse.Namespace, logs: Path) -> int:
     (out / "metrics.csv").write_bytes((work / "run" / "metrics.csv").read_bytes())
     _pack(best, logs, out)
     model = best
-    for task in ("locator", "presence", "floor"):  # each beside the last one's copy
+    for task in ("locator", "floor", "presence"):  # each beside the last one's copy
         left = t_end - time.monotonic()
         if left < 45:
             print(f"{task}: skipped, {left:.0f} s left", flush=True)

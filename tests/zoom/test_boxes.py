@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from referred.zoom.boxes import (
     MIN_SIDE,
+    cell_coverage,
     centre_cell,
     close_up_window,
     from_square,
     iou,
+    mass_in_box,
     to_square,
 )
 
@@ -49,3 +52,27 @@ def test_the_centre_cell_is_row_major_and_clamped():
     assert centre_cell((0.5, 0.5, 0.1, 0.1), 14) == 7 * 14 + 7
     assert centre_cell((0.99, 0.01, 0.1, 0.1), 14) == 13
     assert centre_cell((1.0, 1.0, 0, 0), 4) == 15
+
+
+def test_a_box_on_cell_edges_covers_whole_cells():
+    cover = cell_coverage((0, 0, 50, 25), (100, 100), 4)  # cells of 25 px
+    want = np.zeros((4, 4))
+    want[0, :2] = 1.0
+    assert np.allclose(cover, want)
+
+
+def test_partial_cells_and_padding():
+    cover = cell_coverage((10, 0, 60, 50), (100, 100), 2)  # cells of 50 px
+    assert np.allclose(cover, [[0.8, 0.2], [0.0, 0.0]])
+    wide = cell_coverage((0, 0, 100, 50), (100, 50), 2)  # padded to 100 x 100: rows 25..75
+    assert np.allclose(wide, [[0.5, 0.5], [0.5, 0.5]])
+    assert np.isclose(wide.sum() / wide.size, 0.5)  # the box is half the padded square
+
+
+def test_the_mass_of_a_map_inside_a_box():
+    amap = np.array([[3.0, 1.0], [0.0, 4.0]])  # unnormalised: shares of its total, 8
+    assert mass_in_box(amap, (0, 0, 50, 50), (100, 100)) == 3 / 8
+    assert np.isclose(mass_in_box(amap, (25, 0, 75, 50), (100, 100)), (1.5 + 0.5) / 8)
+    assert np.isclose(mass_in_box(amap, (0, 0, 100, 100), (100, 100)), 1.0)
+    # a 100 x 50 image sits in rows 25..75 of its square: its top half covers half of row 0
+    assert np.isclose(mass_in_box(amap, (0, 0, 100, 25), (100, 50)), (0.5 * 3 + 0.5 * 1) / 8)

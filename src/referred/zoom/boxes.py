@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 #: The close-up's margin: a quarter of the box's longer side on every side (side 1.5 × it).
 GROW = 0.25
 #: Smallest close-up side, in pixels of the image.
@@ -74,3 +76,23 @@ def centre_cell(frac: Sequence[float], grid: int) -> int:
     col = min(max(int(frac[0] * grid), 0), grid - 1)
     row = min(max(int(frac[1] * grid), 0), grid - 1)
     return row * grid + col
+
+
+def cell_coverage(box: Sequence[float], size: tuple[int, int], grid: int) -> np.ndarray:
+    """(grid, grid): the fraction of each cell of a grid over the image's padded square that
+    pixel box ``(x0, y0, x1, y1)`` covers (rows are y)."""
+    width, height = size
+    side = max(width, height)
+    ox, oy = (side - width) / 2, (side - height) / 2  # the padding centres the image
+    x0, y0, x1, y1 = box[0] + ox, box[1] + oy, box[2] + ox, box[3] + oy
+    edges = np.linspace(0, side, grid + 1)
+    fx = np.clip(np.minimum(edges[1:], x1) - np.maximum(edges[:-1], x0), 0, None) / (side / grid)
+    fy = np.clip(np.minimum(edges[1:], y1) - np.maximum(edges[:-1], y0), 0, None) / (side / grid)
+    return np.outer(fy, fx)
+
+
+def mass_in_box(amap: np.ndarray, box: Sequence[float], size: tuple[int, int]) -> float:
+    """Share of a (g, g) map over the padded square (an attention overlay) that lies inside
+    pixel box ``box`` of an image of ``size``, each cell counted by the part the box covers."""
+    amap = np.asarray(amap, np.float64)
+    return float((amap * cell_coverage(box, size, amap.shape[0])).sum() / amap.sum())
