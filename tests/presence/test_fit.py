@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import referred
@@ -31,6 +33,9 @@ def test_fit_reports_measured_figures_and_the_head_travels_with_the_model(data, 
     loaded = referred.load_model(tmp_path / "m")
     assert loaded.presence_head is not None
     assert float(loaded.presence_head.a) == pytest.approx(report.platt[0])
+    loaded.save_pretrained(tmp_path / "again")  # the report travels with the head
+    again = json.loads((tmp_path / "again" / "presence.json").read_text())
+    assert again["report"] == json.loads(json.dumps(report.as_dict()))
 
 
 def test_a_split_without_scenes_is_named(data, model, tmp_path):

@@ -105,6 +105,8 @@ def test_the_cli_task_measures_and_saves_the_floor(data, model, tmp_path, capsys
     saved = json.loads((tmp_path / "out" / FILE).read_text())
     assert saved["made_with"]["command"] == "referred train --task floor"
     assert referred.load_model(tmp_path / "out").score_floor == pytest.approx(saved["floor"])
+    referred.load_model(tmp_path / "out").save_pretrained(tmp_path / "again")  # keeps the record
+    assert json.loads((tmp_path / "again" / FILE).read_text()) == saved
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--epochs", "3"]) == 2
     assert "does not take --epochs" in capsys.readouterr().err
 

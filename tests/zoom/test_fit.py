@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -39,8 +41,10 @@ def test_the_locator_travels_with_its_model(fitted, model, tmp_path):
     x, c = torch.randn(2, 16, 32), torch.randn(2, 32)
     with torch.no_grad():
         assert torch.equal(loaded.locator(x, c)[1], head(x, c)[1])
-    loaded.save_pretrained(tmp_path / "again")  # save_pretrained keeps it
+    loaded.save_pretrained(tmp_path / "again")  # save_pretrained keeps it, and its report
     assert load_locator(tmp_path / "again", 32)[1] == 0.3
+    again = json.loads((tmp_path / "again" / "locator.json").read_text())
+    assert again["report"] == json.loads(json.dumps(report.as_dict()))
     with pytest.raises(ValueError, match="fitted on a model of width 32, this one has width 64"):
         load_locator(tmp_path / "m", 64)
     (tmp_path / "m" / "locator.json").write_text('{"format": "something else"}')

@@ -368,7 +368,8 @@ def save_pretrained(
     if floor is not None:  # the score under which results are weak (referred.presence.floor)
         from referred.presence.floor import save_floor
 
-        save_floor(d, {"floor": floor})
+        record = getattr(model, "score_floor_record", None) or {}
+        save_floor(d, {**record, "floor": floor})  # how it was measured, when known
     locator = getattr(model, "locator", None)
     if locator is not None:  # and its locator (referred.zoom.io)
         from referred.zoom.io import save_locator

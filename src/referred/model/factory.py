@@ -131,9 +131,10 @@ def load_model(
 
         # "is the asked item in the photo?" (referred.presence), None when never fitted
         presence_io.attach(model, presence_io.load_head(path, config.width))
-        from referred.presence.floor import attach_floor, load_floor
+        from referred.presence.floor import attach_floor, load_floor_record
 
-        attach_floor(model, load_floor(path))  # results under it are weak (None: no floor)
+        floor = load_floor_record(path)  # results under it are weak (None: no floor)
+        attach_floor(model, None if floor is None else floor["floor"], floor)
         from referred.zoom import io as zoom_io
 
         # where the asked item is (referred.zoom): queries are embedded as its close-up

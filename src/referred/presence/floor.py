@@ -99,6 +99,12 @@ def save_floor(directory: str | Path, record: dict[str, Any]) -> None:
 
 def load_floor(directory: str | Path) -> float | None:
     """The floor saved in ``directory``, or None; a file that is not one is a ValueError."""
+    record = load_floor_record(directory)
+    return None if record is None else record["floor"]
+
+
+def load_floor_record(directory: str | Path) -> dict[str, Any] | None:
+    """The whole record saved in ``directory`` (its ``floor`` a float), or None."""
     path = Path(directory) / FILE
     if not path.is_file():
         return None
@@ -107,13 +113,15 @@ def load_floor(directory: str | Path) -> float | None:
         if record.get("format") != FORMAT:
             raise ValueError(f"format {record.get('format')!r}, expected {FORMAT!r}")
         floor = float(record["floor"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path} is not a score floor: {exc}") from None
     if not -1.0 <= floor <= 1.0:
         raise ValueError(f"{path}: a cosine floor lies in [-1, 1], got {floor}")
-    return floor
+    return {**record, "floor": floor}
 
 
-def attach_floor(model: Any, floor: float | None) -> None:
-    """``model.score_floor`` as a plain attribute (not part of the weights or fingerprint)."""
+def attach_floor(model: Any, floor: float | None, record: dict[str, Any] | None = None) -> None:
+    """``model.score_floor`` as a plain attribute (not part of the weights or fingerprint);
+    ``record`` (how it was measured) as ``model.score_floor_record``, which saving keeps."""
     object.__setattr__(model, "score_floor", floor)
+    object.__setattr__(model, "score_floor_record", record if floor is not None else None)

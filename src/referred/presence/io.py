@@ -19,8 +19,11 @@ FORMAT = "referred.presence"
 
 def save_head(directory: str | Path, head: PresenceHead, report: dict[str, Any] | None = None):
     """Write the head (weights, config, calibration) into ``directory``, atomically per file;
-    ``report`` (what fitting measured) is kept in the JSON for people to read."""
-    record = {"format": FORMAT, "format_version": 1, "head": head.config(), "report": report or {}}
+    ``report`` (what fitting measured; default: the one it was loaded with) is kept in the JSON
+    for people to read."""
+    if report is None:
+        report = getattr(head, "report", {})
+    record = {"format": FORMAT, "format_version": 1, "head": head.config(), "report": report}
     save_side_head(directory, WEIGHTS, CONFIG, head, record)
 
 
@@ -43,4 +46,5 @@ def load_head(directory: str | Path, cond_width: int) -> PresenceHead | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{d / CONFIG} is not a presence head: {exc}") from None
     check_width(d / CONFIG, head.cond_width, cond_width)
+    head.report = record.get("report") or {}  # kept when the model is saved again
     return load_side_weights(d, WEIGHTS, head)

@@ -21,13 +21,14 @@ def save_locator(
     directory: str | Path, head: Locator, grow: float, report: dict[str, Any] | None = None
 ) -> None:
     """Write the locator (weights, config, the close-up's margin ``grow``) into ``directory``,
-    atomically per file; ``report`` (what fitting measured) is kept in the JSON for people."""
+    atomically per file; ``report`` (what fitting measured; default: the one it was loaded
+    with) is kept in the JSON for people."""
     record = {
         "format": FORMAT,
         "format_version": 1,
         "head": head.config(),
         "grow": float(grow),
-        "report": report or {},
+        "report": report if report is not None else getattr(head, "report", {}),
     }
     save_side_head(directory, WEIGHTS, CONFIG, head, record)
 
@@ -52,4 +53,5 @@ def load_locator(directory: str | Path, cond_width: int) -> tuple[Locator, float
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{d / CONFIG} is not a locator: {exc}") from None
     check_width(d / CONFIG, head.cond_width, cond_width)
+    head.report = record.get("report") or {}  # kept when the model is saved again
     return load_side_weights(d, WEIGHTS, head), grow
