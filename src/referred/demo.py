@@ -174,11 +174,13 @@ def _write_samples(data: Path, scenes: list[Any], out: Path, pq: Any) -> None:
 
     worn: dict[str, list[str]] = {}
     ids: dict[str, list[str]] = {}
+    boxes: dict[str, list[list[float]]] = {}
     if (data / OUTFITS_FILE).is_file():
-        cols = ["URL", "CATEGORIES", "PRODUCT_IDS"]
+        cols = ["URL", "CATEGORIES", "PRODUCT_IDS", "BOXES"]
         t = pq.read_table(data / OUTFITS_FILE, columns=cols).to_pydict()
         worn = dict(zip(t["URL"], t["CATEGORIES"]))
         ids = {u: [str(i) for i in p] for u, p in zip(t["URL"], t["PRODUCT_IDS"])}
+        boxes = {u: [list(map(float, b)) for b in bs] for u, bs in zip(t["URL"], t["BOXES"])}
     meta = {}
     for i, scene in enumerate(scenes, 1):
         name = f"scene-{i:02d}.jpg"
@@ -188,6 +190,7 @@ def _write_samples(data: Path, scenes: list[Any], out: Path, pq: Any) -> None:
             "caption": caption,
             "categories": list(worn.get(scene.url, [])),
             "products": ids.get(scene.url, []),  # the worn products' ids, same order
+            "boxes": boxes.get(scene.url, []),  # and their boxes (x0, y0, x1, y1 pixels)
         }
     (out / "samples.json").write_text(json.dumps(meta, indent=1))
 

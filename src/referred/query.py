@@ -328,12 +328,14 @@ class QueryEncoder:
             return self.locator(features.cpu(), tokens.cpu())  # the locator: CPU
 
     def attention_map(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
-        """Where the model looked → (B, g, g): for a zooming encoder, the locator's heat map
-        over the scene (where it found the asked item); otherwise the last block's
-        class-token attention."""
+        """Where the model looked → (B, g, g): for a zooming encoder, where its locator found
+        the asked item (the heat map inside the predicted box, 4 × the locator's grid:
+        :func:`referred.zoom.overlay.located_map`); otherwise the last block's class-token
+        attention."""
         if self.zooms(conds):
-            logits, _ = self._locator_outputs(pixels, conds)
-            return logits.softmax(1).view(len(pixels), self.locator.grid, self.locator.grid)
+            from referred.zoom.overlay import located_map
+
+            return located_map(*self._locator_outputs(pixels, conds))
         with self._lock, torch.inference_mode():
             return self.model.attention_map(*self._inputs(pixels, conds))
 

@@ -4,6 +4,7 @@ lifespan loading a saved index and model; the ``serve`` and ``demo`` command lin
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 from pathlib import Path
 
@@ -15,12 +16,12 @@ from referred.demo import load_demo_model
 from referred.web.settings import Settings
 
 TOKEN = "demo-admin-token-0123456789"
-#: The bundled model's sample-scene shares when it was made (config.json "demo"
-#: "sample_scenes": 4 and 17 of 51 worn items) less a margin; an untrained model finds ~0 and
-#: ~5 of 51 (12 of ~110 products per category shown), the models bundled before 1 and 6 (tiny)
-#: and 2 and 12 (hybrid on 4,000 products). Issue #12's targets (60% first, 90% among 12) are
-#: not reached yet.
-FIRST_FLOOR, SHOWN_FLOOR = 0.05, 0.28
+#: Issue #12's targets for the demo as served: of the sample scenes' worn items, the chip
+#: returns the exact product first for >= 60% and among the 12 shown for >= 90%; the overlay
+#: holds >= 50% of its mass inside the item's box for >= 80%. The bundled model's figures when
+#: it was made are in its config ("demo"); the models bundled before it reached 4 and 17 of 51
+#: (whole-scene hybrid), 2 and 12 (hybrid on 4,000 products), 1 and 6 (tiny).
+FIRST_FLOOR, SHOWN_FLOOR, OVERLAY_FLOOR = 0.60, 0.90, 0.80
 
 
 @pytest.fixture(scope="module")
@@ -287,24 +288,28 @@ def test_bundled_catalog_vectors_are_used_only_for_their_model_and_catalog(tmp_p
     assert demo.shipped_vectors(model, catalog) is None  # a catalog image changed
 
 
-def test_the_demo_chips_find_the_worn_products_of_its_sample_scenes(tmp_path, capsys):
-    """The demo as `make demo` serves it (default catalog: 100 test products + 1,000
-    distractors, samples drawn from the test split): how often the chip of each worn item
-    returns that exact product first and among the 12 shown. The floors are what the bundled
-    model reached when it was made (its config records the shares), less a margin."""
-    from referred.demo import (
-        build_demo_index,
-        ensure_demo_data,
-        export_catalog,
-        load_demo_model,
-        sample_shares,
-    )
+@pytest.fixture(scope="module")
+def demo_as_served(tmp_path_factory):
+    """The bundled model over the demo's default catalog (1,000 test products + 1,000
+    distractors, samples drawn from the test split), as `make demo` serves it."""
+    from referred.demo import build_demo_index, ensure_demo_data, export_catalog
     from referred.search import Searcher
 
     model, trained = load_demo_model()
     assert trained
-    catalog = export_catalog(ensure_demo_data(tmp_path / "data"), tmp_path / "catalog")
-    shares = sample_shares(Searcher(model, build_demo_index(model, catalog)), catalog)
+    root = tmp_path_factory.mktemp("demo-full")
+    catalog = export_catalog(ensure_demo_data(root / "data"), root / "catalog")
+    return Searcher(model, build_demo_index(model, catalog)), catalog
+
+
+def test_the_demo_chips_find_the_worn_products_of_its_sample_scenes(demo_as_served, capsys):
+    """How often the chip of each worn item of the sample scenes returns that exact product
+    first and among the 12 shown. The floors are issue #12's targets; the bundled model's
+    shares when it was made are in its config ("demo" "sample_scenes")."""
+    from referred.demo import sample_shares
+
+    searcher, catalog = demo_as_served
+    shares = sample_shares(searcher, catalog)
     with capsys.disabled():
         print(
             f"\ndemo sample scenes: {shares['pairs']} worn items, exact product first "
@@ -312,6 +317,32 @@ def test_the_demo_chips_find_the_worn_products_of_its_sample_scenes(tmp_path, ca
         )
     assert shares["pairs"] >= 40
     assert shares["first"] >= FIRST_FLOOR and shares["in_12"] >= SHOWN_FLOOR, shares
+
+
+def test_the_demo_overlay_lands_on_the_asked_item(demo_as_served, capsys):
+    """The overlay the page draws for each worn item's chip (at >= 14 x 14) holds at least
+    half its mass inside that item's box (the generator's) for >= 80% of the pairs."""
+    from PIL import Image
+
+    from referred.zoom.boxes import mass_in_box
+
+    searcher, catalog = demo_as_served
+    meta = json.loads((catalog.samples / "samples.json").read_text())
+    shares = []
+    for name, m in sorted(meta.items()):
+        scene = catalog.samples / name
+        size = Image.open(scene).size
+        for category, box in zip(m["categories"], m["boxes"]):
+            amap = searcher.attention(scene.read_bytes(), category=category)
+            assert amap.shape[0] >= 14 and amap.shape[0] == amap.shape[1]
+            shares.append(mass_in_box(amap, box, size))
+    half = float(np.mean(np.asarray(shares) >= 0.5))
+    with capsys.disabled():
+        print(
+            f"\ndemo overlay: {len(shares)} worn items, median mass in the item's box "
+            f"{100 * np.median(shares):.0f}%, pairs with >= 50% inside {100 * half:.0f}%"
+        )
+    assert len(shares) >= 40 and half >= OVERLAY_FLOOR, shares
 
 
 def test_the_bundled_demo_model_knows_which_items_a_sample_scene_wears(bigger_demo):
