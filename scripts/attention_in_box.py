@@ -3,7 +3,8 @@
 For test scenes of a synthetic dataset (``synth_outfits.parquet`` holds each worn item's box),
 each worn item is asked by its category (a text model: the name, as a chip sends it) and the
 attention map the page draws (:meth:`referred.Searcher.attention`, the class token's last-block
-attention over the (padded, square) scene; 14×14 for hybrid-lite0) is compared with the
+attention over the (padded, square) scene, 14×14 for hybrid-lite0; for a zooming model where
+its locator found the item, 56×56) is compared with the
 item's box: the share of the mass inside the box, each map cell counted by the fraction of its
 area the box covers. Prints the median share, the share of pairs with ≥ 50% inside, and the
 same for a uniform map (what the box's area alone gives)::
