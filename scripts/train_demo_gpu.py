@@ -86,7 +86,8 @@ def _referred(*argv: str, log: Path, timeout: float) -> None:
             check=True,
             timeout=max(timeout, 1),
         )
-    print(f"{' '.join(argv[:2])}: {time.perf_counter() - t0:.0f} s", flush=True)
+    label = " ".join(argv[:4:2] if argv[0] == "train" else argv[:2])  # "train locator"
+    print(f"{label}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 PART = 15 * 2**20  # what comes back from the GPU host: files of at most 16 MiB

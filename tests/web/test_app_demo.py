@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from referred.demo import load_demo_model
+from referred.zoom.overlay import SCALE
 from referred.web.settings import Settings
 
 TOKEN = "demo-admin-token-0123456789"
@@ -58,8 +59,12 @@ def test_demo_search_results_and_images(demo):
         img = client.get(hit["image_url"])
         assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
     att = body["attention"]
-    cfg = load_demo_model()[0].config  # tiny: 8×8 patches; hybrid-lite0: the trunk's 14×14
-    assert att["size"] == cfg.grid * (cfg.trunk_patch if cfg.trunk else 1)
+    model = load_demo_model()[0]  # tiny: 8×8 patches; hybrid-lite0: the trunk's 14×14
+    cfg, locator = model.config, getattr(model, "locator", None)
+    if locator is None:
+        assert att["size"] == cfg.grid * (cfg.trunk_patch if cfg.trunk else 1)
+    else:  # zooming: where the locator found the item, 4 × its grid (referred.zoom.overlay)
+        assert att["size"] == locator.grid * SCALE == 56
     assert abs(np.sum(att["grid"]) - 1) < 1e-3
 
 
