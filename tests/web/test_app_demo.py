@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from referred.demo import load_demo_model
-from referred.zoom.overlay import SCALE
 from referred.web.settings import Settings
+from referred.zoom.overlay import SCALE
 
 TOKEN = "demo-admin-token-0123456789"
 #: Issue #12's targets for the demo as served: of the sample scenes' worn items, the chip
