@@ -3,8 +3,9 @@
 The presence head (:mod:`referred.presence.io`) and the locator (:mod:`referred.zoom.io`) are
 fitted on a frozen CondViT and travel with it in its folder, where :func:`referred.load_model`
 finds them. The JSON record holds ``format``, ``format_version``, the head's constructor
-arguments under ``head`` and whatever the head's module adds (a report of what fitting
-measured, settings); each file is written to a temporary name and renamed.
+arguments under ``head``, under ``report`` what fitting measured (kept as ``head.report`` when
+loaded, so that saving the model again keeps it), and whatever the head's module adds; each
+file is written to a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def save_side_head(
     tmp.replace(d / config)
 
 
+def report_to_save(head: nn.Module, report: dict[str, Any] | None) -> dict[str, Any]:
+    """``report`` when given, else the one ``head`` was loaded with (``{}`` for a new head)."""
+    return report if report is not None else getattr(head, "report", {})
+
+
 def read_side_record(directory: str | Path, config: str, fmt: str) -> dict[str, Any] | None:
     """The JSON record ``directory/config`` (None when absent); ValueError (without the path:
     the caller names the file and what it should be) when it is not JSON or its ``format`` is
@@ -60,9 +66,13 @@ def check_width(path: Path, fitted: int, width: int) -> None:
         )
 
 
-def load_side_weights(directory: str | Path, weights: str, head: nn.Module) -> nn.Module:
-    """``head`` with the state dict of ``directory/weights`` loaded, in eval mode."""
+def load_side_weights(
+    directory: str | Path, weights: str, head: nn.Module, record: dict[str, Any]
+) -> nn.Module:
+    """``head`` with the state dict of ``directory/weights`` loaded, in eval mode, and its
+    record's ``report`` as ``head.report``."""
     from safetensors.torch import load_file
 
     head.load_state_dict(load_file(str(Path(directory) / weights)))
+    head.report = record.get("report") or {}
     return head.eval()

@@ -9,6 +9,7 @@ from referred.model.side_heads import (
     check_width,
     load_side_weights,
     read_side_record,
+    report_to_save,
     save_side_head,
 )
 from referred.presence.head import PresenceHead
@@ -21,9 +22,12 @@ def save_head(directory: str | Path, head: PresenceHead, report: dict[str, Any] 
     """Write the head (weights, config, calibration) into ``directory``, atomically per file;
     ``report`` (what fitting measured; default: the one it was loaded with) is kept in the JSON
     for people to read."""
-    if report is None:
-        report = getattr(head, "report", {})
-    record = {"format": FORMAT, "format_version": 1, "head": head.config(), "report": report}
+    record = {
+        "format": FORMAT,
+        "format_version": 1,
+        "head": head.config(),
+        "report": report_to_save(head, report),
+    }
     save_side_head(directory, WEIGHTS, CONFIG, head, record)
 
 
@@ -46,5 +50,4 @@ def load_head(directory: str | Path, cond_width: int) -> PresenceHead | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{d / CONFIG} is not a presence head: {exc}") from None
     check_width(d / CONFIG, head.cond_width, cond_width)
-    head.report = record.get("report") or {}  # kept when the model is saved again
-    return load_side_weights(d, WEIGHTS, head)
+    return load_side_weights(d, WEIGHTS, head, record)

@@ -9,6 +9,7 @@ from referred.model.side_heads import (
     check_width,
     load_side_weights,
     read_side_record,
+    report_to_save,
     save_side_head,
 )
 from referred.zoom.head import Locator
@@ -28,7 +29,7 @@ def save_locator(
         "format_version": 1,
         "head": head.config(),
         "grow": float(grow),
-        "report": report if report is not None else getattr(head, "report", {}),
+        "report": report_to_save(head, report),
     }
     save_side_head(directory, WEIGHTS, CONFIG, head, record)
 
@@ -53,5 +54,4 @@ def load_locator(directory: str | Path, cond_width: int) -> tuple[Locator, float
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{d / CONFIG} is not a locator: {exc}") from None
     check_width(d / CONFIG, head.cond_width, cond_width)
-    head.report = record.get("report") or {}  # kept when the model is saved again
-    return load_side_weights(d, WEIGHTS, head), grow
+    return load_side_weights(d, WEIGHTS, head, record), grow
