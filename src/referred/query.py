@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from referred.categories import LRVSF_CATEGORIES, category_index
 from referred.imageio import ImageDecodeError
 from referred.preprocess import preprocess_image
+from referred.slots import ForwardSlots
 from referred.zoom.boxes import GROW
 
 Kind = Literal["none", "category", "text"]
@@ -225,7 +226,8 @@ class QueryEncoder:
         self._memo: Any = None
         self.locator = getattr(model, "locator", None) if zoom else None
         self.zoom_grow = getattr(model, "zoom_grow", None) or GROW
-        self._lock = threading.Lock()  # one forward at a time: parallel ones thrash few cores
+        self._slots = ForwardSlots()  # forwards at once: as many as the cores hold
+        self._texts = threading.Lock()  # the text memo's state
 
     # conditions
     def parse(self, category: Any = None, text: Any = None) -> Condition:
@@ -254,17 +256,18 @@ class QueryEncoder:
         """Condition vectors of texts (B, cond_dim), remembered across calls. Vectors saved
         with the model (its category choices) are known from the start: category queries of
         a text model never load the sentence encoder."""
-        if self._memo is None:
-            from referred.model.text import TextMemo
+        with self._texts:  # the memo is not thread-safe; a new text's encoding is short
+            if self._memo is None:
+                from referred.model.text import TextMemo
 
-            given = self._text_encoder
-            if isinstance(given, TextMemo):  # already remembering: not twice
-                self._memo = given
-            else:
-                self._memo = TextMemo(lambda t: self.text_encoder()(t), TEXT_MEMO_ITEMS)
-            if given is None:  # saved vectors come from the model's own encoder
-                self._memo.seed(getattr(self.model, "known_texts", None) or {})
-        return self._memo(texts)
+                given = self._text_encoder
+                if isinstance(given, TextMemo):  # already remembering: not twice
+                    self._memo = given
+                else:
+                    self._memo = TextMemo(lambda t: self.text_encoder()(t), TEXT_MEMO_ITEMS)
+                if given is None:  # saved vectors come from the model's own encoder
+                    self._memo.seed(getattr(self.model, "known_texts", None) or {})
+            return self._memo(texts)
 
     def condition_tensor(self, conds: Sequence[Condition]) -> torch.Tensor | None:
         """Conditions of one kind → None, a LongTensor (B,) or a FloatTensor (B, cond_dim)."""
@@ -300,7 +303,7 @@ class QueryEncoder:
         return self._embed_pixels(pixels, conds)
 
     def _embed_pixels(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
-        with self._lock, torch.inference_mode():
+        with self._slots, torch.inference_mode():
             emb = self.net(*self._inputs(pixels, conds))  # (B, D)
             return F.normalize(emb.float(), dim=-1).cpu()
 
@@ -321,7 +324,7 @@ class QueryEncoder:
             raise QueryError("locating an item needs a category or a text for the item asked")
         from referred.presence import presence_features
 
-        with self._lock, torch.inference_mode():
+        with self._slots, torch.inference_mode():
             c = self.condition_tensor(conds)
             tokens = self.model.condition_token(c.to(self.model.device)).float()  # (B, W)
             features = presence_features(self.model, pixels.to(self.model.device))
@@ -336,7 +339,7 @@ class QueryEncoder:
             from referred.zoom.overlay import located_map
 
             return located_map(*self._locator_outputs(pixels, conds))
-        with self._lock, torch.inference_mode():
+        with self._slots, torch.inference_mode():
             return self.model.attention_map(*self._inputs(pixels, conds))
 
     @property
@@ -354,14 +357,14 @@ class QueryEncoder:
             raise QueryError("presence needs a category or a text for the item asked")
         from referred.presence import presence_features
 
-        with self._lock, torch.inference_mode():
+        with self._slots, torch.inference_mode():
             c = self.condition_tensor(conds)
             tokens = self.model.condition_token(c.to(self.model.device)).float()  # (K, W)
             features = presence_features(self.model, pixels.to(self.model.device))  # (B, N, C)
             return head.probability(features.cpu(), tokens.cpu()).float()  # the head: CPU
 
     def _inputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
-        """(pixels, condition tensor or None) on the model's device; call under the lock."""
+        """(pixels, condition tensor or None) on the model's device."""
         c = self.condition_tensor(conds)
         device = self.model.device
         return pixels.to(device), None if c is None else c.to(device)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -77,6 +78,7 @@ class TrunkMemo:
         self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.stats = MemoStats()
         self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
+        self._lock = threading.Lock()
 
     @staticmethod
     def check(trunk: nn.Module) -> None:
@@ -91,25 +93,29 @@ class TrunkMemo:
         keys = [image_key(x) for x in images]
         found: dict[bytes, torch.Tensor] = {}
         first: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k in self.maps:
-                found[k] = self.maps[k]
-                if self.policy == "lru":
-                    self.maps.move_to_end(k)
-            else:
-                first.setdefault(k, i)  # an image twice in one batch is computed once
-        missing = list(first.values())
-        self.stats.hits += len(keys) - len(missing)
-        self.stats.misses += len(missing)
+        with self._lock:
+            for i, k in enumerate(keys):
+                if k in self.maps:
+                    found[k] = self.maps[k]
+                    if self.policy == "lru":
+                        self.maps.move_to_end(k)
+                else:
+                    first.setdefault(k, i)  # an image twice in one batch is computed once
+            missing = list(first.values())
+            self.stats.hits += len(keys) - len(missing)
+            self.stats.misses += len(missing)
         if missing:
             out = self.runner(trunk, images[missing])  # (m, C, g, g)
-            for i, m in zip(missing, out):
-                found[keys[i]] = m
-                self._store(keys[i], m)
+            with self._lock:
+                for i, m in zip(missing, out):
+                    found[keys[i]] = m
+                    self._store(keys[i], m)
         rows = [found[k] for k in keys]
         return torch.stack(rows).to(images.device)  # (B, C, g, g)
 
-    def _store(self, key: bytes, m: torch.Tensor) -> None:
+    def _store(self, key: bytes, m: torch.Tensor) -> None:  # under the lock
+        if key in self.maps:  # another thread stored it meanwhile
+            return
         size = m.numel() * m.element_size()
         while self.policy == "lru" and self.maps and self.stats.bytes + size > self.max_bytes:
             _, old = self.maps.popitem(last=False)

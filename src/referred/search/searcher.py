@@ -6,15 +6,16 @@ unconditioned), and each hit carries the product's metadata.
 
 Threads: every method may be called from several threads at once, and the Searcher is the
 only lock layer (a web layer adds none). Image decoding and preprocessing run unlocked; model
-forwards (and text encoding) take one lock, since parallel forwards on a few cores only thrash
-(torch inference itself is thread-safe). Index calls go through a readers-writer lock:
-searches share it (backends declaring ``thread_safe_search``: flat, faiss) or take it alone
-(Milvus). The catalog writes offered here (:meth:`Searcher.upsert_product`,
-:meth:`Searcher.delete_product`) take it alone for the index change only: a new product's
-forward runs before, like a search's, so a write never holds searches up for a forward.
-Writes and :meth:`Searcher.save_index` first queue on a mutex of their own, so a write waiting
-for a save does not hold back searches (a writer waiting on the readers-writer lock would).
-While it serves, write through the Searcher, not through the index.
+forwards run as many at once as the cores hold (:mod:`referred.slots`: two one-thread forwards
+on two cores, one forward of two threads), since more only thrash (torch inference itself is
+thread-safe); the text and trunk memos lock their own state. Index calls go through a
+readers-writer lock: searches share it (backends declaring ``thread_safe_search``: flat,
+faiss) or take it alone (Milvus). The catalog writes offered here
+(:meth:`Searcher.upsert_product`, :meth:`Searcher.delete_product`) take it alone for the index
+change only: a new product's forward runs before, like a search's, so a write never holds
+searches up for a forward. Writes and :meth:`Searcher.save_index` first queue on a mutex of
+their own, so a write waiting for a save does not hold back searches (a writer waiting on the
+readers-writer lock would). While it serves, write through the Searcher, not through the index.
 """
 
 from __future__ import annotations
