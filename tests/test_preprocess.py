@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from referred.imageio import ImageDecodeError, decode_image, open_image
-from referred.preprocess import CLIP_MEAN, CLIP_STD, PreprocessConfig, preprocess
+from referred.imageio import ImageDecodeError, Photo, decode_image, open_image
+from referred.preprocess import (
+    CLIP_MEAN,
+    CLIP_STD,
+    PreprocessConfig,
+    normalise,
+    preprocess,
+    preprocess_image,
+)
 
 CFG = PreprocessConfig(size=8)
 MEAN, STD = np.array(CLIP_MEAN), np.array(CLIP_STD)
@@ -209,3 +216,31 @@ def test_decode_setting_is_validated_and_travels_with_the_config():
     assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
     legacy = {k: v for k, v in PreprocessConfig().to_dict().items() if k != "decode"}
     assert PreprocessConfig.from_dict(legacy).decode == "default"
+
+
+@pytest.mark.parametrize("mean,std", [(CLIP_MEAN, CLIP_STD), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+def test_normalise_table_gives_the_bits_of_the_float32_arithmetic(mean, std):
+    values = np.arange(256, dtype=np.uint8)
+    every = np.stack([np.roll(values, 85 * c) for c in range(3)], -1).reshape(16, 16, 3)
+    rng = np.random.default_rng(5)  # every value in every channel, then a non-square image
+    rgb = np.concatenate([every, rng.integers(0, 256, (5, 16, 3), dtype=np.uint8)])
+    arithmetic = np.asarray(rgb, dtype=np.float32) * (1.0 / 255.0)
+    arithmetic = (arithmetic - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    out = normalise(rgb, mean, std)
+    assert out.shape == (3, 21, 16) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, arithmetic.transpose(2, 0, 1))
+
+
+def test_a_photo_is_preprocessed_once_per_setting_and_shared_read_only():
+    img = Image.fromarray(np.random.default_rng(6).integers(0, 256, (9, 14, 3), dtype=np.uint8))
+    photo = Photo(img)
+    assert photo.size == (14, 9)
+    first = preprocess_image(photo, CFG)
+    np.testing.assert_array_equal(first, preprocess_image(img, CFG))
+    assert preprocess_image(photo, CFG) is first and not first.flags.writeable
+    other = preprocess_image(photo, PreprocessConfig(size=4))
+    assert other.shape == (3, 4, 4)
+    np.testing.assert_array_equal(preprocess([photo, img], CFG)[0].numpy(), first)
+    np.testing.assert_array_equal(np.asarray(decode_image(photo, "reference")), np.asarray(img))
+    with pytest.raises(TypeError, match="wraps a decoded PIL image"):
+        Photo(b"not decoded")

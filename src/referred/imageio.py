@@ -19,13 +19,49 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageSource = Image.Image | str | os.PathLike | bytes | bytearray | memoryview
+T = TypeVar("T")
+
+
+class Photo:
+    """A decoded photo that several calls share, so what they derive from it is computed once.
+
+    One search request asks for the item, whether it is worn and where the model looked: each
+    preprocesses the same photo. Wrapped in a Photo, it is preprocessed once per setting
+    (:func:`referred.preprocess.preprocess_image` remembers the result here). Everything that
+    takes an image takes a Photo. Read-only by contract: do not draw on ``image`` once wrapped.
+    """
+
+    __slots__ = ("_derived", "image")
+
+    def __init__(self, image: Image.Image) -> None:
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"a Photo wraps a decoded PIL image, got {type(image).__name__}")
+        self.image = image
+        self._derived: dict[object, object] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image."""
+        return self.image.size
+
+    def derived(self, key: object, compute: Callable[[], T]) -> T:
+        """``compute()`` the first time ``key`` is asked, the remembered value afterwards (two
+        threads asking at once may both compute it; the values are equal)."""
+        try:
+            return self._derived[key]  # type: ignore[return-value]
+        except KeyError:
+            value = self._derived[key] = compute()
+            return value
+
+
+ImageSource = Photo | Image.Image | str | os.PathLike | bytes | bytearray | memoryview
 
 #: Accepted values of every ``decode`` setting.
 DECODE_MODES: tuple[str, ...] = ("default", "reference")
@@ -65,10 +101,12 @@ def decode_image(
 def open_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode ``src`` fully into an RGB ``PIL.Image`` (EXIF orientation, alpha over white).
 
-    Accepts a PIL image, a file path, or encoded bytes. Raises :class:`ImageDecodeError` for
-    empty, truncated, unidentifiable or oversized inputs, and ``FileNotFoundError`` for a path
-    that does not exist.
+    Accepts a PIL image (or a :class:`Photo`), a file path, or encoded bytes. Raises
+    :class:`ImageDecodeError` for empty, truncated, unidentifiable or oversized inputs, and
+    ``FileNotFoundError`` for a path that does not exist.
     """
+    if isinstance(src, Photo):
+        src = src.image
     if isinstance(src, Image.Image):
         return to_rgb(ImageOps.exif_transpose(src))
     with _opened(src, max_pixels) as img:
@@ -82,6 +120,8 @@ def open_image_reference(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Imag
     the model's preprocessing does with PIL inputs) cannot rotate it either. Same errors as
     :func:`open_image`.
     """
+    if isinstance(src, Photo):
+        src = src.image
     if isinstance(src, Image.Image):
         rgb = src.convert("RGB")
     else:

@@ -12,6 +12,7 @@ over white; ``"reference"`` is the authors' plain ``convert("RGB")``, for benchm
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from referred.imageio import ImageSource, check_decode, decode_image
+from referred.imageio import ImageSource, Photo, check_decode, decode_image
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -83,13 +84,42 @@ def pad_to_square(img: Image.Image, fill: int = 255) -> Image.Image:
 
 def preprocess_image(src: ImageSource, cfg: PreprocessConfig) -> np.ndarray:
     """One image → float32 array of shape (3, size, size), normalised (decoded per
-    ``cfg.decode``)."""
+    ``cfg.decode``). A :class:`~referred.imageio.Photo` is preprocessed once per ``cfg``; its
+    array is then shared, read-only."""
+    if isinstance(src, Photo):
+        return src.derived(("pixels", cfg), lambda: _read_only(_preprocess(src.image, cfg)))
+    return _preprocess(src, cfg)
+
+
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    arr.flags.writeable = False
+    return arr
+
+
+def _preprocess(src: ImageSource, cfg: PreprocessConfig) -> np.ndarray:
     img = pad_to_square(decode_image(src, cfg.decode), cfg.pad_value)
     if img.size != (cfg.size, cfg.size):
         img = img.resize((cfg.size, cfg.size), _RESAMPLE[cfg.resample])
-    arr = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)  # (H, W, 3)
-    arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (3, H, W)
+    return normalise(np.asarray(img), cfg.mean, cfg.std)
+
+
+def normalise(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 pixels (H, W, 3) → float32 (3, H, W): ``(x / 255 - mean) / std`` per channel, in
+    float32 arithmetic (``x * float32(1/255)``, then subtract, then divide), read from a table
+    of the 256 values of each channel: one pass, the same bits as the arithmetic."""
+    table = _normalise_table(tuple(map(float, mean)), tuple(map(float, std)))  # (3, 256)
+    h, w = rgb.shape[:2]
+    out = np.empty((3, h, w), np.float32)
+    for c in range(3):
+        np.take(table[c], rgb[:, :, c], out=out[c])
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    values = np.arange(256, dtype=np.float32)[:, None] * (1.0 / 255.0)  # (256, 1) float32
+    table = (values - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)  # (256, 3)
+    return np.ascontiguousarray(table.T)
 
 
 def preprocess(
@@ -97,7 +127,7 @@ def preprocess(
     cfg: PreprocessConfig,
 ) -> torch.Tensor:
     """Images (PIL, paths or encoded bytes; one or many) → float32 tensor (B, 3, size, size)."""
-    if isinstance(images, (Image.Image, str, bytes, bytearray, memoryview)) or hasattr(
+    if isinstance(images, (Photo, Image.Image, str, bytes, bytearray, memoryview)) or hasattr(
         images, "__fspath__"
     ):
         images = [images]  # type: ignore[list-item]

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from referred.categories import LRVSF_CATEGORIES, category_index
-from referred.imageio import ImageDecodeError
+from referred.imageio import ImageDecodeError, Photo
 from referred.preprocess import preprocess_image
 from referred.slots import ForwardSlots
 from referred.zoom.boxes import GROW
@@ -385,7 +385,7 @@ class QueryEncoder:
                 if isinstance(images, torch.Tensor):
                     out[chunk] = self.forward(images[chunk], conds_chunk)
                 elif self.zooms(conds_chunk):
-                    out[chunk] = self._zoomed([self.decoded(images[i]) for i in chunk], conds_chunk)
+                    out[chunk] = self._zoomed([images[i] for i in chunk], conds_chunk)
                 else:
                     out[chunk] = self.forward(self.pixels([images[i] for i in chunk]), conds_chunk)
         return out
@@ -399,12 +399,16 @@ class QueryEncoder:
         except TypeError as exc:
             raise ImageDecodeError(str(exc)) from None
 
-    def _zoomed(self, photos: list[Any], conds: Sequence[Condition]) -> torch.Tensor:
-        """Decoded photos → their close-ups' vectors, cut from the photos at full resolution."""
+    def _zoomed(self, images: list[Any], conds: Sequence[Condition]) -> torch.Tensor:
+        """Photos → their close-ups' vectors, cut from the photos at full resolution (each
+        decoded once: a :class:`~referred.imageio.Photo`, as the caller's own are)."""
         from referred.zoom.crop import close_up
 
+        photos = [x if isinstance(x, Photo) else Photo(self.decoded(x)) for x in images]
         boxes = self.locate(self.pixels(photos), conds)
-        close = [close_up(p, b, self.zoom_grow) for p, b in zip(photos, boxes.tolist())]
+        close = [
+            close_up(self.decoded(p), b, self.zoom_grow) for p, b in zip(photos, boxes.tolist())
+        ]
         return self._embed_pixels(self.pixels(close), conds)
 
     # the LRVSF-Benchmark interface

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from referred.imageio import Photo
 from referred.query import QueryEncoder, QueryError, UnsupportedConditionError
 from referred.zoom import attach
 from referred.zoom.crop import zoom_pixels
@@ -44,6 +45,23 @@ def test_a_conditioned_query_is_the_close_up_of_the_located_box(zooming, photo):
     got = QueryEncoder(zooming).encode([photo], "Bags")
     assert torch.allclose(got, expected, atol=1e-6)
     assert not torch.allclose(got, whole.encode([photo], "Bags"), atol=1e-3)
+
+
+def test_a_photo_shared_by_a_request_is_preprocessed_once_and_gives_the_same_vectors(
+    zooming, photo, monkeypatch
+):
+    import referred.preprocess as pre
+
+    enc = QueryEncoder(zooming)
+    bags, feet = enc.encode([photo], "Bags"), enc.encode([photo], "Feet")
+    calls = []
+    real = pre._preprocess
+    monkeypatch.setattr(pre, "_preprocess", lambda src, cfg: calls.append(src) or real(src, cfg))
+    shared = Photo(photo)
+    assert torch.equal(enc.encode([shared], "Bags"), bags)
+    assert torch.equal(enc.encode([shared], "Feet"), feet)
+    # the whole photo once (for the locator, both times), and each close-up
+    assert sum(src is photo for src in calls) == 1 and len(calls) == 3
 
 
 def test_unconditioned_queries_and_encoders_without_zoom_see_the_whole_photo(zooming, photo):

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, UploadFile
 
+from referred.imageio import Photo
 from referred.region import Box, crop
 from referred.search.searcher import MAX_QUERY_IMAGES
 from referred.web import schemas
@@ -81,9 +82,10 @@ async def query_image(
     return await runner.call(_decode_and_crop, data, settings.max_pixels, box)
 
 
-def _decode_and_crop(data: bytes, max_pixels: int, box: Box | None) -> Any:
+def _decode_and_crop(data: bytes, max_pixels: int, box: Box | None) -> Photo:
+    """A Photo: the request's search, presence and attention preprocess it once."""
     photo = decode_image(data, max_pixels)
-    return photo if box is None else crop(photo, box)
+    return Photo(photo if box is None else crop(photo, box))
 
 
 def check_like(like: str | None, **photo_fields: Any) -> str | None:
