@@ -7,7 +7,7 @@ import torch
 
 import referred
 from referred.model.efficientnet import EfficientNetLite0
-from referred.model.fixed_trunk import FixedTrunk, fixed_reason
+from referred.model.fixed_trunk import FixedTrunk, batchnorms, fixed_reason
 
 from .test_hybrid import images, rel_err, small_hybrid
 
@@ -91,6 +91,22 @@ def test_a_trunk_that_can_change_is_not_fixed():
         FixedTrunk()(trunk, images(1))
     with pytest.raises(ValueError, match="positive"):
         FixedTrunk(micro_batch=0)
+
+
+def test_the_batchnorm_check_follows_a_changed_trunk():
+    """Its BatchNorm layers are remembered, not walked each call; a layer turned to training
+    alone, or one that joins the trunk later, is still seen."""
+    trunk = random_stats_trunk()
+    assert fixed_reason(trunk) is None
+    layers = batchnorms(trunk)
+    assert len(layers) > 10 and batchnorms(trunk) is layers  # remembered
+    layers[3].train()
+    assert fixed_reason(trunk) == "the trunk's BatchNorm is in training mode"
+    layers[3].eval()
+    assert fixed_reason(trunk) is None
+    trunk.extra = torch.nn.Sequential(torch.nn.BatchNorm2d(4).requires_grad_(False))  # training
+    assert fixed_reason(trunk) == "the trunk's BatchNorm is in training mode"
+    assert len(batchnorms(trunk)) == len(layers) + 1
 
 
 def test_the_hybrid_takes_the_fixed_path_only_where_nothing_can_change():
