@@ -174,38 +174,49 @@ async def search(
         return {"results": hits_json(hits), "condition": {"category": None, "text": None},
                 "k": k, "took_ms": took, "box": None, "modify": modify, "like": product,
                 "presence": None}  # fmt: skip
-    photo = await query_image(image, settings, runner, region)
-    others = [
-        await query_image(f, settings, runner, region, "more_images") for f in more_images or []
-    ]
     if modify is not None:  # (an empty form field arrives as None: not given)
         feedback["modify"] = modify
-    if any(feedback.values()) or modify is not None or others:  # its own query: not batched
-        query = [photo, *others] if others else photo
-        found = runner.call(
-            searcher.search, query, category=category, text=text, k=k, filter=flt, **feedback
-        )
-    else:
-        found = runner.search(searcher, photo, category=category, text=text, k=k, filter=flt)
-    jobs = [found]
-    if want_attention:
-        jobs.append(runner.call(searcher.attention, photo, category=category, text=text))
-    # whether the asked item is in the photo: the last job, when the model can tell
+    alone = any(feedback.values()) or bool(more_images)  # its own query: never micro-batched
+    # whether the asked item is in the photo, when the model can tell
     ask_presence = (category is not None or text is not None) and searcher.has_presence
-    if ask_presence:
-        jobs.append(runner.call(searcher.presence, photo, category=category, text=text))
-    done = await asyncio.gather(*jobs)
+    asked = {"category": category, "text": text}
+    if runner.batching and not alone:  # the search joins a batch; the rest run beside it
+        photo = await query_image(image, settings, runner, region)
+        jobs = [runner.search(searcher, photo, **asked, k=k, filter=flt)]
+        if want_attention:
+            jobs.append(runner.call(searcher.attention, photo, **asked))
+        if ask_presence:
+            jobs.append(runner.call(searcher.presence, photo, **asked))
+        hits, *rest = await asyncio.gather(*jobs)
+        shown = rest.pop(0) if want_attention else None
+        present = rest.pop(0) if ask_presence else None
+    else:  # one job: a request waits in the queue once, and its photo is decoded once
+        data = await read_image(image, "image")
+        more = [await read_image(f, "more_images") for f in more_images or []]
+
+        def answer() -> tuple[Any, Any, Any]:
+            photo = _decode_and_crop(data, settings.max_pixels, region)
+            others = [_decode_and_crop(d, settings.max_pixels, region) for d in more]
+            query = [photo, *others] if others else photo
+            found = searcher.search(query, **asked, k=k, filter=flt, **feedback)
+            return (
+                found,
+                searcher.attention(photo, **asked) if want_attention else None,
+                searcher.presence(photo, **asked) if ask_presence else None,
+            )
+
+        hits, shown, present = await runner.call(answer)
     body: dict[str, Any] = {
-        "results": hits_json(done[0]),
-        "condition": {"category": category, "text": text},
+        "results": hits_json(hits),
+        "condition": asked,
         "k": k,
         "took_ms": round((time.perf_counter() - start) * 1000, 2),
         "box": None if region is None else str(region),
         "modify": modify,
     }
     if want_attention:
-        body["attention"] = attention_json(done[1])
-    body["presence"] = done[-1].as_dict() if ask_presence else None
+        body["attention"] = attention_json(shown)
+    body["presence"] = present.as_dict() if ask_presence else None
     return body
 
 
