@@ -10,7 +10,11 @@ so they are upserts after the first round) every ``--write-interval`` seconds, w
 token from ``$REFERRED_ADMIN_TOKEN``; the products written are deleted at the end. The test
 stops itself after ``--duration`` seconds (in-flight requests get ``--timeout`` more) and
 prints requests, errors, QPS and latency percentiles (searches, and writes apart);
-``--json`` writes them to a file.
+``--json`` writes them to a file. The first ``--warmup`` seconds (default 10) run the same
+load uncounted: a fresh service computes what it then remembers (each sample's trunk maps,
+its close-ups). ``--fresh`` sends every search a photo the service has never seen (a sample
+with faint noise, re-encoded: the client's own ~2 ms a request runs on the same cores), so
+nothing is remembered, as with new uploads.
 
 Only loopback addresses are accepted: this never sends traffic anywhere else.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import ipaddress
 import json
 import os
@@ -81,6 +86,19 @@ def text_query(rng: random.Random) -> str:
     return f"a {rng.choice(COLOURS)} {rng.choice(PATTERNS)} {rng.choice(ITEMS)}"
 
 
+def fresh_photo(data: bytes, seed: int) -> bytes:
+    """``data`` (an encoded photo) with faint noise drawn from ``seed`` (±2 levels a pixel),
+    re-encoded as JPEG: a photo the service has never seen, so nothing it computed for the
+    sample (its trunk maps, its close-ups) is reused."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+    noise = np.random.default_rng(seed).integers(-2, 3, rgb.shape, dtype=np.int16)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(rgb + noise, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
 async def worker(
     client: httpx.AsyncClient,
     rng: random.Random,
@@ -90,9 +108,14 @@ async def worker(
     deadline: float,
     tally: Tally,
     text_share: float = 0.0,
+    fresh: bool = False,
+    counted_from: float = 0.0,
 ) -> None:
     while time.monotonic() < deadline:
         name, data = rng.choice(images)
+        if fresh:
+            data = fresh_photo(data, rng.getrandbits(63))
+        started = time.monotonic()
         use_text = rng.random() < text_share
         condition = {"text": text_query(rng)} if use_text else {"category": rng.choice(cats)}
         start = time.perf_counter()
@@ -106,6 +129,8 @@ async def worker(
             tally.error(type(exc).__name__)
             continue
         elapsed = time.perf_counter() - start
+        if started < counted_from:  # sent while warming up: not counted
+            continue
         if r.status_code != 200:
             tally.error(f"HTTP {r.status_code}")
             continue
@@ -177,14 +202,9 @@ async def run(args: argparse.Namespace) -> dict:
         images, cats, accepts_text = await fetch_inputs(client)
         if args.text_share and not accepts_text:
             raise SystemExit("--text-share: this service's model takes no free text")
-        if args.warmup:
-            for name, data in images[:4]:
-                await client.post(
-                    "/search", files={"image": (name, data)}, data={"category": cats[0]}
-                )
         tally, writes, written = Tally(), Tally(), set()
-        start = time.monotonic()
-        deadline = start + args.duration
+        warm_until = time.monotonic() + args.warmup  # the same load, not counted
+        deadline = warm_until + args.duration
         tasks = [
             worker(
                 client,
@@ -195,6 +215,8 @@ async def run(args: argparse.Namespace) -> dict:
                 deadline,
                 tally,
                 args.text_share,
+                args.fresh,
+                warm_until,
             )
             for i in range(args.clients)
         ]
@@ -202,8 +224,9 @@ async def run(args: argparse.Namespace) -> dict:
             writer(client, i, images, cats, args.write_interval, deadline, writes, written)
             for i in range(args.writers)
         ]
-        await asyncio.wait_for(asyncio.gather(*tasks), args.duration + args.timeout + 5)
-        wall = time.monotonic() - start
+        limit = args.warmup + args.duration + args.timeout + 5
+        await asyncio.wait_for(asyncio.gather(*tasks), limit)
+        wall = time.monotonic() - warm_until
         for product_id in sorted(written):  # leave the catalog as it was
             await client.delete(f"/products/{quote(product_id, safe='')}")
     report = {
@@ -212,6 +235,8 @@ async def run(args: argparse.Namespace) -> dict:
         "duration_s": round(wall, 1),
         "k": args.k,
         "text_share": args.text_share,
+        "fresh_photos": args.fresh,
+        "warmup_s": args.warmup,
         **figures(tally, wall),
     }
     if args.writers:
@@ -236,11 +261,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--write-interval", type=float, default=0.1, help="seconds between one writer's writes"
     )
-    p.add_argument("--no-warmup", dest="warmup", action="store_false")
+    p.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds of the same load first, not counted"
+    )
+    p.add_argument("--no-warmup", dest="warmup", action="store_const", const=0.0)
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="send each search a photo never seen (a sample with faint noise), as new uploads",
+    )
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args(argv)
     if args.clients < 1 or args.duration <= 0 or args.writers < 0 or args.write_interval < 0:
         p.error("--clients must be >= 1, --duration > 0, --writers and --write-interval >= 0")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0 seconds")
     if not 0.0 <= args.text_share <= 1.0:
         p.error("--text-share must be between 0 and 1")
     check_loopback(args.url)
