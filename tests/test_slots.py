@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from referred.slots import ForwardSlots, slots_for, usable_cpus
 
@@ -59,3 +60,15 @@ def test_a_forward_that_raises_frees_its_slot():
 def test_defaults_read_this_machine():
     slots = ForwardSlots()
     assert slots.cpus == usable_cpus() >= 1 and slots.limit >= 1
+
+
+def test_the_query_encoder_counts_the_threads_its_fast_twin_runs_on():
+    from referred.model.fast import optimize_for_inference
+    from referred.query import QueryEncoder
+    from tests.model.test_hybrid import small_hybrid
+
+    model = small_hybrid().eval()
+    encoder = QueryEncoder(optimize_for_inference(model, threads=64))
+    assert encoder._slots.limit == 1  # 64 threads a forward: one at a time on any machine here
+    cores = usable_cpus()
+    assert QueryEncoder(model)._slots.limit == slots_for(cores, torch.get_num_threads())

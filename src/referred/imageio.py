@@ -34,8 +34,9 @@ class Photo:
 
     One search request asks for the item, whether it is worn and where the model looked: each
     preprocesses the same photo. Wrapped in a Photo, it is preprocessed once per setting
-    (:func:`referred.preprocess.preprocess_image` remembers the result here). Everything that
-    takes an image takes a Photo. Read-only by contract: do not draw on ``image`` once wrapped.
+    (:func:`referred.preprocess.preprocess_image` remembers the result here). Decoding,
+    preprocessing, the query encoder and the Searcher take a Photo wherever they take an
+    image. Read-only by contract: do not draw on ``image`` once wrapped.
     """
 
     __slots__ = ("_derived", "image")

@@ -226,7 +226,9 @@ class QueryEncoder:
         self._memo: Any = None
         self.locator = getattr(model, "locator", None) if zoom else None
         self.zoom_grow = getattr(model, "zoom_grow", None) or GROW
-        self._slots = ForwardSlots()  # forwards at once: as many as the cores hold
+        own = getattr(self.net, "threads", None)  # a fast twin may run on its own thread count
+        # forwards at once: as many as the cores hold
+        self._slots = ForwardSlots(threads_per_forward=(lambda: own) if own else None)
         self._texts = threading.Lock()  # the text memo's state
 
     # conditions
