@@ -151,7 +151,7 @@ class TextMemo:
 
     ``max_items`` bounds the memo (least recently used texts are dropped first); ``None``
     keeps everything (a training run's fixed validation texts). Not thread-safe: callers that
-    share one hold a lock (the Searcher calls it under its model lock).
+    share one hold a lock (the query encoder calls it under its text lock).
     """
 
     def __init__(self, encoder: TextEncoder, max_items: int | None = None) -> None:

@@ -5,9 +5,10 @@ Every heavy object reaches a route through a FastAPI dependency (``get_searcher`
 
 Searcher calls are CPU-bound and never run on the event loop. :class:`SearchRunner` runs them
 in worker threads, at most ``max_inflight`` at once; the other requests wait in arrival order
-(a FIFO capacity limiter), so no request starves behind the model lock, which threads would
-otherwise grab in no particular order. With ``batching="micro"`` it also gathers concurrent
-``/search`` requests into one ``search_many`` call (while one batch runs, the next queues up).
+(a FIFO capacity limiter), so no request starves behind the forward slots
+(:mod:`referred.slots`), which threads would otherwise take in no particular order. With
+``batching="micro"`` it also gathers concurrent ``/search`` requests into one ``search_many``
+call (while one batch runs, the next queues up).
 The runner holds no lock of its own: the Searcher is the one lock layer (catalog writes take
 its index lock only for the index change, after the new product's forward), so a product
 write goes through the same queue as a search and never stalls the others.
