@@ -69,7 +69,7 @@ class TrunkMemo:
 
     POLICIES = ("keep", "lru")
 
-    def __init__(self, max_bytes: int, policy: str = "keep") -> None:
+    def __init__(self, max_bytes: int, policy: str = "keep", traced: bool = False) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         if policy not in self.POLICIES:
@@ -77,7 +77,8 @@ class TrunkMemo:
         self.max_bytes, self.policy = max_bytes, policy
         self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.stats = MemoStats()
-        self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
+        # what is not found: folded, in micro-batches (traced per shape, for a server)
+        self.runner = FixedTrunk(traced=traced)
         self._lock = threading.Lock()
 
     @staticmethod
