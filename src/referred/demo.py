@@ -353,9 +353,7 @@ def build_demo_app(
     settings = (settings or Settings.from_env()).with_(
         image_root=catalog.images, samples_dir=catalog.samples
     )
-    searcher = Searcher(
-        model, index, max_k=settings.max_k, threads=settings.threads, trace_trunk=True
-    )
+    searcher = Searcher(model, index, max_k=settings.max_k, threads=settings.threads)
     searcher.warm_up()
     info = {
         "model": "demo-model" if trained else "untrained tiny CondViT",

@@ -57,36 +57,6 @@ def test_micro_batches_give_the_whole_batch_answer(n):
     assert rel_err(flat(got), flat(want)) < 1e-5
 
 
-def test_a_traced_runner_computes_the_trunk_per_shape_and_follows_its_changes():
-    trunk = random_stats_trunk()
-    runner = FixedTrunk(micro_batch=2, traced=True)
-    for x in (images(1), images(3), images(1, side=96)):  # shapes (1|2, 64) and (1, 96)
-        with torch.no_grad():
-            want = trunk(x)
-        with torch.inference_mode():  # as a server calls it
-            got = runner(trunk, x)
-        assert got.shape == want.shape and rel_err(flat(got), flat(want)) < 1e-4
-    shapes = sorted(runner._by_shape)
-    assert shapes == [(1, 3, 64, 64), (1, 3, 96, 96), (2, 3, 64, 64)]
-    assert all(isinstance(t, torch.jit.ScriptModule) for t in runner._by_shape.values())
-    with torch.no_grad():
-        trunk._blocks[-1]._bn2.bias.add_(1.0)
-        want = trunk(images(1))
-    assert rel_err(flat(runner(trunk, images(1))), flat(want)) < 1e-4  # traced anew
-    assert sorted(runner._by_shape) == [(1, 3, 64, 64)]
-
-
-def test_a_trunk_that_cannot_be_traced_runs_eagerly():
-    class Untraceable(torch.nn.Module):
-        def forward(self, x):
-            return x * float(x.abs().max())  # read back into Python: traced as a constant
-
-    runner = FixedTrunk(traced=True)
-    net, x = Untraceable().eval(), images(1)
-    assert torch.equal(runner(net, x), net(x))
-    assert runner._by_shape == {(1, 3, 64, 64): net}  # its traced copy differed: not used
-
-
 def test_the_folded_copy_follows_changes_of_the_trunk():
     trunk = random_stats_trunk()
     runner = FixedTrunk()

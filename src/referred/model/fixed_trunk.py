@@ -16,16 +16,11 @@ against 28 at batch 1–4 and ~38 folded (docs/benchmarks.md, "The frozen trunk"
 
 from __future__ import annotations
 
-import logging
-import warnings
 import weakref
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
-
-log = logging.getLogger(__name__)
 
 #: Images per trunk call on the CPU (1–4 measured alike, 8 already 1.6× slower an image).
 MICRO_BATCH = 2
@@ -75,48 +70,17 @@ def _signature(trunk: nn.Module) -> tuple:
     return tuple((id(t), t._version, t.dtype, t.device) for t in tensors)
 
 
-def trace_frozen(net: nn.Module, shape: tuple[int, ...]) -> Any:
-    """``net`` traced for float32 CPU inputs of ``shape``, frozen and optimised for inference
-    (TorchScript: oneDNN convolutions with their activations fused), or None where that fails
-    or computes otherwise. Only for that shape: "same" padding is computed from the input size
-    while tracing. A value the network reads back into Python would be traced as a constant:
-    the copy must then match ``net`` on a second input (1e-4 relative) or it is not used."""
-    g = torch.Generator().manual_seed(0)
-    example, probe = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript's warnings on traced shapes
-            traced = torch.jit.trace(net.eval(), example, check_trace=False)
-            traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-            want, got = net(probe).double(), traced(probe).double()
-    except Exception as exc:  # an op TorchScript cannot trace: the eager trunk serves
-        log.info("the trunk runs eagerly: tracing it failed (%s)", exc)
-        return None
-    err = float((got - want).norm() / want.norm().clamp_min(1e-12))
-    if got.shape != want.shape or not err < 1e-4:
-        log.info("the trunk runs eagerly: its traced copy differs (%.2g relative)", err)
-        return None
-    return traced
-
-
 class FixedTrunk:
     """``runner(trunk, images)`` = ``trunk(images)`` for a fixed trunk, without autograd,
     through its folded copy and, on the CPU, in micro-batches. Raises ValueError for a trunk
-    that is not fixed (:func:`fixed_reason`).
+    that is not fixed (:func:`fixed_reason`)."""
 
-    ``traced``: run the folded copy traced per input shape (:func:`trace_frozen`; ~1.3 s a
-    shape, once) where the input is float32 on the CPU: 1.6–2× faster a pass on one thread,
-    equal to ~1e-5 relative. For a server, which sees one or two shapes for hours; training
-    and tests keep the eager copy."""
-
-    def __init__(self, micro_batch: int = MICRO_BATCH, traced: bool = False) -> None:
+    def __init__(self, micro_batch: int = MICRO_BATCH) -> None:
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be a positive integer, got {micro_batch}")
         self.micro_batch = micro_batch
-        self.traced = bool(traced)
         self._source: tuple | None = None
         self._folded: nn.Module | None = None
-        self._by_shape: dict[tuple[int, ...], Any] = {}
 
     def folded(self, trunk: nn.Module) -> nn.Module:
         """The trunk's folded copy (``trunk`` itself when it has no ``folded``), kept until
@@ -126,17 +90,7 @@ class FixedTrunk:
             fold = getattr(trunk, "folded", None)
             self._folded = fold() if callable(fold) else trunk
             self._source = signature
-            self._by_shape = {}
         return self._folded
-
-    def _runner(self, net: nn.Module, images: torch.Tensor) -> Any:
-        """``net`` itself, or its traced copy for this input shape (traced on first use)."""
-        if not self.traced or images.device.type != "cpu" or images.dtype != torch.float32:
-            return net
-        shape = tuple(images.shape)
-        if shape not in self._by_shape:  # two threads may both trace it once; either serves
-            self._by_shape[shape] = trace_frozen(net, shape) or net
-        return self._by_shape[shape]
 
     def __call__(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
         reason = fixed_reason(trunk, images)
@@ -146,6 +100,5 @@ class FixedTrunk:
         k = self.micro_batch if images.device.type == "cpu" else max(len(images), 1)
         with torch.no_grad():
             if len(images) <= k:
-                return self._runner(net, images)(images)
-            chunks = [images[i : i + k] for i in range(0, len(images), k)]
-            return torch.cat([self._runner(net, x)(x) for x in chunks])
+                return net(images)
+            return torch.cat([net(images[i : i + k]) for i in range(0, len(images), k)])

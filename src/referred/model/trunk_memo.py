@@ -69,7 +69,7 @@ class TrunkMemo:
 
     POLICIES = ("keep", "lru")
 
-    def __init__(self, max_bytes: int, policy: str = "keep", traced: bool = False) -> None:
+    def __init__(self, max_bytes: int, policy: str = "keep") -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         if policy not in self.POLICIES:
@@ -77,8 +77,7 @@ class TrunkMemo:
         self.max_bytes, self.policy = max_bytes, policy
         self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.stats = MemoStats()
-        # what is not found: folded, in micro-batches (traced per shape, for a server)
-        self.runner = FixedTrunk(traced=traced)
+        self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
         self._lock = threading.Lock()
 
     @staticmethod

@@ -72,10 +72,7 @@ class Searcher(PresenceQueries):
     :func:`referred.model.fast.optimize_for_inference` (same embeddings to ~1e-6, faster).
     ``trunk_memo_mb``: for a hybrid model, memory for the trunk maps of the latest photos
     (:mod:`referred.model.trunk_memo`, least recently used forgotten): the same photo asked
-    for another item runs only the transformer. 0 turns it off. ``trace_trunk``: the memo
-    computes new maps through the trunk traced per input shape
-    (:class:`referred.model.fixed_trunk.FixedTrunk`; ~1.3 s a shape once, then 1.6–2× faster
-    a pass on one thread): what a server wants, not a short script.
+    for another item runs only the transformer. 0 turns it off.
     """
 
     def __init__(
@@ -88,7 +85,6 @@ class Searcher(PresenceQueries):
         threads: int | None = None,
         fast: bool = True,
         trunk_memo_mb: float = 256,
-        trace_trunk: bool = False,
     ) -> None:
         if batch_size < 1 or max_k < 1:
             raise ValueError(f"batch_size and max_k must be >= 1, got {batch_size}, {max_k}")
@@ -96,8 +92,7 @@ class Searcher(PresenceQueries):
             raise ValueError(f"trunk_memo_mb must be >= 0, got {trunk_memo_mb}")
         self.model = model.eval()
         if getattr(model, "trunk", None) is not None and trunk_memo_mb > 0:
-            memo = TrunkMemo(int(trunk_memo_mb * 1e6), policy="lru", traced=trace_trunk)
-            model.trunk_memo = memo
+            model.trunk_memo = TrunkMemo(int(trunk_memo_mb * 1e6), policy="lru")
         #: the one path from images and conditions to vectors (rules, fast forward, batching)
         self.encoder = QueryEncoder(self.model, fast=fast, batch_size=batch_size)
         #: composes ``modify`` ("this, but in red"); None when the model has no Combiner

@@ -113,9 +113,7 @@ def load_components(settings: Settings) -> tuple[Any, Catalog, dict[str, Any], S
         raise ValueError(f"{settings.index_dir} records no model; pass --model PATH")
     log.info("loading model %s", model_ref)
     model = load_model(model_ref)
-    searcher = Searcher(
-        model, index, max_k=settings.max_k, threads=settings.threads, trace_trunk=True
-    )
+    searcher = Searcher(model, index, max_k=settings.max_k, threads=settings.threads)
     searcher.warm_up()
     if settings.image_root is None and info.get("source"):
         source = Path(info["source"])
