@@ -13,8 +13,8 @@ prints requests, errors, QPS and latency percentiles (searches, and writes apart
 ``--json`` writes them to a file. The first ``--warmup`` seconds (default 10) run the same
 load uncounted: a fresh service computes what it then remembers (each sample's trunk maps,
 its close-ups). ``--fresh`` sends every search a photo the service has never seen (a sample
-with faint noise, re-encoded: the client's own ~2 ms a request runs on the same cores), so
-nothing is remembered, as with new uploads.
+with faint noise, re-encoded: the client's own ~4.5 ms a request for a 256 px scene, on the
+same cores), so nothing is remembered, as with new uploads.
 
 Only loopback addresses are accepted: this never sends traffic anywhere else.
 
