@@ -78,17 +78,23 @@ def centre_cell(frac: Sequence[float], grid: int) -> int:
     return row * grid + col
 
 
+def square_cover(frac: Sequence[float], grid: int) -> np.ndarray:
+    """(grid, grid) float64: the share of each cell of a grid over the padded square that box
+    ``(cx, cy, w, h)`` (fractions of the square) covers (rows are y)."""
+    edges = np.linspace(0.0, 1.0, grid + 1)
+    cx, cy, w, h = (float(v) for v in frac)
+
+    def along(centre: float, extent: float) -> np.ndarray:  # (grid,)
+        lo, hi = centre - extent / 2, centre + extent / 2
+        return np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None) * grid
+
+    return np.outer(along(cy, h), along(cx, w))
+
+
 def cell_coverage(box: Sequence[float], size: tuple[int, int], grid: int) -> np.ndarray:
     """(grid, grid): the fraction of each cell of a grid over the image's padded square that
     pixel box ``(x0, y0, x1, y1)`` covers (rows are y)."""
-    width, height = size
-    side = max(width, height)
-    ox, oy = (side - width) / 2, (side - height) / 2  # the padding centres the image
-    x0, y0, x1, y1 = box[0] + ox, box[1] + oy, box[2] + ox, box[3] + oy
-    edges = np.linspace(0, side, grid + 1)
-    fx = np.clip(np.minimum(edges[1:], x1) - np.maximum(edges[:-1], x0), 0, None) / (side / grid)
-    fy = np.clip(np.minimum(edges[1:], y1) - np.maximum(edges[:-1], y0), 0, None) / (side / grid)
-    return np.outer(fy, fx)
+    return square_cover(to_square(box, size), grid)
 
 
 def mass_in_box(amap: np.ndarray, box: Sequence[float], size: tuple[int, int]) -> float:

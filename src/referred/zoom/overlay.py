@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from referred.zoom.boxes import square_cover
 
 #: Sub-cells per cell side: 14 × 14 locator cells → a 56 × 56 overlay.
 SCALE = 4
@@ -21,19 +24,10 @@ MIN_KEPT = 1e-3
 
 
 def box_cover(boxes: torch.Tensor, side: int) -> torch.Tensor:
-    """(B, side, side): the share of each cell of a side × side grid over the unit square
-    covered by each box ``(cx, cy, w, h)`` (fractions; rows are y)."""
-    edges = torch.linspace(0, 1, side + 1, dtype=torch.float64)
-    b = boxes.double()
-    lo, hi = b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2  # (B, 2): x, y
-
-    def along(k: int) -> torch.Tensor:  # (B, side)
-        inter = torch.minimum(edges[None, 1:], hi[:, k : k + 1]) - torch.maximum(
-            edges[None, :-1], lo[:, k : k + 1]
-        )
-        return inter.clamp(min=0) * side
-
-    return along(1)[:, :, None] * along(0)[:, None, :]
+    """(B, side, side) float64: :func:`referred.zoom.boxes.square_cover` of each box
+    ``(cx, cy, w, h)`` (fractions; rows are y)."""
+    covers = [square_cover(box, side) for box in boxes.tolist()]
+    return torch.from_numpy(np.stack(covers)) if covers else torch.zeros(0, side, side).double()
 
 
 def located_map(logits: torch.Tensor, boxes: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
