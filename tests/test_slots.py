@@ -68,7 +68,7 @@ def test_the_query_encoder_counts_the_threads_its_fast_twin_runs_on():
     from tests.model.test_hybrid import small_hybrid
 
     model = small_hybrid().eval()
-    encoder = QueryEncoder(optimize_for_inference(model, threads=64))
-    assert encoder._slots.limit == 1  # 64 threads a forward: one at a time on any machine here
     cores = usable_cpus()
+    encoder = QueryEncoder(optimize_for_inference(model, threads=cores + 1))
+    assert encoder._slots.limit == 1  # more threads a forward than cores: one at a time
     assert QueryEncoder(model)._slots.limit == slots_for(cores, torch.get_num_threads())
