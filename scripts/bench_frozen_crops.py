@@ -8,12 +8,18 @@ much of "which product is this" the frozen trunk already carries at each depth, 
 localisation solved: docs/benchmarks.md, "Which trunk level"::
 
     python scripts/bench_frozen_crops.py --data DATA [--limit 500]
+
+``--window closeup`` crops the close-up a zooming model embeds (the square around the box,
+:func:`referred.zoom.boxes.close_up_window`) instead of the box itself, and ``--sizes 224,128``
+measures each at several input resolutions (query and product photo both resized to it): how
+much of the identity survives a cheaper trunk pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +35,7 @@ from referred.model.config import make_config
 from referred.model.efficientnet import load_pretrained_lite0
 from referred.preprocess import preprocess as preprocess_images
 from referred.region import crop
+from referred.zoom.boxes import close_up_window
 
 
 def pooled_features(net, images, preprocess) -> dict[str, torch.Tensor]:
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=500)
+    p.add_argument("--window", choices=("box", "closeup"), default="box")
+    p.add_argument("--sizes", default="224", help="input resolutions, comma-separated")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     boxes = item_boxes(args.data)
@@ -58,17 +67,27 @@ def main(argv: list[str] | None = None) -> int:
         for x in open_dataset(args.data).products(args.split)
         if x.simple and x.complex and (x.complex[0].url, x.product_id) in boxes
     ][: args.limit]
-    preprocess = make_config("hybrid-lite0", "none").preprocess
     net = load_pretrained_lite0(output_stride=32).eval()
-    crops = [crop(x.complex[0].open(), boxes[(x.complex[0].url, x.product_id)]) for x in products]
-    queries = pooled_features(net, crops, preprocess)
-    targets = pooled_features(net, [x.simple[0].open() for x in products], preprocess)
-    print(f"{len(products)} {args.split} products of {args.data}; true-box crop vs product photo")
-    print("| frozen features | R@1 | R@10 |\n|---|---:|---:|")
-    for name in queries:
-        r = recall(queries[name].numpy(), targets[name].numpy())
-        print(f"| {name} | {100 * r['R@1']:.1f} | {100 * r['R@10']:.1f} |")
+    crops = [_query(x, boxes[(x.complex[0].url, x.product_id)], args.window) for x in products]
+    photos = [x.simple[0].open() for x in products]
+    print(f"{len(products)} {args.split} products of {args.data}: {args.window} vs product photo")
+    print("| input px | frozen features | R@1 | R@10 |\n|---:|---|---:|---:|")
+    for size in (int(v) for v in args.sizes.split(",")):
+        preprocess = replace(make_config("hybrid-lite0", "none").preprocess, size=size)
+        queries = pooled_features(net, crops, preprocess)
+        targets = pooled_features(net, photos, preprocess)
+        for name in queries:
+            r = recall(queries[name].numpy(), targets[name].numpy())
+            print(f"| {size} | {name} | {100 * r['R@1']:.1f} | {100 * r['R@10']:.1f} |")
     return 0
+
+
+def _query(product, box, window: str):
+    """The query image: the item's box, or the close-up window around it."""
+    scene = product.complex[0].open()
+    if window == "box":
+        return crop(scene, box)
+    return scene.crop(close_up_window(box, scene.size))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -285,12 +285,16 @@ class QueryEncoder:
         return torch.as_tensor(vectors, dtype=torch.float32).reshape(len(conds), -1)
 
     # images
-    def pixels(self, images: Sequence[Any]) -> torch.Tensor:
-        """Decode and preprocess with the model's settings → (B, 3, R, R) float32."""
+    def pixels(self, images: Sequence[Any], size: int | None = None) -> torch.Tensor:
+        """Decode and preprocess with the model's settings → (B, 3, R, R) float32; ``size``:
+        at this resolution instead of the model's."""
+        cfg = self.config.preprocess
+        if size is not None and size != cfg.size:
+            cfg = replace(cfg, size=int(size))
         arrays = []
         for image in images:
             try:
-                arrays.append(preprocess_image(image, self.config.preprocess))
+                arrays.append(preprocess_image(image, cfg))
             except TypeError as exc:
                 raise ImageDecodeError(str(exc)) from None
         return torch.from_numpy(np.stack(arrays))
@@ -310,13 +314,25 @@ class QueryEncoder:
             return F.normalize(emb.float(), dim=-1).cpu()
 
     # zoom (referred.zoom)
+    @property
+    def scene_size(self) -> int:
+        """The resolution the locator reads a scene at (its own, else the model's)."""
+        own = getattr(self.locator, "scene_size", None)
+        return int(own) if own else self.config.preprocess.size
+
+    def scene_pixels(self, images: Sequence[Any]) -> torch.Tensor:
+        """Photos preprocessed for the locator: at :attr:`scene_size`."""
+        return self.pixels(images, self.scene_size)
+
     def zooms(self, conds: Sequence[Condition]) -> bool:
         """Whether these conditions' queries are embedded as close-ups."""
         return self.locator is not None and bool(conds) and conds[0].kind != "none"
 
     def locate(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
         """The asked items' boxes (B, 4), ``(cx, cy, w, h)`` fractions of each padded square;
-        the model must have a locator and the conditions must not be none."""
+        the model must have a locator and the conditions must not be none. Pixels of another
+        size than :attr:`scene_size` are resized to it (bilinear; :meth:`scene_pixels` of the
+        photos is sharper)."""
         return self._locator_outputs(pixels, conds)[1]
 
     def _locator_outputs(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> tuple:
@@ -329,6 +345,9 @@ class QueryEncoder:
         with self._slots, torch.inference_mode():
             c = self.condition_tensor(conds)
             tokens = self.model.condition_token(c.to(self.model.device)).float()  # (B, W)
+            size = self.scene_size
+            if pixels.shape[-1] != size:
+                pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True)
             features = presence_features(self.model, pixels.to(self.model.device))
             return self.locator(features.cpu(), tokens.cpu())  # the locator: CPU
 
@@ -407,7 +426,7 @@ class QueryEncoder:
         from referred.zoom.crop import close_up
 
         photos = [x if isinstance(x, Photo) else Photo(self.decoded(x)) for x in images]
-        boxes = self.locate(self.pixels(photos), conds)
+        boxes = self.locate(self.scene_pixels(photos), conds)
         close = [
             close_up(self.decoded(p), b, self.zoom_grow) for p, b in zip(photos, boxes.tolist())
         ]

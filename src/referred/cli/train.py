@@ -198,6 +198,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dropout", type=_fraction, help="dropout on the Combiner's projections (default 0.1)"
     )
     cir.add_argument("--weight-decay", type=non_negative_float, help="AdamW's (default 0.01)")
+    zoom = p.add_argument_group("--task locator (docs/training.md, Zoom)")
+    zoom.add_argument(
+        "--scene-size",
+        type=_positive_int,
+        help="the resolution the locator reads whole scenes at (default: the model's input "
+        "resolution); lets a CondViT embed close-ups at a lower resolution than finding a "
+        "small item in a scene needs",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
     group.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
@@ -241,6 +249,10 @@ def run(args: argparse.Namespace) -> int:
         from referred.cli import UserError
 
         raise UserError(f"{', '.join(given)} only apply to --task cir (a Combiner's training)")
+    if getattr(args, "scene_size", None) is not None and args.task != "locator":
+        from referred.cli import UserError
+
+        raise UserError("--scene-size only applies to --task locator (the locator's scenes)")
     if args.task == "cir":
         from referred.cli.train_cir import run_cir
 

@@ -117,9 +117,10 @@ def run_locator(args: argparse.Namespace) -> int:
     from referred.zoom import GROW, save_locator
     from referred.zoom.fit import fit_locator
 
-    out = _check_frozen_task(args, TAKES)
+    out = _check_frozen_task(args, TAKES + ", --scene-size")
     model = referred.load_model(args.model)
     settings = {
+        "scene_size": getattr(args, "scene_size", None),
         "epochs": args.epochs or 8,
         "lr": args.lr or 1e-3,
         "batch": args.batch_size or 64,

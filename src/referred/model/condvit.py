@@ -283,18 +283,20 @@ class CondViT(nn.Module):
             raise TypeError(f"condition must be a long or float tensor, got {c.dtype}")
         return tok.to(self.positional_embedding.dtype) + self.c_pos_embedding  # (B, W)
 
-    def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
+    def patch_maps(self, x: torch.Tensor, any_size: bool = False) -> torch.Tensor:
         """Images (B, 3, R, R) → the map ``conv1`` embeds: the trunk's features (B, C, g, g)
         for a hybrid, the stem's output, or the pixels themselves.
 
         With ``trunk_memo`` set (a frozen trunk in training, see
         :mod:`referred.model.trunk_memo`), the trunk's maps come from it; otherwise a trunk
         that is a fixed function here (inference, a frozen trunk) runs through
-        :mod:`referred.model.fixed_trunk` (BatchNorm folded, CPU micro-batches)."""
+        :mod:`referred.model.fixed_trunk` (BatchNorm folded, CPU micro-batches).
+        ``any_size``: a hybrid's convolutional trunk reads images of any size (a locator's
+        scenes, :mod:`referred.zoom`); such a map is not for ``conv1``."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(x.shape)}")
         res = self.config.input_resolution
-        if x.shape[-2:] != (res, res):
+        if x.shape[-2:] != (res, res) and not (any_size and self.trunk is not None):
             raise ValueError(f"this model takes {res}x{res} images, got {tuple(x.shape[-2:])}")
         x = x.to(self.conv1.weight.dtype)
         if self.trunk is not None:

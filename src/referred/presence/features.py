@@ -20,7 +20,7 @@ def feature_kind(model) -> str:
 def presence_features(model, pixels: torch.Tensor) -> torch.Tensor:
     """Preprocessed images (B, 3, R, R) → features (B, N, C) for :class:`PresenceHead`."""
     if feature_kind(model) == "trunk":
-        maps = model.patch_maps(pixels)  # (B, C, g, g)
+        maps = model.patch_maps(pixels, any_size=True)  # (B, C, g, g); a locator's own size
         return maps.flatten(2).transpose(1, 2).float()  # (B, g², C)
     h = model.tokens(pixels)  # (B, 1 + g², W), unconditioned
     for block in model.transformer.resblocks:

@@ -309,7 +309,11 @@ class Searcher(PresenceQueries):
         :meth:`referred.CondViT.attention_map`). With ``box`` the map covers the box's crop
         (padded to a square as every query is)."""
         cond = self.encoder.parse(category, text)
-        pixels = self._pixels([self._region(image, box)])
+        region = [self._region(image, box)]
+        if self.encoder.zooms([cond]) and not isinstance(image, torch.Tensor):
+            pixels = self.encoder.scene_pixels(region)  # at the locator's own resolution
+        else:
+            pixels = self._pixels(region)
         amap = self.encoder.attention_map(pixels, [cond])  # (1, g, g)
         out = amap[0].float().cpu().numpy().astype(np.float64)
         return (out / out.sum()).astype(np.float32)

@@ -57,8 +57,9 @@ def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[tuple
     return pairs[:limit]
 
 
-def _encode(model, encoder, pairs, names, log, batch: int = 16):
-    """Features (P, N, C) float16, category indices (P,), boxes (P, 4) in square fractions."""
+def _encode(model, encoder, pairs, names, log, size: int, batch: int = 16):
+    """Features (P, N, C) float16 of the scenes at ``size`` px, category indices (P,), boxes
+    (P, 4) in square fractions."""
     from referred.presence.features import presence_features
     from referred.query import _find
 
@@ -66,7 +67,7 @@ def _encode(model, encoder, pairs, names, log, batch: int = 16):
     for i in range(0, len(pairs), batch):
         chunk = pairs[i : i + batch]
         images = [image.open() for image, _, _ in chunk]
-        feats.append(presence_features(model, encoder.pixels(images)).half())
+        feats.append(presence_features(model, encoder.pixels(images, size)).half())
         squares += [to_square(box, im.size) for (_, _, box), im in zip(chunk, images)]
         if (i // batch) % 50 == 0:
             log(f"  features {i + len(chunk)}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
@@ -104,13 +105,16 @@ def fit_locator(
     batch: int = 64,
     hidden: int = 128,
     seed: int = 0,
+    scene_size: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Locator, LocatorReport]:
     """Fit and measure a locator for ``model`` on dataset ``data``.
 
     ``pairs``: at most this many (scene, product) pairs per split (``train``, ``valid``,
-    ``test``); defaults 5,000 / 500 / 500. Raises ValueError when the dataset has no boxes or
-    a split has no pair with a box."""
+    ``test``); defaults 5,000 / 500 / 500. ``scene_size``: the resolution the locator reads
+    scenes at (default: the model's input resolution; a model embedding close-ups at a low
+    resolution may find items better at a higher one). Raises ValueError when the dataset has
+    no boxes or a split has no pair with a box."""
     from referred.data import open_dataset
     from referred.query import QueryEncoder
 
@@ -123,6 +127,15 @@ def fit_locator(
     names = list(encoder.category_choices)
     if not model.config.conditional or not names:
         raise ValueError("a locator needs a conditioned model with category choices")
+    own = model.config.preprocess.size
+    if scene_size is not None and (int(scene_size) != scene_size or scene_size < 1):
+        raise ValueError(f"scene_size must be a positive integer, got {scene_size!r}")
+    size = own if scene_size is None else int(scene_size)
+    if size != own and getattr(model, "trunk", None) is None:
+        raise ValueError(
+            f"scene_size {size} needs a hybrid CondViT (a convolutional trunk reads scenes of "
+            f"any size); this model's patch tokens are tied to its {own} px"
+        )
     boxes, boxes_from = read_item_boxes(data)
     dataset = open_dataset(data)
     tokens = condition_tokens(model, encoder, names)  # (K, W)
@@ -132,8 +145,11 @@ def fit_locator(
         if not found:
             raise ValueError(f"{data}: no scene of the {split!r} split has a known item box")
         log(f"{split}: {len(found)} (scene, item) pairs with boxes")
-        xs[split], cs[split], ys[split] = _encode(model, encoder, found, names, log)
-    head = Locator(xs["train"].shape[-1], tokens.shape[-1], grid_of(xs["train"]), hidden)
+        xs[split], cs[split], ys[split] = _encode(model, encoder, found, names, log, size)
+    grid = grid_of(xs["train"])
+    head = Locator(
+        xs["train"].shape[-1], tokens.shape[-1], grid, hidden, None if size == own else size
+    )
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
     n = len(xs["train"])
     per_epoch = max(n // batch, 1)

@@ -24,14 +24,32 @@ class Locator(nn.Module):
     and height (fractions of the square, in (0, 1)) come from the heat-weighted features.
     Trained on the cell holding the true centre (cross-entropy) and the box (L1):
     :func:`referred.zoom.fit.fit_locator`.
+
+    ``scene_size``: the resolution the scene is preprocessed at for the locator's features
+    (None: the model's own input resolution). A CondViT may embed its close-ups at a lower
+    resolution than finding a thin item in a whole scene needs; the trunk is convolutional, so
+    the locator reads the same trunk's map of the scene at its own size.
     """
 
-    def __init__(self, feature_dim: int, cond_width: int, grid: int, hidden: int = 128) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        cond_width: int,
+        grid: int,
+        hidden: int = 128,
+        scene_size: int | None = None,
+    ) -> None:
         super().__init__()
         if grid < 1 or feature_dim < 1 or cond_width < 1 or hidden < 1:
             raise ValueError("feature_dim, cond_width, grid and hidden must be positive")
+        if scene_size is not None and (int(scene_size) != scene_size or scene_size < grid):
+            raise ValueError(
+                f"scene_size must be None or an integer of at least the grid ({grid}), "
+                f"got {scene_size!r}"
+            )
         self.feature_dim, self.cond_width = int(feature_dim), int(cond_width)
         self.grid, self.hidden = int(grid), int(hidden)
+        self.scene_size = None if scene_size is None else int(scene_size)
         self.inp = nn.Conv2d(feature_dim, hidden, 1)
         self.cond_norm = nn.LayerNorm(cond_width)  # tokens are small (norm ~1.4 in 256 dims)
         self.cond = nn.Linear(cond_width, hidden)
@@ -54,6 +72,7 @@ class Locator(nn.Module):
             "cond_width": self.cond_width,
             "grid": self.grid,
             "hidden": self.hidden,
+            "scene_size": self.scene_size,
         }
 
     def forward(self, features: torch.Tensor, cond_tokens: torch.Tensor):
