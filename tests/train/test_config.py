@@ -56,6 +56,12 @@ def test_model_spec(tmp_path):
     arch = tmp_path / "a.json"
     arch.write_text(json.dumps({"width": 64, "layers": 1, "heads": 2}))
     assert resolve_model_spec(str(arch)).kind == "arch"
+    assert resolve_model_spec(str(arch)).defaults["lr"] == 1e-3  # tiny's
+    # an architecture file with a trunk trains as the hybrids do: memoised, one view
+    arch.write_text(json.dumps({"input_resolution": 128, "trunk": "efficientnet-lite0"}))
+    hybrid = resolve_model_spec(str(arch)).defaults
+    assert hybrid == {**resolve_model_spec("hybrid-lite0").defaults}
+    assert hybrid["augment_views"] == 1 and hybrid["trunk_lr_scale"] == 0.0
     arch.write_text(json.dumps({"widht": 64}))
     with pytest.raises(ValueError, match="not a valid architecture"):
         resolve_model_spec(str(arch))

@@ -111,7 +111,11 @@ class ModelSpec:
     @property
     def defaults(self) -> dict[str, Any]:
         if self.kind == "arch":
-            return {**SCRATCH_DEFAULTS, **ARCH_DEFAULTS.get(str(self.value), ARCH_DEFAULTS["tiny"])}
+            named = ARCH_DEFAULTS.get(str(self.value))
+            if named is None:  # an architecture file: a hybrid's if it has a trunk
+                hybrid = (self.arch or {}).get("trunk") is not None
+                named = _HYBRID_DEFAULTS if hybrid else ARCH_DEFAULTS["tiny"]
+            return {**SCRATCH_DEFAULTS, **named}
         return FINETUNE_DEFAULTS
 
 
