@@ -106,3 +106,19 @@ def test_zoom_pixels_cuts_and_resizes_each_row():
     window = pixels[1:2, :, 4:12, 4:12]  # side 1.5 × 32 / 6 = 8 px around (8, 8)
     up = torch.nn.functional.interpolate(window, size=(32, 32), mode="bilinear")
     assert torch.allclose(out[1], up[0])
+
+
+def test_shop_the_look_cuts_each_close_up_from_the_photo(zooming, photo, monkeypatch):
+    from referred.search import Searcher
+    from tests.search.test_searcher import catalog_index
+
+    searcher = Searcher(zooming, catalog_index(zooming))
+    seen = []
+    real = searcher._search_vectors
+    monkeypatch.setattr(searcher, "_search_vectors", lambda v, *a: seen.append(v) or real(v, *a))
+    looks = searcher.shop_the_look(photo, categories=["Bags", "Feet"], k=2)
+    assert list(looks) == ["Bags", "Feet"]
+    enc = QueryEncoder(zooming)
+    expected = torch.cat([enc.encode([photo], "Bags"), enc.encode([photo], "Feet")])
+    # the photo's own close-ups, not ones cut from its preprocessed square
+    assert np.allclose(seen[0], expected.numpy(), atol=1e-5)

@@ -32,6 +32,7 @@ import torch
 
 from referred.cir.compose import Composer, check_modification, no_combiner_error
 from referred.feedback import MAX_FEEDBACK_IDS, exclusion_terms, mentions, refine
+from referred.imageio import Photo
 from referred.index import EmptyIndexError, UnknownIdError
 from referred.index.base import PAD_ID, SearchResult
 from referred.model.trunk_memo import TrunkMemo
@@ -270,8 +271,14 @@ class Searcher(PresenceQueries):
         if not parsed:
             raise QueryError("shop the look needs at least one category")
         k = self._check_k(k)
-        pixels = self._pixels([self._region(image, box)])  # (1, 3, R, R), decoded once
-        vectors = self._forward(pixels.expand(len(parsed), -1, -1, -1), parsed)  # (C, D)
+        region = self._region(image, box)
+        if self.encoder.zooms(parsed) and not isinstance(region, torch.Tensor):
+            # decoded once; each category's close-up cut from the photo at full resolution
+            shared = region if isinstance(region, Photo) else Photo(self.encoder.decoded(region))
+            vectors = self._embed([shared] * len(parsed), parsed)  # (C, D)
+        else:
+            pixels = self._pixels([region])  # (1, 3, R, R), decoded once
+            vectors = self._forward(pixels.expand(len(parsed), -1, -1, -1), parsed)  # (C, D)
         by_category = filter_by_category and self._has_field("category")
         if filter_by_category and not by_category:
             log.warning("the index has no 'category' field; shop-the-look results are unfiltered")
