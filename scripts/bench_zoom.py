@@ -68,7 +68,7 @@ def measure(model, data: Path, split: str, limit: int, counts: list[int]) -> dic
     scenes = [x.complex[0].open() for x in products]
     true = [boxes[(x.complex[0].url, str(x.product_id))] for x in products]
     cats = [x.category for x in products]
-    located = zoom.locate(zoom.pixels(scenes), zoom.conditions(cats, len(cats)))
+    located = zoom.locate(zoom.scene_pixels(scenes), zoom.conditions(cats, len(cats)))
     ious = [iou(from_square(f, s.size), b) for f, s, b in zip(located.tolist(), scenes, true)]
     grow = zoom.zoom_grow
     queries = {
