@@ -126,3 +126,30 @@ def test_an_lru_memo_forgets_the_least_recently_used_and_serves_inference():
         assert trunk.images == before + 1  # b was forgotten
     with pytest.raises(ValueError, match="unknown memo policy"):
         TrunkMemo(10, policy="fifo")
+
+
+def test_a_forgotten_maps_row_is_reused_and_every_answer_stays_its_own_images():
+    torch.manual_seed(1)
+    trunk = CountingTrunk().requires_grad_(True)
+    one_map = 4 * 7 * 7 * 4
+    memo = TrunkMemo(max_bytes=3 * one_map, policy="lru")
+    images = torch.randn(8, 1, 3, 16, 16)
+    with torch.inference_mode():
+        for _ in range(3):  # 8 images through room for 3: rows forgotten and reused
+            for x in images:
+                torch.testing.assert_close(memo(trunk, x), trunk(x))
+        held = memo(trunk, images[-1])
+        memo(trunk, images[0])  # forgets one row and fills it again
+        torch.testing.assert_close(held, trunk(images[-1]))  # an answer is a copy
+    # the maps are rows of one block, not one allocation each
+    (rows,) = memo._rows.values()
+    assert len(rows.blocks) == 1 and rows.blocks[0].shape == (3, 4, 7, 7)
+    assert memo.stats.stored == 3 and len(rows.free) == 0
+
+
+def test_a_training_memo_keeps_thousands_of_maps_in_few_blocks():
+    trunk, memo = CountingTrunk(), TrunkMemo(max_bytes=10**9)
+    for _ in range(4):
+        memo(trunk, torch.randn(256, 3, 16, 16))
+    (rows,) = memo._rows.values()
+    assert memo.stats.stored == 1024 and len(rows.blocks) == 1  # 1,024 × 784 B in one block

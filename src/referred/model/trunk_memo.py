@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ class TrunkMemo:
         if policy not in self.POLICIES:
             raise ValueError(f"unknown memo policy {policy!r}; expected one of {self.POLICIES}")
         self.max_bytes, self.policy = max_bytes, policy
-        self.maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.maps: OrderedDict[bytes, tuple[_Rows, int]] = OrderedDict()  # key → (rows, slot)
+        self._rows: dict[tuple, _Rows] = {}  # (shape, dtype) → its rows
         self.stats = MemoStats()
         self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
         self._lock = threading.Lock()
@@ -96,7 +98,8 @@ class TrunkMemo:
         with self._lock:
             for i, k in enumerate(keys):
                 if k in self.maps:
-                    found[k] = self.maps[k]
+                    rows, slot = self.maps[k]
+                    found[k] = rows.row(slot).clone()  # under the lock: a freed row is reused
                     if self.policy == "lru":
                         self.maps.move_to_end(k)
                 else:
@@ -118,9 +121,10 @@ class TrunkMemo:
             return
         size = m.numel() * m.element_size()
         while self.policy == "lru" and self.maps and self.stats.bytes + size > self.max_bytes:
-            _, old = self.maps.popitem(last=False)
+            _, (rows, slot) = self.maps.popitem(last=False)
+            rows.release(slot)
             self.stats.stored -= 1
-            self.stats.bytes -= old.numel() * old.element_size()
+            self.stats.bytes -= rows.row_bytes
         if self.stats.bytes + size > self.max_bytes:
             if not self.stats.full:
                 log.warning(
@@ -131,9 +135,47 @@ class TrunkMemo:
                 )
                 self.stats.full = True
             return
-        self.maps[key] = m.detach().to("cpu", copy=True)
+        kind = (tuple(m.shape), m.dtype)
+        rows = self._rows.get(kind)
+        if rows is None:
+            rows = self._rows[kind] = _Rows(kind[0], m.dtype, self.max_bytes)
+        self.maps[key] = (rows, rows.put(m.detach().cpu()))
         self.stats.stored += 1
         self.stats.bytes += size
+
+
+class _Rows:
+    """Stored maps of one shape and dtype, as rows of large blocks: one allocation per block
+    (up to 32 MB), not one per map. One allocation per map (tens of KB each, among the
+    transformer's transient buffers) fragmented glibc's heap: a 128-px training run held
+    ~4× its maps' bytes (measured: 1.66 GB of memory for 0.37 GB of maps)."""
+
+    BLOCK_BYTES = 32 << 20
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, max_bytes: int) -> None:
+        self.shape, self.dtype = shape, dtype
+        self.row_bytes = max(math.prod(shape) * dtype.itemsize, 1)
+        self.per_block = max(min(self.BLOCK_BYTES, max_bytes) // self.row_bytes, 1)
+        self.blocks: list[torch.Tensor] = []
+        self.free: list[int] = []  # released slots, reused first
+        self.handed = 0  # slots handed out so far
+
+    def put(self, m: torch.Tensor) -> int:
+        """Copy ``m`` into a free row; its slot."""
+        if self.free:
+            slot = self.free.pop()
+        else:
+            slot, self.handed = self.handed, self.handed + 1
+            if slot // self.per_block == len(self.blocks):
+                self.blocks.append(torch.empty((self.per_block, *self.shape), dtype=self.dtype))
+        self.row(slot).copy_(m)
+        return slot
+
+    def row(self, slot: int) -> torch.Tensor:
+        return self.blocks[slot // self.per_block][slot % self.per_block]
+
+    def release(self, slot: int) -> None:
+        self.free.append(slot)
 
 
 def memo_for(model: nn.Module, trunk_lr_scale: float | None, max_gb: float) -> TrunkMemo | None:
