@@ -147,8 +147,9 @@ class TrunkMemo:
 class _Rows:
     """Stored maps of one shape and dtype, as rows of large blocks: one allocation per block
     (up to 32 MB), not one per map. One allocation per map (tens of KB each, among the
-    transformer's transient buffers) fragmented glibc's heap: a 128-px training run held
-    ~4× its maps' bytes (measured: 1.66 GB of memory for 0.37 GB of maps)."""
+    trunk's and transformer's transient buffers) fragmented glibc's heap: 12,864 maps of
+    128-px images held 1.66 GB for 0.37 GB of maps (``scripts/bench_memo_memory.py``), and
+    a 128-px training run ~12 GB."""
 
     BLOCK_BYTES = 32 << 20
 
