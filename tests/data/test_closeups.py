@@ -100,6 +100,32 @@ def test_shards_rewritten_in_worker_processes_are_the_same_bytes(synth_root, tmp
         write_closeups(synth_root, tmp_path / "three", workers=0)
 
 
+def test_jittered_training_close_ups_move_around_the_box_and_validation_stays_exact(
+    synth_root, tmp_path
+):
+    exact = write_closeups(synth_root, tmp_path / "exact", log=lambda _: None)
+    moved = write_closeups(synth_root, tmp_path / "moved", jitter=0.3, log=lambda _: None)
+    write_closeups(synth_root, tmp_path / "again", jitter=0.3, workers=2, log=len)
+    assert moved.closeups == exact.closeups
+    for rel in (p.relative_to(tmp_path / "moved") for p in (tmp_path / "moved").rglob("*.tar")):
+        assert (tmp_path / "again" / rel).read_bytes() == (tmp_path / "moved" / rel).read_bytes()
+    boxes, _ = read_item_boxes(synth_root)
+    scenes = _images(synth_root, "train")
+    sizes = []
+    for (pid, kind, url), image in _images(tmp_path / "moved", "train").items():
+        if kind == "COMPLEX":
+            x0, _, x1, _ = close_up_window(boxes[(url, pid)], scenes[(pid, kind, url)].size)
+            sizes.append(image.size[0] / (x1 - x0))
+    sizes = np.array(sizes)
+    assert len(sizes) > 10 and np.all(np.abs(np.log(sizes)) < 0.3 + 0.1)  # + rounding, clamps
+    assert (sizes > 1.05).any() and (sizes < 0.95).any()
+    valid = (tmp_path / "moved" / "VALID", tmp_path / "exact" / "VALID")
+    for shard in sorted(valid[1].glob("*.tar")):
+        assert (valid[0] / shard.name).read_bytes() == shard.read_bytes()
+    with pytest.raises(ValueError, match="jitter must be between 0 and 1"):
+        write_closeups(synth_root, tmp_path / "bad", jitter=1.5)
+
+
 def test_what_cannot_be_done_is_refused_before_writing(synth_root, tmp_path):
     with pytest.raises(ValueError, match="no TRAIN/ folder"):
         write_closeups(tmp_path, tmp_path / "out")

@@ -12,6 +12,7 @@ from referred.zoom.boxes import (
     close_up_window,
     from_square,
     iou,
+    jitter_box,
     mass_in_box,
     to_square,
 )
@@ -76,3 +77,22 @@ def test_the_mass_of_a_map_inside_a_box():
     assert np.isclose(mass_in_box(amap, (0, 0, 100, 100), (100, 100)), 1.0)
     # a 100 x 50 image sits in rows 25..75 of its square: its top half covers half of row 0
     assert np.isclose(mass_in_box(amap, (0, 0, 100, 25), (100, 50)), (0.5 * 3 + 0.5 * 1) / 8)
+
+
+def test_a_jittered_box_stays_within_its_bounds_and_is_fixed_by_its_key():
+    box, j = (40.0, 60.0, 80.0, 140.0), 0.2  # 40 × 80, centre (60, 100)
+    assert jitter_box(box, 0.0, "u|1") == box
+    moved = [jitter_box(box, j, f"scene-{i}.jpg|{i}") for i in range(400)]
+    assert jitter_box(box, j, "scene-7.jpg|7") == moved[7]  # the same key, the same box
+    assert jitter_box(box, j, "scene-7.jpg|7", seed=1) != moved[7]
+    scales = np.array([(x1 - x0) / 40 for x0, _, x1, _ in moved])
+    heights = np.array([(y1 - y0) / 80 for _, y0, _, y1 in moved])
+    assert np.allclose(scales, heights)  # one factor for both sides: the shape is kept
+    assert np.all(np.abs(np.log(scales)) <= j + 1e-9)
+    assert np.log(scales).min() < -0.15 and np.log(scales).max() > 0.15  # both ways
+    dx = np.array([(x0 + x1) / 2 - 60 for x0, _, x1, _ in moved])
+    dy = np.array([(y0 + y1) / 2 - 100 for _, y0, _, y1 in moved])
+    assert np.all(np.abs(dx) <= j / 2 * 80 + 1e-9) and np.all(np.abs(dy) <= j / 2 * 80 + 1e-9)
+    assert np.abs(dx).max() > 0.8 * j / 2 * 80 and abs(dx.mean()) < 1.0  # spread, unbiased
+    with pytest.raises(ValueError, match="jitter must be >= 0"):
+        jitter_box(box, -0.1, "u|1")

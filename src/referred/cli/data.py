@@ -255,6 +255,14 @@ def _register_closeups(verbs: argparse._SubParsersAction) -> None:
         help="margin on every side, as a share of the box's longer side (default 0.25)",
     )
     p.add_argument(
+        "--jitter",
+        type=non_negative_float,
+        default=0.0,
+        help="cut each training close-up around its box resized by a random factor in "
+        "exp([-J, J]) and moved by up to J/2 of its side, as a locator errs (fixed per image; "
+        "validation close-ups stay exact; 0 to 1, default 0)",
+    )
+    p.add_argument(
         "--workers", type=_positive, default=1, help="shards rewritten at a time (default 1)"
     )
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
@@ -270,7 +278,12 @@ def run_closeups(args: argparse.Namespace) -> int:
     grow = GROW if args.grow is None else args.grow
     try:
         report = write_closeups(
-            args.src, args.out, grow=grow, overwrite=args.overwrite, workers=args.workers
+            args.src,
+            args.out,
+            grow=grow,
+            jitter=args.jitter,
+            overwrite=args.overwrite,
+            workers=args.workers,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -15,6 +15,11 @@ a training-layout dataset:
   not copied: queries of the test split stay whole scenes, which the zooming query path cuts;
   except the box files, whose boxes are those of the whole scenes (fit the locator on SRC).
 
+``jitter > 0`` cuts each TRAIN close-up around the true box moved and resized at random
+(:func:`referred.zoom.boxes.jitter_box`, fixed per image): a located box is rarely exact, and
+a CondViT trained only on exact close-ups loses much of its recall to a window a little too
+large (docs/benchmarks.md, "What the locator's errors cost"). VALID close-ups stay exact.
+
 Shards are written atomically; a damaged shard is reported and its readable samples kept.
 """
 
@@ -31,7 +36,7 @@ from referred.data.records import ReadStats
 from referred.data.synth import OUTFITS_FILE
 from referred.data.tario import TarShardWriter, iter_tar_samples
 from referred.data.training_layout import IMAGE_EXTS
-from referred.zoom.boxes import GROW, close_up_window
+from referred.zoom.boxes import GROW, close_up_window, jitter_box
 
 #: PIL formats of the training layout's image extensions (the close-up keeps its format).
 _FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -81,8 +86,9 @@ def _per_product(meta: object) -> bool:
     return isinstance(meta, dict) and bool(meta) and all(isinstance(v, dict) for v in meta.values())
 
 
-def _rewrite_shard(src: Path, dst: Path, boxes, grow: float) -> CloseupReport:
-    """Write the close-up copy of one shard; what it did, as a report of its own."""
+def _rewrite_shard(src: Path, dst: Path, boxes, grow: float, jitter: float = 0.0) -> CloseupReport:
+    """Write the close-up copy of one shard (its boxes jittered by ``jitter``); what it did, as
+    a report of its own."""
     report = CloseupReport(output=dst, boxes_from="")
     with TarShardWriter(dst) as out:
         for sample in iter_tar_samples(src, report.stats, str(src)):
@@ -96,10 +102,12 @@ def _rewrite_shard(src: Path, dst: Path, boxes, grow: float) -> CloseupReport:
                     ext = next((e for e in IMAGE_EXTS if f"{index}.{e}" in files), None)
                     if ext is None or entry.get("TYPE") == "SIMPLE":
                         continue
-                    box = boxes.get((entry.get("URL"), str(entry.get("PRODUCT_ID"))))
+                    key = (entry.get("URL"), str(entry.get("PRODUCT_ID")))
+                    box = boxes.get(key)
                     if box is None:
                         report.kept_whole += 1
                         continue
+                    box = jitter_box(box, jitter, f"{key[0]}|{key[1]}")
                     try:
                         data, size = close_up_bytes(files[f"{index}.{ext}"], ext, box, grow)
                     except (OSError, ValueError):
@@ -123,8 +131,8 @@ def _init_worker(boxes: dict) -> None:
     _BOXES = boxes
 
 
-def _rewrite_in_worker(src: Path, dst: Path, grow: float) -> CloseupReport:
-    return _rewrite_shard(src, dst, _BOXES, grow)
+def _rewrite_in_worker(src: Path, dst: Path, grow: float, jitter: float) -> CloseupReport:
+    return _rewrite_shard(src, dst, _BOXES, grow, jitter)
 
 
 def _add(report: CloseupReport, part: CloseupReport) -> None:
@@ -140,16 +148,20 @@ def write_closeups(
     dst: str | Path,
     *,
     grow: float = GROW,
+    jitter: float = 0.0,
     overwrite: bool = False,
     workers: int = 1,
     log: Callable[[str], None] = print,
 ) -> CloseupReport:
     """Write the close-up copy of training-layout dataset ``src`` into ``dst`` (absent or
-    empty unless ``overwrite``), ``workers`` shards at a time (processes). ValueError when
-    ``src`` has no boxes or no training split."""
+    empty unless ``overwrite``), ``workers`` shards at a time (processes); TRAIN close-ups
+    around boxes jittered by ``jitter`` (0: exact). ValueError when ``src`` has no boxes or no
+    training split."""
     src, dst = Path(src), Path(dst)
     if grow < 0:
         raise ValueError(f"grow must be >= 0, got {grow}")
+    if not 0 <= jitter <= 1:
+        raise ValueError(f"jitter must be between 0 and 1, got {jitter}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not (src / "TRAIN").is_dir():
@@ -175,16 +187,18 @@ def write_closeups(
         elif target.exists():
             continue  # a folder left by an earlier run: keep it
         target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
-    for (shard, _), part in zip(jobs, _rewrite_all(jobs, boxes, grow, workers)):
+    jobs = [(s, d, jitter if s.parent.name == "TRAIN" else 0.0) for s, d in jobs]
+    for (shard, _, _), part in zip(jobs, _rewrite_all(jobs, boxes, grow, workers)):
         _add(report, part)
         log(f"{shard.parent.name}/{shard.name}: {part.closeups} close-ups")
     return report
 
 
-def _rewrite_all(jobs: list[tuple[Path, Path]], boxes: dict, grow: float, workers: int):
-    """Each job's report, in job order: in this process, or in a pool of ``workers``."""
+def _rewrite_all(jobs: list[tuple[Path, Path, float]], boxes: dict, grow: float, workers: int):
+    """Each job's (source, destination, jitter) report, in job order: in this process, or in a
+    pool of ``workers``."""
     if workers == 1 or len(jobs) < 2:
-        yield from (_rewrite_shard(s, d, boxes, grow) for s, d in jobs)
+        yield from (_rewrite_shard(s, d, boxes, grow, j) for s, d, j in jobs)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -192,4 +206,5 @@ def _rewrite_all(jobs: list[tuple[Path, Path]], boxes: dict, grow: float, worker
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     n = min(workers, len(jobs))
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(boxes,)) as ex:
-        yield from ex.map(_rewrite_in_worker, *zip(*jobs), [grow] * len(jobs))
+        src, dst, jitter = zip(*jobs)
+        yield from ex.map(_rewrite_in_worker, src, dst, [grow] * len(jobs), jitter)

@@ -9,6 +9,8 @@ instead of the whole scene.
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,6 +62,26 @@ def close_up_window(
     left = min(max((x0 + x1) / 2 - side / 2, 0.0), w - side)
     top = min(max((y0 + y1) / 2 - side / 2, 0.0), h - side)
     return round(left), round(top), round(left + side), round(top + side)
+
+
+def jitter_box(box: Sequence[float], jitter: float, key: str, seed: int = 0) -> Box:
+    """Pixel box ``box`` moved and resized as a locator's error would: its sides scaled by one
+    factor ``exp(u)``, ``u`` uniform in ``[-jitter, jitter]``, its centre shifted on each axis
+    by up to ``jitter / 2`` of its longer side. Deterministic in ``(seed, key)`` (e.g. the
+    image's URL and product id), so a copy is the same whatever order it is written in.
+    ``jitter = 0``: the box itself."""
+    if jitter < 0:
+        raise ValueError(f"jitter must be >= 0, got {jitter}")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if jitter == 0:
+        return x0, y0, x1, y1
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    u, dx, dy = rng.uniform(-1.0, 1.0, 3)
+    scale, long = math.exp(u * jitter), max(x1 - x0, y1 - y0)
+    cx = (x0 + x1) / 2 + dx * jitter / 2 * long
+    cy = (y0 + y1) / 2 + dy * jitter / 2 * long
+    hw, hh = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
+    return cx - hw, cy - hh, cx + hw, cy + hh
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
