@@ -153,3 +153,16 @@ def test_a_training_memo_keeps_thousands_of_maps_in_few_blocks():
         memo(trunk, torch.randn(256, 3, 16, 16))
     (rows,) = memo._rows.values()
     assert memo.stats.stored == 1024 and len(rows.blocks) == 1  # 1,024 × 784 B in one block
+
+
+def test_a_block_begun_during_validation_takes_training_maps_afterwards():
+    # validation runs in inference mode; a block it allocated once refused training's writes
+    # ("Inplace update to inference tensor outside InferenceMode"), ending a run at epoch 2
+    trunk, one_map = CountingTrunk(), 4 * 7 * 7 * 4
+    memo = TrunkMemo(max_bytes=4 * one_map)  # four maps a block
+    a, b = torch.randn(2, 1, 3, 16, 16)
+    with torch.inference_mode():
+        memo(trunk, a)  # the first map: a new block
+    torch.testing.assert_close(memo(trunk, b), trunk(b))  # training: written into that block
+    torch.testing.assert_close(memo(trunk, a), trunk(a))
+    assert memo.stats.stored == 2 and len(memo._rows) == 1

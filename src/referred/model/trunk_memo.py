@@ -168,7 +168,11 @@ class _Rows:
         else:
             slot, self.handed = self.handed, self.handed + 1
             if slot // self.per_block == len(self.blocks):
-                self.blocks.append(torch.empty((self.per_block, *self.shape), dtype=self.dtype))
+                # never an inference tensor, even when the first map of a block comes from
+                # validation (run in inference mode): training later writes into it
+                with torch.inference_mode(False):
+                    block = torch.empty((self.per_block, *self.shape), dtype=self.dtype)
+                self.blocks.append(block)
         self.row(slot).copy_(m)
         return slot
 
