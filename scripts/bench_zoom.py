@@ -8,9 +8,13 @@ product (its first scene, conditioned on its category), three queries through th
 path (:class:`referred.query.QueryEncoder`):
 
 * ``whole scene``: ``zoom=False``, what a model without a locator sees;
-* ``true box close-up``: the close-up around the generator's box (a perfect locator);
+* ``true box close-up``: the close-up around the generator's box (a perfect locator), with
+  the margin the close-ups were cut with for training (``--train-grow``, default 0.25);
 * ``located close-up (as served)``: the query path as served, the locator's box, the
-  close-up cut from the photo at full resolution;
+  close-up cut from the photo at full resolution with the locator's margin (chosen on the
+  validation split by ``referred train --task locator``);
+* ``located close-up, training margin``: the same box with the training margin (what the
+  query path did before the margin was chosen by recall);
 * ``located close-up from pixels``: the same cut from the preprocessed square (what callers
   holding only pixels get: the benchmark's and validation's streams, ``referred embed``).
 
@@ -44,7 +48,8 @@ import referred
 from referred.data import open_dataset
 from referred.data.boxes import read_item_boxes
 from referred.query import QueryEncoder
-from referred.zoom.boxes import close_up_window, from_square, iou
+from referred.zoom.boxes import GROW, close_up_window, from_square, iou
+from referred.zoom.crop import close_up
 
 
 def from_pixels(encoder: QueryEncoder, scenes: list, cats: list[str]) -> torch.Tensor:
@@ -57,7 +62,9 @@ def from_pixels(encoder: QueryEncoder, scenes: list, cats: list[str]) -> torch.T
     return torch.cat(out)
 
 
-def measure(model, data: Path, split: str, limit: int, counts: list[int]) -> dict:
+def measure(
+    model, data: Path, split: str, limit: int, counts: list[int], train_grow: float = GROW
+) -> dict:
     zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
     boxes, _ = read_item_boxes(data)
     products = [
@@ -70,13 +77,15 @@ def measure(model, data: Path, split: str, limit: int, counts: list[int]) -> dic
     cats = [x.category for x in products]
     located = zoom.locate(zoom.scene_pixels(scenes), zoom.conditions(cats, len(cats)))
     ious = [iou(from_square(f, s.size), b) for f, s, b in zip(located.tolist(), scenes, true)]
-    grow = zoom.zoom_grow
     queries = {
         "whole scene": whole.encode(scenes, cats),
         "true box close-up": whole.encode(
-            [s.crop(close_up_window(b, s.size, grow)) for s, b in zip(scenes, true)], cats
+            [s.crop(close_up_window(b, s.size, train_grow)) for s, b in zip(scenes, true)], cats
         ),
         "located close-up (as served)": zoom.encode(scenes, cats),
+        "located close-up, training margin": whole.encode(
+            [close_up(s, f, train_grow) for s, f in zip(scenes, located.tolist())], cats
+        ),
         "located close-up from pixels": from_pixels(zoom, scenes, cats),
     }
     targets = whole.encode([x.simple[0].open() for x in products]).numpy()
@@ -87,6 +96,7 @@ def measure(model, data: Path, split: str, limit: int, counts: list[int]) -> dic
         "products": len(products),
         "locator IoU": float(np.mean(ious)),
         "IoU > 0.5": float(np.mean(np.array(ious) > 0.5)),
+        "margin served": zoom.zoom_grow,
     }
     for way, q in queries.items():
         for k in counts:
@@ -101,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=500)
     p.add_argument("--counts", default="0", help="distractor counts, comma-separated")
+    p.add_argument("--train-grow", type=float, default=GROW, help="the close-ups' training margin")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -112,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, data in (("in style", args.data), ("held-out style", args.data / "heldout_style")):
         if not data.is_dir():
             continue
-        row = results[name] = measure(model, data, args.split, args.limit, counts)
+        row = results[name] = measure(model, data, args.split, args.limit, counts, args.train_grow)
         print(f"\n{name}: {row['products']} {args.split} products of {data}; locator IoU "
-              f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%)")  # fmt: skip
+              f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%), margin "
+              f"served {row['margin served']:g}")  # fmt: skip
         print("| query | " + " | ".join(f"R@1 +{k} | R@10 +{k}" for k in counts) + " |")
         print("|---|" + "---:|---:|" * len(counts))
         for way in [w.rsplit(" +", 1)[0] for w in row if w.endswith(f" +{counts[0]}")]:

@@ -111,5 +111,5 @@ def test_the_flag_belongs_to_the_locator_task(data, tmp_path, capsys):
 
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--scene-size", "128"]
     assert cli.main(argv) != 0
-    assert "--scene-size only applies to --task locator" in capsys.readouterr().err
+    assert "--scene-size is a setting of --task locator only" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

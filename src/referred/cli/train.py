@@ -206,6 +206,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "resolution); lets a CondViT embed close-ups at a lower resolution than finding a "
         "small item in a scene needs",
     )
+    zoom.add_argument(
+        "--grow",
+        type=non_negative_float,
+        help="the close-up's margin around a located box, as a share of its longer side "
+        "(default: the one of 0.05-0.3 whose close-ups retrieve best on the validation split)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
     group.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
@@ -249,10 +255,16 @@ def run(args: argparse.Namespace) -> int:
         from referred.cli import UserError
 
         raise UserError(f"{', '.join(given)} only apply to --task cir (a Combiner's training)")
-    if getattr(args, "scene_size", None) is not None and args.task != "locator":
+    locator_only = [
+        flag
+        for attr, flag in (("scene_size", "--scene-size"), ("grow", "--grow"))
+        if getattr(args, attr, None) is not None
+    ]
+    if locator_only and args.task != "locator":
         from referred.cli import UserError
 
-        raise UserError("--scene-size only applies to --task locator (the locator's scenes)")
+        verb = "is a setting" if len(locator_only) == 1 else "are settings"
+        raise UserError(f"{' and '.join(locator_only)} {verb} of --task locator only")
     if args.task == "cir":
         from referred.cli.train_cir import run_cir
 

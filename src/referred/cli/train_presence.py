@@ -114,10 +114,11 @@ def run_floor(args: argparse.Namespace) -> int:
 def run_locator(args: argparse.Namespace) -> int:
     """0 when the locator was fitted and saved beside the model in --out."""
     import referred
-    from referred.zoom import GROW, save_locator
+    from referred.zoom.calibrate import GROWS
     from referred.zoom.fit import fit_locator
+    from referred.zoom.io import save_locator
 
-    out = _check_frozen_task(args, TAKES + ", --scene-size")
+    out = _check_frozen_task(args, TAKES + ", --scene-size, --grow")
     model = referred.load_model(args.model)
     settings = {
         "scene_size": getattr(args, "scene_size", None),
@@ -125,6 +126,7 @@ def run_locator(args: argparse.Namespace) -> int:
         "lr": args.lr or 1e-3,
         "batch": args.batch_size or 64,
         "seed": args.seed,
+        "grows": GROWS if getattr(args, "grow", None) is None else (args.grow,),
     }
     head, report = fit_locator(
         model, args.data, log=lambda line: print(line, flush=True), **settings
@@ -136,7 +138,7 @@ def run_locator(args: argparse.Namespace) -> int:
         "data": str(args.data),
         **settings,
     }
-    save_locator(out, head, GROW, {**report.as_dict(), "made_with": made_with})
+    save_locator(out, head, report.grow, {**report.as_dict(), "made_with": made_with})
     print(json.dumps(report.as_dict(), indent=1))
     print(
         f"locator saved in {out} (locator.safetensors, locator.json): conditioned queries "

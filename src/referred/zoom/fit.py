@@ -4,7 +4,9 @@ The boxes come from :func:`referred.data.boxes.read_item_boxes` (the synthetic g
 record, or a dataset's ``item_boxes.csv``); LRVS-F itself has no boxes: a locator for it needs
 boxes from elsewhere (a detector, annotations). Training: the frozen features of each (scene,
 product) pair once, the head by AdamW on :meth:`Locator.loss` with a cosine schedule, the
-epoch with the best validation IoU kept; then IoU on the test split.
+epoch with the best validation IoU kept; then IoU on the test split, and the close-up's margin
+that retrieves best around the located boxes of the validation pairs
+(:func:`referred.zoom.calibrate.calibrate_grow`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,15 @@ import torch
 
 from referred.data.boxes import read_item_boxes
 from referred.presence.fit import condition_tokens
-from referred.zoom.boxes import from_square, iou, to_square
+from referred.zoom.boxes import GROW, from_square, iou, to_square
+from referred.zoom.calibrate import GROWS, calibrate_grow, model_encoder
 from referred.zoom.head import Locator, grid_of
 
 
 @dataclass
 class LocatorReport:
-    """What fitting measured: pairs per split, mean IoU and the share with IoU > 0.5."""
+    """What fitting measured: pairs per split, mean IoU and the share with IoU > 0.5, and the
+    close-up's margin chosen (``grow``) with the validation R@1 of each margin tried."""
 
     pairs: dict[str, int]
     epochs_run: int
@@ -38,20 +42,22 @@ class LocatorReport:
     test_iou_over_half: float
     seconds: float
     boxes_from: str
+    grow: float = GROW
+    grow_recall: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[tuple]:
-    """(scene image record, category, pixel box) of up to ``limit`` (scene, product) pairs of
-    ``split`` whose box is known."""
+    """(scene image record, category, pixel box, product) of up to ``limit`` (scene, product)
+    pairs of ``split`` whose box is known."""
     pairs = []
     for product in dataset.products(split):
         for image in product.complex:
             box = boxes.get((image.url, str(product.product_id)))
             if box is not None and product.category:
-                pairs.append((image, str(product.category), box))
+                pairs.append((image, str(product.category), box, product))
         if limit is not None and len(pairs) >= limit:
             break
     return pairs[:limit]
@@ -66,12 +72,12 @@ def _encode(model, encoder, pairs, names, log, size: int, batch: int = 16):
     feats, squares, cats, t0 = [], [], [], time.perf_counter()
     for i in range(0, len(pairs), batch):
         chunk = pairs[i : i + batch]
-        images = [image.open() for image, _, _ in chunk]
+        images = [pair[0].open() for pair in chunk]
         feats.append(presence_features(model, encoder.pixels(images, size)).half())
-        squares += [to_square(box, im.size) for (_, _, box), im in zip(chunk, images)]
+        squares += [to_square(pair[2], im.size) for pair, im in zip(chunk, images)]
         if (i // batch) % 50 == 0:
             log(f"  features {i + len(chunk)}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
-    for _, cat, _ in pairs:
+    for _, cat, *_ in pairs:
         index = _find(cat, names)
         if index is None:
             raise ValueError(f"category {cat!r} is not one of the model's {names}")
@@ -106,6 +112,7 @@ def fit_locator(
     hidden: int = 128,
     seed: int = 0,
     scene_size: int | None = None,
+    grows: Sequence[float] | None = GROWS,
     log: Callable[[str], None] = print,
 ) -> tuple[Locator, LocatorReport]:
     """Fit and measure a locator for ``model`` on dataset ``data``.
@@ -113,8 +120,10 @@ def fit_locator(
     ``pairs``: at most this many (scene, product) pairs per split (``train``, ``valid``,
     ``test``); defaults 5,000 / 500 / 500. ``scene_size``: the resolution the locator reads
     scenes at (default: the model's input resolution; a model embedding close-ups at a low
-    resolution may find items better at a higher one). Raises ValueError when the dataset has
-    no boxes or a split has no pair with a box."""
+    resolution may find items better at a higher one). ``grows``: the close-up margins tried
+    around the located validation boxes, the best by R@1 kept in the report (``None``: no
+    search, :data:`GROW`; a single one: that one). Raises ValueError when the dataset has no
+    boxes or a split has no pair with a box."""
     from referred.data import open_dataset
     from referred.query import QueryEncoder
 
@@ -139,12 +148,13 @@ def fit_locator(
     boxes, boxes_from = read_item_boxes(data)
     dataset = open_dataset(data)
     tokens = condition_tokens(model, encoder, names)  # (K, W)
-    xs, cs, ys = {}, {}, {}
+    xs, cs, ys, found_pairs = {}, {}, {}, {}
     for split, limit in limits.items():
         found = box_pairs(dataset, split, boxes, limit)
         if not found:
             raise ValueError(f"{data}: no scene of the {split!r} split has a known item box")
         log(f"{split}: {len(found)} (scene, item) pairs with boxes")
+        found_pairs[split] = found
         xs[split], cs[split], ys[split] = _encode(model, encoder, found, names, log, size)
     grid = grid_of(xs["train"])
     head = Locator(
@@ -175,6 +185,10 @@ def fit_locator(
     head.load_state_dict(best)
     head.eval()
     test = box_ious(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
+    grow, recalls = GROW if not grows else float(grows[0]), None
+    if grows is not None and len(grows) > 1:
+        located = _predict(head, xs["valid"], tokens[cs["valid"]])
+        grow, recalls = _calibrate(model, found_pairs["valid"], located, grows, log)
     report = LocatorReport(
         pairs={s: len(x) for s, x in xs.items()},
         epochs_run=epochs,
@@ -184,5 +198,32 @@ def fit_locator(
         test_iou_over_half=float((test > 0.5).mean()),
         seconds=time.perf_counter() - t_start,
         boxes_from=boxes_from,
+        grow=float(grow),
+        grow_recall=None if recalls is None else {f"{g:g}": r for g, r in recalls.items()},
     )
     return head, report
+
+
+def _calibrate(model, pairs: list[tuple], located: torch.Tensor, grows, log):
+    """:func:`calibrate_grow` on validation pairs whose product has a photo (each product's
+    first photo in the gallery)."""
+    keep = [i for i, pair in enumerate(pairs) if pair[3].simple]
+    if not keep:
+        log("no validation product has a photo: the close-up's margin stays the default")
+        return GROW, None
+    rows: dict[str, int] = {}
+    products, truth = [], []
+    for i in keep:
+        product = pairs[i][3]
+        if str(product.product_id) not in rows:
+            rows[str(product.product_id)] = len(products)
+            products.append(product.simple[0].open())
+        truth.append(rows[str(product.product_id)])
+    scenes = [pairs[i][0].open() for i in keep]
+    cats = [pairs[i][1] for i in keep]
+    grow, recalls = calibrate_grow(
+        model_encoder(model), scenes, cats, located[keep], products, truth, grows
+    )
+    shown = ", ".join(f"{g:g}: {100 * r:.1f}%" for g, r in recalls.items())
+    log(f"close-up margin by validation R@1 ({len(keep)} pairs): {shown}; kept {grow:g}")
+    return grow, recalls
