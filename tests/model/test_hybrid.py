@@ -67,6 +67,17 @@ def test_shipped_architecture():
         assert model.attention_map(images(1, 224), torch.tensor([3])).shape == (1, 14, 14)
 
 
+def test_the_close_up_architecture_is_hybrid_lite0_at_128_px():
+    small, full = architecture("hybrid-lite0-128"), architecture("hybrid-lite0")
+    assert {**small, "input_resolution": 224, "name": "hybrid-lite0"} == full  # same layout
+    cfg = make_config("hybrid-lite0-128", "category")
+    assert (cfg.input_resolution, cfg.grid, cfg.preprocess.size) == (128, 4, 128)
+    model = referred.create_model("hybrid-lite0-128", conditioning="category", seed=0)
+    with torch.no_grad():
+        assert model.tokens(images(2, 128), torch.tensor([0, 1])).shape == (2, 1 + 16 + 1, 256)
+        assert model(images(2, 128)).shape == (2, 256)
+
+
 @pytest.mark.parametrize(("stride", "grid"), [(8, 8), (16, 4), (32, 2)])
 def test_token_grid_follows_the_trunk_stride(stride, grid):
     model = referred.create_model(ModelConfig(**{**SMALL, "trunk_stride": stride}), seed=0)

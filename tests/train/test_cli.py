@@ -19,7 +19,8 @@ def _run(capsys, *argv):
         (["--conditioning", "colour"], "unknown conditioning 'colour'; expected one of"),
         (
             ["--model", "B-99"],
-            "neither an architecture (B-16, B-32, L-14, hybrid-lite0, hybrid-lite0-pyramid, tiny",
+            "neither an architecture (B-16, B-32, L-14, hybrid-lite0, hybrid-lite0-128, "
+            "hybrid-lite0-pyramid, tiny",
         ),
         (["--precision", "fp8"], "unknown precision 'fp8'"),
         (["--device", "tpu"], "unknown device 'tpu'"),

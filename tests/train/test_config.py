@@ -61,6 +61,7 @@ def test_model_spec(tmp_path):
     arch.write_text(json.dumps({"input_resolution": 128, "trunk": "efficientnet-lite0"}))
     hybrid = resolve_model_spec(str(arch)).defaults
     assert hybrid == {**resolve_model_spec("hybrid-lite0").defaults}
+    assert resolve_model_spec("hybrid-lite0-128").defaults == hybrid
     assert hybrid["augment_views"] == 1 and hybrid["trunk_lr_scale"] == 0.0
     arch.write_text(json.dumps({"widht": 64}))
     with pytest.raises(ValueError, match="not a valid architecture"):

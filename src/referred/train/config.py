@@ -65,6 +65,8 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "hybrid-lite0": _HYBRID_DEFAULTS,
     # the same, its trunk run to stride 32 as well (docs/training.md, "The pyramid")
     "hybrid-lite0-pyramid": _HYBRID_DEFAULTS,
+    # the same at 128 px, for zoom's close-ups (docs/training.md, "Zoom")
+    "hybrid-lite0-128": _HYBRID_DEFAULTS,
     "B-32": {"epochs": 30, "batch_size": 360, "lr": 1e-5},
     "B-16": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
     "L-14": {"epochs": 30, "batch_size": 420, "lr": 1e-5},
