@@ -24,6 +24,10 @@ def test_recall_at_1_of_hand_made_vectors():
 
 def test_the_best_margin_and_ties_broken_towards_the_training_one():
     assert best_grow({0.1: 0.4, 0.15: 0.6, 0.25: 0.5}) == 0.15
+    # within a point of the training margin: that one (a few hundred pairs cannot tell)
+    assert best_grow({0.1: 0.596, 0.25: 0.588, 0.3: 0.5}) == 0.25
+    assert best_grow({0.1: 0.596, 0.25: 0.588}, min_gain=0.005) == 0.1
+    assert best_grow({0.1: 0.596, 0.15: 0.59}) == 0.1  # the training margin was not tried
     assert best_grow({0.1: 0.6, 0.2: 0.6, 0.3: 0.6}) == 0.2  # closest to 0.25 (0.2 and 0.3:
     assert best_grow({0.2: 0.6, 0.3: 0.6}) == 0.2  # equally close, the smaller)
     assert best_grow({0.1: 0.6, 0.2: 0.6}, prefer=0.1) == 0.1
