@@ -62,16 +62,31 @@ def from_pixels(encoder: QueryEncoder, scenes: list, cats: list[str]) -> torch.T
     return torch.cat(out)
 
 
-def measure(
-    model, data: Path, split: str, limit: int, counts: list[int], train_grow: float = GROW
-) -> dict:
-    zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments every zoom benchmark takes: the model, the data, which products."""
+    p.add_argument("model", type=Path, help="a model folder with its locator")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=500)
+
+
+def boxed_products(data: Path, split: str, limit: int) -> tuple[list, dict]:
+    """(up to ``limit`` products of ``split`` with a photo and a first scene whose box is
+    known, the boxes)."""
     boxes, _ = read_item_boxes(data)
     products = [
         x
         for x in open_dataset(data).products(split)
         if x.simple and x.complex and (x.complex[0].url, str(x.product_id)) in boxes
     ][:limit]
+    return products, boxes
+
+
+def measure(
+    model, data: Path, split: str, limit: int, counts: list[int], train_grow: float = GROW
+) -> dict:
+    zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
+    products, boxes = boxed_products(data, split, limit)
     scenes = [x.complex[0].open() for x in products]
     true = [boxes[(x.complex[0].url, str(x.product_id))] for x in products]
     cats = [x.category for x in products]
@@ -106,10 +121,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", type=Path, help="a model folder with its locator")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=500)
+    add_arguments(p)
     p.add_argument("--counts", default="0", help="distractor counts, comma-separated")
     p.add_argument("--train-grow", type=float, default=GROW, help="the close-ups' training margin")
     p.add_argument("--json", type=Path)

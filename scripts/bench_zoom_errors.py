@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_zoom import add_arguments, boxed_products
+
 import referred
-from referred.data import open_dataset
-from referred.data.boxes import read_item_boxes
 from referred.query import QueryEncoder
 from referred.zoom.boxes import GROW, from_square, iou, to_square
 from referred.zoom.crop import close_up
@@ -36,10 +38,7 @@ def _scaled(boxes: list, f: float) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", type=Path, help="a model folder with its locator")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=500)
+    add_arguments(p)
     p.add_argument("--grow", type=float, default=GROW, help="the close-ups' training margin")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -47,12 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(model, "locator", None) is None:
         p.error(f"{args.model} has no locator (referred train --task locator)")
     zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
-    boxes, _ = read_item_boxes(args.data)
-    products = [
-        x
-        for x in open_dataset(args.data).products(args.split)
-        if x.simple and x.complex and (x.complex[0].url, str(x.product_id)) in boxes
-    ][: args.limit]
+    products, boxes = boxed_products(args.data, args.split, args.limit)
     scenes = [x.complex[0].open() for x in products]
     cats = [x.category for x in products]
     true = [list(to_square(boxes[(x.complex[0].url, str(x.product_id))], s.size))
