@@ -32,10 +32,13 @@ MIN_GAIN = 0.01
 
 def recall_at_1(queries: np.ndarray, targets: np.ndarray, truth: np.ndarray) -> float:
     """Share of queries (Q, D) whose most similar target (T, D), by inner product, is
-    ``truth[q]`` (ties: the first target wins)."""
+    ``truth[q]``: the benchmark's R@1 and tie rule (:mod:`referred.eval.metrics`: a target
+    tied with an earlier one ranks after it)."""
+    from referred.eval.metrics import ranks_from_scores, recall_at_k
+
     if len(queries) == 0:
         raise ValueError("no queries to measure")
-    return float(np.mean((queries @ targets.T).argmax(1) == truth))
+    return recall_at_k(ranks_from_scores(queries @ targets.T, np.asarray(truth)), 1)
 
 
 def best_grow(

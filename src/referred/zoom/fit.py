@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -49,15 +49,23 @@ class LocatorReport:
         return asdict(self)
 
 
-def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[tuple]:
-    """(scene image record, category, pixel box, product) of up to ``limit`` (scene, product)
-    pairs of ``split`` whose box is known."""
+class BoxPair(NamedTuple):
+    """A scene, the product worn in it, its category and the item's box (pixels)."""
+
+    image: Any  # the scene's image record
+    category: str
+    box: tuple
+    product: Any
+
+
+def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[BoxPair]:
+    """Up to ``limit`` (scene, product) pairs of ``split`` whose box is known."""
     pairs = []
     for product in dataset.products(split):
         for image in product.complex:
             box = boxes.get((image.url, str(product.product_id)))
             if box is not None and product.category:
-                pairs.append((image, str(product.category), box, product))
+                pairs.append(BoxPair(image, str(product.category), box, product))
         if limit is not None and len(pairs) >= limit:
             break
     return pairs[:limit]
@@ -72,15 +80,15 @@ def _encode(model, encoder, pairs, names, log, size: int, batch: int = 16):
     feats, squares, cats, t0 = [], [], [], time.perf_counter()
     for i in range(0, len(pairs), batch):
         chunk = pairs[i : i + batch]
-        images = [pair[0].open() for pair in chunk]
+        images = [pair.image.open() for pair in chunk]
         feats.append(presence_features(model, encoder.pixels(images, size)).half())
-        squares += [to_square(pair[2], im.size) for pair, im in zip(chunk, images)]
+        squares += [to_square(pair.box, im.size) for pair, im in zip(chunk, images)]
         if (i // batch) % 50 == 0:
             log(f"  features {i + len(chunk)}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
-    for _, cat, *_ in pairs:
-        index = _find(cat, names)
+    for pair in pairs:
+        index = _find(pair.category, names)
         if index is None:
-            raise ValueError(f"category {cat!r} is not one of the model's {names}")
+            raise ValueError(f"category {pair.category!r} is not one of the model's {names}")
         cats.append(index)
     return torch.cat(feats), torch.tensor(cats), torch.tensor(squares, dtype=torch.float32)
 
@@ -204,23 +212,23 @@ def fit_locator(
     return head, report
 
 
-def _calibrate(model, pairs: list[tuple], located: torch.Tensor, grows, log):
+def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, log):
     """:func:`calibrate_grow` on validation pairs whose product has a photo (each product's
     first photo in the gallery)."""
-    keep = [i for i, pair in enumerate(pairs) if pair[3].simple]
+    keep = [i for i, pair in enumerate(pairs) if pair.product.simple]
     if not keep:
         log("no validation product has a photo: the close-up's margin stays the default")
         return GROW, None
     rows: dict[str, int] = {}
     products, truth = [], []
     for i in keep:
-        product = pairs[i][3]
+        product = pairs[i].product
         if str(product.product_id) not in rows:
             rows[str(product.product_id)] = len(products)
             products.append(product.simple[0].open())
         truth.append(rows[str(product.product_id)])
-    scenes = [pairs[i][0].open() for i in keep]
-    cats = [pairs[i][1] for i in keep]
+    scenes = [pairs[i].image.open() for i in keep]
+    cats = [pairs[i].category for i in keep]
     grow, recalls = calibrate_grow(
         model_encoder(model), scenes, cats, located[keep], products, truth, grows
     )
