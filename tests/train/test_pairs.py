@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from referred.data import open_dataset
@@ -15,6 +16,7 @@ from referred.train.pairs import (
     augment,
     crop_box,
     grouped_order,
+    view_key,
 )
 from tests.train.conftest import FIXTURES
 
@@ -113,7 +115,9 @@ def test_pairs_are_deterministic_and_corrupt_images_are_skipped(tmp_path):
         data.set_epoch(epoch)
         items = [data[i] for i in range(3)]
         for a, b in zip(items, [data[i] for i in range(3)]):
-            assert all((a[k] == b[k]).all() for k in a)
+            assert a.keys() == b.keys()
+            same = (torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
+            assert all(same)
         assert [int(it["product"]) for it in items] == [0, 1, 2]  # 102's other scene is used
         assert [int(it["replaced"]) for it in items] == [0, 0, 0]
         seen_bad += int(items[1]["bad_images"])
@@ -162,3 +166,26 @@ def test_fixed_views_repeat_across_epochs_and_view_0_is_the_plain_image(synth_da
     assert plain[0]["simple"].numpy().tobytes() in seen_fixed  # view 0: the image itself
     with pytest.raises(ValueError, match="views must be >= 0"):
         PairDataset(index, np.arange(3), None, cfg, seed=0, views=-1)
+
+
+def test_a_fixed_view_is_named_by_its_key_and_not_decoded_once_known(synth_data, tmp_path):
+    index = build_pair_index(open_dataset(synth_data), "train", tmp_path / "idx")
+    cfg = AugmentConfig(size=32)
+    fixed = PairDataset(index, np.arange(3), None, cfg, seed=0, views=2)
+    fresh = PairDataset(index, np.arange(3), None, cfg, seed=0)
+    assert fresh[0]["simple_key"] == b"" and fresh[0]["simple_decoded"]  # drawn afresh
+    item = fixed[0]
+    assert len(item["simple_key"]) == 16 and item["simple_decoded"]
+    fixed.known = {item["simple_key"]}
+    again = fixed[0]  # the same draw: its SIMPLE image known, its COMPLEX one not
+    assert again["simple_key"] == item["simple_key"] and not again["simple_decoded"]
+    assert not again["simple"].any()  # a blank stands in; the memo holds the map
+    assert again["complex_decoded"] and torch.equal(again["complex"], item["complex"])
+    assert again["complex_key"] == item["complex_key"]
+
+
+def test_view_keys_follow_the_bytes_and_for_augmented_views_the_row():
+    png = b"the same encoded image"
+    assert view_key(png, 3, 0) == view_key(png, 9, 0)  # the image itself, wherever stored
+    assert view_key(png, 3, 1) != view_key(png, 9, 1)  # an augmentation drawn from the row
+    assert len({view_key(png, 3, 0), view_key(png, 3, 1), view_key(png + b"!", 3, 0)}) == 3

@@ -83,6 +83,9 @@ def test_memo_only_for_a_frozen_trunk_with_frozen_batchnorm():
     assert memo_for(hybrid, 0.0, 0.0) is None  # switched off
     live_bn = referred.create_model(make_config({**arch, "trunk_bn": "train"}, "category"))
     assert memo_for(live_bn, 0.0, 1.0) is None
+    elsewhere = hybrid.to("meta")  # off the CPU (as on a GPU): a pixel digest costs more
+    assert memo_for(elsewhere, 0.0, 1.0) is None  # than the trunk's pass there,
+    assert isinstance(memo_for(elsewhere, 0.0, 1.0, keyed=True), TrunkMemo)  # a decode not
 
 
 def test_a_frozen_hybrid_trains_to_the_same_weights_with_and_without_the_memo(
@@ -166,3 +169,65 @@ def test_a_block_begun_during_validation_takes_training_maps_afterwards():
     torch.testing.assert_close(memo(trunk, b), trunk(b))  # training: written into that block
     torch.testing.assert_close(memo(trunk, a), trunk(a))
     assert memo.stats.stored == 2 and len(memo._rows) == 1
+
+
+def test_view_keys_name_images_whose_pixels_the_memo_then_never_needs():
+    trunk, memo = CountingTrunk(), TrunkMemo(max_bytes=10**8)
+    a, b = torch.randn(2, 1, 3, 16, 16)
+    with memo.given([b"view-a", b""], [True, True]):  # b by a digest of its pixels
+        torch.testing.assert_close(memo(trunk, torch.cat([a, b])), trunk(torch.cat([a, b])))
+    assert memo.known == {b"view-a"}  # only view keys: the loader asks by those
+    before = trunk.images
+    blank = torch.zeros_like(a)
+    with memo.given([b"view-a"], [False]):  # the loader skipped a: blank pixels stand in
+        torch.testing.assert_close(memo(trunk, blank), trunk(a))
+    assert trunk.images == before + 1  # only the check's own call: the memo computed nothing
+    torch.testing.assert_close(memo(trunk, b), trunk(b))  # keys hold for one call only
+    with memo.given([b"view-c"], [False]), pytest.raises(RuntimeError, match="forgot it"):
+        memo(trunk, blank)  # a skipped image the memo lacks is an error, not a blank's map
+    with memo.given([b"x", b"y"]), pytest.raises(ValueError, match="2 keys given for a batch"):
+        memo(trunk, a)
+
+
+def test_an_lru_memo_forgets_view_keys_with_their_maps():
+    trunk = CountingTrunk().requires_grad_(True)
+    memo = TrunkMemo(max_bytes=4 * 7 * 7 * 4, policy="lru")  # room for one map
+    a, b = torch.randn(2, 1, 3, 16, 16)
+    with torch.inference_mode():
+        with memo.given([b"view-a"]):
+            memo(trunk, a)
+        with memo.given([b"view-b"]):
+            memo(trunk, b)
+    assert memo.known == {b"view-b"}
+
+
+def test_a_frozen_run_decodes_an_image_only_until_its_map_is_held(
+    micro_config, tmp_path, monkeypatch
+):
+    import referred.train.pairs as pairs
+
+    drawn, decoded = [], []  # every image drawn (its key), the draws decoded (their position)
+    real_open, real_key = pairs.open_image, pairs.view_key
+    monkeypatch.setattr(pairs, "view_key", lambda *a: drawn.append(real_key(*a)) or drawn[-1])
+    monkeypatch.setattr(
+        pairs, "open_image", lambda data: decoded.append(len(drawn) - 1) or real_open(data)
+    )
+    arch = {"input_resolution": 32, "trunk": "efficientnet-lite0", "trunk_stride": 8,
+            "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
+    (tmp_path / "hybrid.json").write_text(json.dumps(arch))
+    cfg = replace(
+        micro_config, model=str(tmp_path / "hybrid.json"), trunk_lr_scale=0.0, augment_views=1,
+        epochs=3,
+    )  # fmt: skip
+    train(replace(cfg, out=str(tmp_path / "memo")), progress=False)
+    per_batch = 2 * cfg.batch_size  # two images a pair, drawn in order (workers=0)
+    first_batch = {}
+    for i, key in enumerate(drawn):
+        first_batch.setdefault(key, i // per_batch)
+    # an image is decoded only in the batch that first drew it (twice there when two products
+    # share a scene); once its map is held, later batches read its key and nothing else
+    assert all(i // per_batch == first_batch[drawn[i]] for i in decoded)
+    assert len(set(drawn)) <= len(decoded) < len(drawn) / 2
+    decoded.clear(), drawn.clear()
+    train(replace(cfg, out=str(tmp_path / "plain"), trunk_memo_gb=0), progress=False)
+    assert len(decoded) == len(drawn)  # without the memo every draw decodes

@@ -15,6 +15,16 @@ names or dataset positions. Augmentation draws from a finite set of views per im
 memo is bounded (``max_bytes``): once full it stops storing and keeps serving what it holds
 (``policy="keep"``: a training run's images are all equally likely to come back).
 
+Decoding too: where a training image's pixels are a fixed function of its encoded bytes and
+its view (:mod:`referred.train.pairs`: ``--augment-views N >= 1``, or no augmentation), the
+loader names each image by a *view key* (:func:`referred.train.pairs.view_key`) instead. The
+memo keeps the set of view keys it holds (:attr:`TrunkMemo.known`); the loader neither decodes
+nor preprocesses an image whose key is in it, and :meth:`TrunkMemo.given` hands the keys of
+the next batch to the memo, which then neither hashes those images nor looks at their (blank)
+pixels. Reading, decoding, preprocessing and hashing 128 close-ups and products took ~0.3 s of
+a ~1 s step of ``hybrid-lite0-128`` on one CPU thread (docs/benchmarks.md). On a GPU, whose
+trunk pass costs less than hashing its input on the host, only a keyed memo is used.
+
 Serving: one photo is often asked for several items (shop-the-look, a shopper trying the
 chips one after another); the trunk, ~70% of a query's forward, does not depend on the
 condition, so the Searcher keeps the last photos' maps (``policy="lru"``) and a new condition on
@@ -28,6 +38,8 @@ import logging
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -76,11 +88,14 @@ class TrunkMemo:
         if policy not in self.POLICIES:
             raise ValueError(f"unknown memo policy {policy!r}; expected one of {self.POLICIES}")
         self.max_bytes, self.policy = max_bytes, policy
-        self.maps: OrderedDict[bytes, tuple[_Rows, int]] = OrderedDict()  # key → (rows, slot)
+        # key (a digest of the pixels, or a loader's view key) → (rows, slot)
+        self.maps: OrderedDict[bytes, tuple[_Rows, int]] = OrderedDict()
+        self.known: set[bytes] = set()  # the view keys in ``maps``: images not to decode
         self._rows: dict[tuple, _Rows] = {}  # (shape, dtype) → its rows
         self.stats = MemoStats()
         self.runner = FixedTrunk()  # what is not found: folded, in micro-batches
         self._lock = threading.Lock()
+        self._next = threading.local()  # keys handed by given() for this thread's next call
 
     @staticmethod
     def check(trunk: nn.Module) -> None:
@@ -90,9 +105,36 @@ class TrunkMemo:
         if reason is not None:
             raise ValueError(f"the trunk memo needs a fixed trunk, but {reason}")
 
+    @contextmanager
+    def given(
+        self, keys: Sequence[bytes] | None, decoded: Sequence[bool] | None = None
+    ) -> Iterator[None]:
+        """Within: this thread's next call names image ``i`` by ``keys[i]`` when it is not
+        empty (a view key, :func:`referred.train.pairs.view_key`), by a digest of its pixels
+        otherwise. ``decoded[i]`` false: image ``i``'s pixels are a blank stand-in (its key
+        was in :attr:`known` when it was loaded), so its map must be found. ``keys`` ``None``:
+        no change."""
+        self._next.keys = None if keys is None else (keys, decoded)
+        try:
+            yield
+        finally:
+            self._next.keys = None
+
+    def _keys(self, images: torch.Tensor) -> tuple[list[bytes], Sequence[bool], list[bool]]:
+        """Each image's key, whether its pixels are real, whether its key is a view key."""
+        given = getattr(self._next, "keys", None)
+        self._next.keys = None  # for one call only
+        if given is None:
+            return [image_key(x) for x in images], [True] * len(images), [False] * len(images)
+        names, decoded = given
+        if len(names) != len(images) or (decoded is not None and len(decoded) != len(images)):
+            raise ValueError(f"{len(names)} keys given for a batch of {len(images)} images")
+        keys = [bytes(k) if k else image_key(x) for k, x in zip(names, images)]
+        return keys, decoded or [True] * len(images), [bool(k) for k in names]
+
     def __call__(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
         self.check(trunk)
-        keys = [image_key(x) for x in images]
+        keys, decoded, named = self._keys(images)
         found: dict[bytes, torch.Tensor] = {}
         first: dict[bytes, int] = {}
         with self._lock:
@@ -102,6 +144,12 @@ class TrunkMemo:
                     found[k] = rows.row(slot).clone()  # under the lock: a freed row is reused
                     if self.policy == "lru":
                         self.maps.move_to_end(k)
+                elif not decoded[i]:
+                    raise RuntimeError(
+                        f"the trunk memo has no map for view key {k.hex()}, whose image the "
+                        "loader skipped as memoised: the memo forgot it (a bounded 'lru' memo "
+                        "must not serve a loader)"
+                    )
                 else:
                     first.setdefault(k, i)  # an image twice in one batch is computed once
             missing = list(first.values())
@@ -112,16 +160,17 @@ class TrunkMemo:
             with self._lock:
                 for i, m in zip(missing, out):
                     found[keys[i]] = m
-                    self._store(keys[i], m)
-        rows = [found[k] for k in keys]
-        return torch.stack(rows).to(images.device)  # (B, C, g, g)
+                    self._store(keys[i], m, named[i])
+        # held maps are on the CPU, new ones where the trunk ran
+        return torch.stack([found[k].to(images.device) for k in keys])  # (B, C, g, g)
 
-    def _store(self, key: bytes, m: torch.Tensor) -> None:  # under the lock
+    def _store(self, key: bytes, m: torch.Tensor, view: bool = False) -> None:  # under the lock
         if key in self.maps:  # another thread stored it meanwhile
             return
         size = m.numel() * m.element_size()
         while self.policy == "lru" and self.maps and self.stats.bytes + size > self.max_bytes:
-            _, (rows, slot) = self.maps.popitem(last=False)
+            old, (rows, slot) = self.maps.popitem(last=False)
+            self.known.discard(old)
             rows.release(slot)
             self.stats.stored -= 1
             self.stats.bytes -= rows.row_bytes
@@ -140,6 +189,8 @@ class TrunkMemo:
         if rows is None:
             rows = self._rows[kind] = _Rows(kind[0], m.dtype, self.max_bytes)
         self.maps[key] = (rows, rows.put(m.detach().cpu()))
+        if view:
+            self.known.add(key)
         self.stats.stored += 1
         self.stats.bytes += size
 
@@ -183,14 +234,18 @@ class _Rows:
         self.free.append(slot)
 
 
-def memo_for(model: nn.Module, trunk_lr_scale: float | None, max_gb: float) -> TrunkMemo | None:
+def memo_for(
+    model: nn.Module, trunk_lr_scale: float | None, max_gb: float, keyed: bool = False
+) -> TrunkMemo | None:
     """A memo for ``model``'s trunk when it is a fixed function during training — a hybrid
-    whose trunk is frozen (``trunk_lr_scale == 0``) with frozen BatchNorm, on the CPU — else
-    ``None``. On a GPU the trunk's forward costs less than hashing its input on the host."""
+    whose trunk is frozen (``trunk_lr_scale == 0``) with frozen BatchNorm — else ``None``.
+    On a GPU only when the loader names images by view keys (``keyed``): there the trunk's
+    forward costs less than hashing its input on the host; what a memo saves is the
+    decoding."""
     config = getattr(model, "config", None)
     if getattr(model, "trunk", None) is None or config is None or max_gb <= 0:
         return None
-    if next(model.parameters()).device.type != "cpu":
+    if next(model.parameters()).device.type != "cpu" and not keyed:
         return None
     if trunk_lr_scale != 0 or config.trunk_bn != "frozen":
         return None

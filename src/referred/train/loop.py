@@ -34,6 +34,9 @@ from referred.train.validate import embed_split, retrieval_metrics
 
 log = logging.getLogger(__name__)
 
+#: The batch fields naming each image for a frozen trunk's memo (:mod:`referred.train.pairs`).
+KEY_FIELDS = ("complex_key", "complex_decoded", "simple_key", "simple_decoded")
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN); the message says what to do."""
@@ -60,10 +63,24 @@ class PairModel(torch.nn.Module):
         self.model = model
 
     def forward(
-        self, scenes: torch.Tensor, products: torch.Tensor, cond: torch.Tensor | None
+        self,
+        scenes: torch.Tensor,
+        products: torch.Tensor,
+        cond: torch.Tensor | None,
+        keys: dict[str, Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, R, R) ×2, condition → (B, D) query and (B, D) target embeddings."""
-        return self.model(scenes, cond), self.model(products)
+        """(B, 3, R, R) ×2, condition → (B, D) query and (B, D) target embeddings.
+
+        ``keys``: the batch's ``{complex,simple}_{key,decoded}`` (:mod:`referred.train.pairs`),
+        handed to a frozen trunk's memo, which finds the images by them."""
+        memo = self.model.trunk_memo
+        if memo is None or keys is None:
+            return self.model(scenes, cond), self.model(products)
+        with memo.given(list(keys["complex_key"]), keys["complex_decoded"].tolist()):
+            q = self.model(scenes, cond)
+        with memo.given(list(keys["simple_key"]), keys["simple_decoded"].tolist()):
+            t = self.model(products)
+        return q, t
 
 
 def train(
@@ -166,9 +183,14 @@ class _Loop:
             )
             self.trainable = head_only
             if self.r.model.trunk_memo is None:
-                self.r.model.trunk_memo = memo_for(
-                    self.r.model, self.cfg.trunk_lr_scale, self.cfg.trunk_memo_gb
+                keyed = self.r.data.fixed_views
+                memo = memo_for(
+                    self.r.model, self.cfg.trunk_lr_scale, self.cfg.trunk_memo_gb, keyed
                 )
+                self.r.model.trunk_memo = memo
+                # images whose maps it holds are not decoded again (worker processes see
+                # the keys known when each epoch's workers start)
+                self.r.data.known = memo.known if memo is not None and keyed else None
             self.wrapped = None  # drop the previous DDP wrapper (and its gradient hooks) first
             self.wrapped = _wrap(PairModel(self.r.model), self.r.device, self.r.info)
         return self.wrapped
@@ -242,8 +264,9 @@ class _Loop:
         scenes = normalize_pixels(batch["complex"].to(dev, non_blocking=True), pre.mean, pre.std)
         products = normalize_pixels(batch["simple"].to(dev, non_blocking=True), pre.mean, pre.std)
         cond = r.condition(batch["cond"].to(dev, non_blocking=True))
+        keys = {k: batch[k] for k in KEY_FIELDS if k in batch}
         with r.autocast:
-            q, t = model(scenes, products, cond)  # (B, D) each
+            q, t = model(scenes, products, cond, keys or None)  # (B, D) each
         q, t = F.normalize(q.float(), dim=-1), F.normalize(t.float(), dim=-1)
         offset = r.info.rank * q.shape[0]
         loss = info_nce(

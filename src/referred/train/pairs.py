@@ -6,7 +6,12 @@ product's category or on one of its captions chosen at random. Both images get t
 augmentation: white square pad, RandomResizedCrop(scale 0.8–1, ratio 3/4–4/3), horizontal flip
 with probability 1/2, in PIL and numpy. With ``views`` (``--augment-views N``) each image
 instead shows one of N fixed views (itself, or an augmentation drawn once from the image's
-row), so that a frozen trunk's maps repeat and can be memoised.
+row), so that a frozen trunk's maps repeat and can be memoised. Such an image's pixels are then
+a function of its *view key* (:func:`view_key`: a digest of its encoded bytes and its view,
+and of its row for an augmented view); a sample names each image by it, and skips decoding
+those whose key is in ``known`` (the keys a frozen trunk's memo holds,
+:mod:`referred.model.trunk_memo`): a blank image stands in for the pixels, which the memo
+does not need.
 
 Every random choice of a sample comes from ``np.random.default_rng((seed, epoch, product))``,
 and the order from ``(seed, epoch)``: the data seen is the same whatever the number of worker
@@ -15,6 +20,7 @@ processes, and a resumed run sees exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -96,8 +102,10 @@ class PairDataset(torch.utils.data.Dataset):
     Items are dicts of ``simple`` and ``complex`` uint8 (3, S, S) images, ``cond`` (int64: the
     model's category index, a caption id into ``index.captions``, or -1 without conditioning),
     ``product`` (index row), ``bad_images`` (images met that did not decode: another image of
-    the product is tried first) and ``replaced`` (> 0 when none of a product's SIMPLE or
-    COMPLEX images decoded and the next product stood in).
+    the product is tried first), ``replaced`` (> 0 when none of a product's SIMPLE or
+    COMPLEX images decoded and the next product stood in), and per image ``{name}_key`` (its
+    view key, ``b""`` when its pixels are drawn afresh) and ``{name}_decoded`` (false: the
+    key was in :attr:`known`, and the pixels are a blank stand-in).
     """
 
     def __init__(
@@ -114,6 +122,13 @@ class PairDataset(torch.utils.data.Dataset):
         self.index, self.products, self.conditions = index, products, conditions
         self.augment_cfg, self.seed, self.views = augment_cfg, seed, views
         self.epoch = 0
+        self.known: set[bytes] | None = None  # view keys whose images need no decoding
+
+    @property
+    def fixed_views(self) -> bool:
+        """Whether each image's pixels are a function of its view key (a finite set of views,
+        or no augmentation) rather than drawn afresh at each use."""
+        return self.views >= 1 or not self.augment_cfg.enabled
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -137,53 +152,101 @@ class PairDataset(torch.utils.data.Dataset):
                 bad += exc.bad
                 continue
             return {
-                "simple": torch.from_numpy(simple),
-                "complex": torch.from_numpy(complex_),
+                "simple": torch.from_numpy(simple.pixels),
+                "complex": torch.from_numpy(complex_.pixels),
                 "cond": torch.tensor(cond, dtype=torch.int64),
                 "product": torch.tensor(row, dtype=torch.int64),
                 "bad_images": torch.tensor(bad + bad_here, dtype=torch.int64),
                 "replaced": torch.tensor(attempt, dtype=torch.int64),
+                "simple_key": simple.key,
+                "complex_key": complex_.key,
+                "simple_decoded": torch.tensor(simple.decoded),
+                "complex_decoded": torch.tensor(complex_.decoded),
             }
         raise ImageDecodeError(
             f"{MAX_RETRIES} products in a row from {self.index.product_ids[row]} have images "
             "that do not decode; is the image store corrupt?"
         )
 
-    def _pair(self, row: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """(simple, complex, condition, images that did not decode) of product ``row``."""
-        simple, simple_row, bad_s = self._decodable(self.index.simple_rows(row), rng)
-        complex_, complex_row, bad_c = self._decodable(self.index.complex_rows(row), rng)
+    def _pair(self, row: int, rng: np.random.Generator) -> tuple[_Image, _Image, int, int]:
+        """(simple, complex, condition, images that did not decode) of product ``row``.
+
+        The draws from ``rng`` come in one order whatever is decoded: the order in which the
+        SIMPLE and the COMPLEX images are tried, the condition, then each image's view (or,
+        drawn afresh, its augmentation)."""
+        simple_rows, complex_rows = self.index.simple_rows(row), self.index.complex_rows(row)
+        simple_order = rng.permutation(len(simple_rows))
+        complex_order = rng.permutation(len(complex_rows))
         cond = -1
         if isinstance(self.conditions, TextConditions):  # one of its captions, at random
             start, stop = self.conditions.start[row], self.conditions.start[row + 1]
             cond = int(self.conditions.rows[start + int(rng.integers(stop - start))])
         elif self.conditions is not None:
             cond = int(self.conditions[row])
-        simple_px = self._augmented(simple, simple_row, rng)
-        return simple_px, self._augmented(complex_, complex_row, rng), cond, bad_s + bad_c
+        simple_view, complex_view = self._view(rng), self._view(rng)
+        simple = self._image(simple_rows, simple_order, simple_view, rng)
+        complex_ = self._image(complex_rows, complex_order, complex_view, rng)
+        return simple, complex_, cond, simple.bad + complex_.bad
 
-    def _augmented(self, img: Image.Image, image_row: int, rng: np.random.Generator) -> np.ndarray:
-        """The image as trained on: freshly augmented (``views == 0``), or one of its ``views``
+    def _view(self, rng: np.random.Generator) -> int:
+        """The view an image shows: 0 (itself) to ``views - 1``; 0 without fixed views."""
+        return int(rng.integers(self.views)) if self.views and self.augment_cfg.enabled else 0
+
+    def _image(self, rows: range, order: np.ndarray, view: int, rng: np.random.Generator) -> _Image:
+        """The first image of ``rows`` in ``order`` that is known or decodes, as trained on."""
+        bad = 0
+        for k in order:
+            image_row = rows[int(k)]
+            data = self.index.read(image_row)
+            key = view_key(data, image_row, view) if self.fixed_views else b""
+            if key and self.known is not None and key in self.known:
+                return _Image(self._blank(), key, False, bad)
+            try:
+                img = open_image(data)
+            except ImageDecodeError:
+                bad += 1
+                continue
+            return _Image(self._augmented(img, image_row, view, rng), key, True, bad)
+        raise _Undecodable(bad)
+
+    def _augmented(
+        self, img: Image.Image, image_row: int, view: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The image as trained on: freshly augmented (``views == 0``), or view ``view`` of its
         fixed views — view 0 the image itself, view ``v`` the augmentation drawn from
         ``(seed, image row, v)``, the same in every epoch and for every product showing it."""
         cfg = self.augment_cfg
         if self.views == 0 or not cfg.enabled:
             return augment(img, cfg, rng)
-        v = int(rng.integers(self.views))
-        if v == 0:
+        if view == 0:
             return augment(img, replace(cfg, enabled=False), rng)
-        return augment(img, cfg, np.random.default_rng((self.seed, image_row, v)))
+        return augment(img, cfg, np.random.default_rng((self.seed, image_row, view)))
 
-    def _decodable(self, rows: range, rng: np.random.Generator) -> tuple[Image.Image, int, int]:
-        """A random image of ``rows`` that decodes (trying the others in random order), its
-        image row, and how many did not decode before it."""
-        bad = 0
-        for k in rng.permutation(len(rows)):
-            try:
-                return open_image(self.index.read(rows[int(k)])), rows[int(k)], bad
-            except ImageDecodeError:
-                bad += 1
-        raise _Undecodable(bad)
+    def _blank(self) -> np.ndarray:
+        size = self.augment_cfg.size
+        return np.zeros((3, size, size), dtype=np.uint8)
+
+
+def view_key(data: bytes, image_row: int, view: int) -> bytes:
+    """The key of view ``view`` of the image whose encoded bytes are ``data`` at row
+    ``image_row`` of the packed split: a 128-bit digest of the bytes and the view, and of the
+    row for an augmented view (view 0, the image itself, is the same wherever it is stored;
+    view ``v`` is drawn from the row). Not a digest of pixels, so never equal to one."""
+    h = hashlib.blake2b(digest_size=16, person=b"referred-view")
+    h.update(f"{view}:{image_row if view else ''}:".encode())
+    h.update(data)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One image of a sample: its pixels (blank when not decoded), view key, whether it was
+    decoded, and how many of the product's images did not decode before it."""
+
+    pixels: np.ndarray
+    key: bytes
+    decoded: bool
+    bad: int
 
 
 class _Undecodable(Exception):
