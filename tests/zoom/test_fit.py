@@ -85,3 +85,27 @@ def test_the_cli_task_fits_and_saves_the_locator(data, model, tmp_path, capsys):
     assert referred.load_model(tmp_path / "out").locator is not None
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--max-minutes", "3"]) == 2
     assert "does not take --max-minutes" in capsys.readouterr().err
+
+
+def test_each_scene_goes_through_the_model_once_for_all_its_items(data, model, monkeypatch):
+    import referred.presence.features as features
+    from referred.data import open_dataset
+    from referred.data.boxes import read_item_boxes
+    from referred.query import QueryEncoder
+    from referred.zoom import fit
+
+    real, images = features.presence_features, []
+    monkeypatch.setattr(
+        features, "presence_features", lambda m, px: images.append(len(px)) or real(m, px)
+    )
+    boxes, _ = read_item_boxes(data)
+    pairs = fit.box_pairs(open_dataset(data), "train", boxes, 60)
+    encoder, size = QueryEncoder(model), model.config.preprocess.size
+    x, cats, squares = fit._encode(
+        model, encoder, pairs, list(encoder.category_choices), lambda line: None, size
+    )
+    assert sum(images) == len({fit.scene_key(p) for p in pairs}) < len(pairs)  # worn together
+    assert len(x) == len(cats) == len(squares) == len(pairs)
+    for i in (0, len(pairs) // 2, len(pairs) - 1):  # each pair: its own scene's features
+        alone = real(model, encoder.pixels([pairs[i].image.open()], size))
+        torch.testing.assert_close(x[i].float(), alone[0].half().float(), atol=2e-3, rtol=1e-2)

@@ -73,24 +73,41 @@ def box_pairs(dataset, split: str, boxes: dict, limit: int | None) -> list[BoxPa
 
 def _encode(model, encoder, pairs, names, log, size: int, batch: int = 16):
     """Features (P, N, C) float16 of the scenes at ``size`` px, category indices (P,), boxes
-    (P, 4) in square fractions."""
+    (P, 4) in square fractions. A scene wears several items (four on average in the synthetic
+    data): each distinct scene goes through the model once, its pairs share its features."""
     from referred.presence.features import presence_features
     from referred.query import _find
 
-    feats, squares, cats, t0 = [], [], [], time.perf_counter()
-    for i in range(0, len(pairs), batch):
-        chunk = pairs[i : i + batch]
-        images = [pair.image.open() for pair in chunk]
+    row_of: dict[Any, int] = {}
+    scenes: list[BoxPair] = []  # the first pair of each distinct scene
+    for pair in pairs:
+        key = scene_key(pair)
+        if key not in row_of:
+            row_of[key] = len(scenes)
+            scenes.append(pair)
+    feats, sizes, t0 = [], [], time.perf_counter()
+    for i in range(0, len(scenes), batch):
+        images = [pair.image.open() for pair in scenes[i : i + batch]]
         feats.append(presence_features(model, encoder.pixels(images, size)).half())
-        squares += [to_square(pair.box, im.size) for pair, im in zip(chunk, images)]
+        sizes += [im.size for im in images]
         if (i // batch) % 50 == 0:
-            log(f"  features {i + len(chunk)}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
+            done, seconds = i + len(images), time.perf_counter() - t0
+            log(f"  features {done}/{len(scenes)} scenes ({seconds:.0f} s)")
+    rows = [row_of[scene_key(pair)] for pair in pairs]
+    squares = [to_square(pair.box, sizes[r]) for pair, r in zip(pairs, rows)]
+    cats = []
     for pair in pairs:
         index = _find(pair.category, names)
         if index is None:
             raise ValueError(f"category {pair.category!r} is not one of the model's {names}")
         cats.append(index)
-    return torch.cat(feats), torch.tensor(cats), torch.tensor(squares, dtype=torch.float32)
+    features = torch.cat(feats)[torch.tensor(rows, dtype=torch.long)]
+    return features, torch.tensor(cats), torch.tensor(squares, dtype=torch.float32)
+
+
+def scene_key(pair: BoxPair) -> Any:
+    """What makes two pairs' scenes the same image: its URL (the boxes are keyed by it)."""
+    return pair.image.url or id(pair.image)
 
 
 def _predict(head: Locator, x, tokens, batch: int = 64) -> torch.Tensor:
