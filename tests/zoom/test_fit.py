@@ -85,6 +85,11 @@ def test_the_cli_task_fits_and_saves_the_locator(data, model, tmp_path, capsys):
     assert referred.load_model(tmp_path / "out").locator is not None
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--max-minutes", "3"]) == 2
     assert "does not take --max-minutes" in capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "p"), "--epochs", "1", "--pairs", "40"]) == 0
+    saved = json.loads((tmp_path / "p" / "locator.json").read_text())
+    assert saved["report"]["pairs"]["train"] == 40 and saved["report"]["pairs"]["valid"] > 0
+    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "q"), "--pairs", "9"])
+    assert "--pairs is a setting of --task locator only" in capsys.readouterr().err
 
 
 def test_each_scene_goes_through_the_model_once_for_all_its_items(data, model, monkeypatch):

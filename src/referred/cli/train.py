@@ -207,6 +207,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "small item in a scene needs",
     )
     zoom.add_argument(
+        "--pairs",
+        type=_positive_int,
+        help="the (scene, item) pairs of the training split the locator learns from (default "
+        "5000; each distinct scene is read once, a synthetic scene wears four items)",
+    )
+    zoom.add_argument(
         "--grow",
         type=non_negative_float,
         help="the close-up's margin around a located box, as a share of its longer side "
@@ -257,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(given)} only apply to --task cir (a Combiner's training)")
     locator_only = [
         flag
-        for attr, flag in (("scene_size", "--scene-size"), ("grow", "--grow"))
+        for attr, flag in (("scene_size", "--scene-size"), ("pairs", "--pairs"), ("grow", "--grow"))
         if getattr(args, attr, None) is not None
     ]
     if locator_only and args.task != "locator":

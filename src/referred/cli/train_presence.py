@@ -118,10 +118,11 @@ def run_locator(args: argparse.Namespace) -> int:
     from referred.zoom.fit import fit_locator
     from referred.zoom.io import save_locator
 
-    out = _check_frozen_task(args, TAKES + ", --scene-size, --grow")
+    out = _check_frozen_task(args, TAKES + ", --scene-size, --pairs, --grow")
     model = referred.load_model(args.model)
     settings = {
         "scene_size": getattr(args, "scene_size", None),
+        "pairs": None if getattr(args, "pairs", None) is None else {"train": args.pairs},
         "epochs": args.epochs or 8,
         "lr": args.lr or 1e-3,
         "batch": args.batch_size or 64,
