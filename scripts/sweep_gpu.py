@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from train_demo_gpu import _referred  # this folder: python runs scripts with it on sys.path
+
 #: The CPU recipe (docs/training.md, Zoom) as TrainConfig fields; device and loaders are the GPU's.
 BASE = {
     "model": "hybrid-lite0-128",
@@ -63,19 +65,6 @@ def cmd_one(args: argparse.Namespace) -> int:
     config = json.loads(args.config)
     train(TrainConfig(**config), resume="never", progress=False)
     return 0
-
-
-def _referred(*argv: str, log: Path) -> None:
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        subprocess.run(
-            [sys.executable, "-m", "referred", *argv],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            check=True,
-            timeout=300,
-        )
-    print(f"{' '.join(argv[:2])}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def _curve(run: Path) -> list[dict[str, float]]:
@@ -118,9 +107,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         synth = ["--products", str(args.products), "--distractors", "5000", "--seed", "2"]
         logs = work / "logs"
         _referred("data", "synth", str(work / "data"), *synth, "--workers", workers,
-                  log=logs / "synth.log")  # fmt: skip
+                  log=logs / "synth.log", timeout=300)  # fmt: skip
         _referred("data", "closeups", str(work / "data"), str(work / "close"), "--jitter",
-                  str(args.jitter), "--workers", workers, log=logs / "closeups.log")  # fmt: skip
+                  str(args.jitter), "--workers", workers, log=logs / "closeups.log",
+                  timeout=300)  # fmt: skip
         data = work / "close"
     configs = _configs(variants, data, work, args.epochs, args.device)
     procs, started = {}, {}

@@ -88,16 +88,19 @@ def test_memo_only_for_a_frozen_trunk_with_frozen_batchnorm():
     assert isinstance(memo_for(elsewhere, 0.0, 1.0, keyed=True), TrunkMemo)  # a decode not
 
 
-def test_a_frozen_hybrid_trains_to_the_same_weights_with_and_without_the_memo(
-    micro_config, tmp_path
-):
+def frozen_hybrid(micro_config, tmp_path, **changes):
+    """Three epochs of a micro hybrid with its trunk frozen."""
     arch = {"input_resolution": 32, "trunk": "efficientnet-lite0", "trunk_stride": 8,
             "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
     (tmp_path / "hybrid.json").write_text(json.dumps(arch))
-    cfg = replace(
-        micro_config, model=str(tmp_path / "hybrid.json"), epochs=3, trunk_lr_scale=0.0,
-        augment_views=2,
-    )  # fmt: skip
+    model = str(tmp_path / "hybrid.json")
+    return replace(micro_config, model=model, epochs=3, trunk_lr_scale=0.0, **changes)
+
+
+def test_a_frozen_hybrid_trains_to_the_same_weights_with_and_without_the_memo(
+    micro_config, tmp_path
+):
+    cfg = frozen_hybrid(micro_config, tmp_path, augment_views=2)
     memo = train(replace(cfg, out=str(tmp_path / "memo")), progress=False)
     plain = train(replace(cfg, out=str(tmp_path / "plain"), trunk_memo_gb=0), progress=False)
     a = load_file(str(memo.last / "model.safetensors"))
@@ -212,13 +215,7 @@ def test_a_frozen_run_decodes_an_image_only_until_its_map_is_held(
     monkeypatch.setattr(
         pairs, "open_image", lambda data: decoded.append(len(drawn) - 1) or real_open(data)
     )
-    arch = {"input_resolution": 32, "trunk": "efficientnet-lite0", "trunk_stride": 8,
-            "width": 32, "layers": 1, "heads": 2, "output_dim": 16}  # fmt: skip
-    (tmp_path / "hybrid.json").write_text(json.dumps(arch))
-    cfg = replace(
-        micro_config, model=str(tmp_path / "hybrid.json"), trunk_lr_scale=0.0, augment_views=1,
-        epochs=3,
-    )  # fmt: skip
+    cfg = frozen_hybrid(micro_config, tmp_path, augment_views=1)
     train(replace(cfg, out=str(tmp_path / "memo")), progress=False)
     per_batch = 2 * cfg.batch_size  # two images a pair, drawn in order (workers=0)
     first_batch = {}
