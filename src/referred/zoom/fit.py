@@ -2,10 +2,10 @@
 
 The boxes come from :func:`referred.data.boxes.read_item_boxes` (the synthetic generator's
 record, or a dataset's ``item_boxes.csv``); LRVS-F itself has no boxes: a locator for it needs
-boxes from elsewhere (a detector, annotations). Training: the frozen features of each (scene,
-product) pair once, the head by AdamW on :meth:`Locator.loss` with a cosine schedule, the
-epoch with the best validation IoU kept; then IoU on the test split, and the close-up's margin
-that retrieves best around the located boxes of the validation pairs
+boxes from elsewhere (a detector, annotations). Training: the frozen features of each distinct
+scene once (shared by the items worn in it), the head by AdamW on :meth:`Locator.loss` with a
+cosine schedule, the epoch with the best validation IoU kept; then IoU on the test split, and
+the close-up's margin that retrieves best around the located boxes of the validation pairs
 (:func:`referred.zoom.calibrate.calibrate_grow`).
 """
 
