@@ -244,7 +244,11 @@ def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, log):
             rows[str(product.product_id)] = len(products)
             products.append(product.simple[0].open())
         truth.append(rows[str(product.product_id)])
-    scenes = [pairs[i].image.open() for i in keep]
+    opened: dict[Any, Any] = {}  # a scene wears several items: decoded once
+    for i in keep:
+        if scene_key(pairs[i]) not in opened:
+            opened[scene_key(pairs[i])] = pairs[i].image.open()
+    scenes = [opened[scene_key(pairs[i])] for i in keep]
     cats = [pairs[i].category for i in keep]
     grow, recalls = calibrate_grow(
         model_encoder(model), scenes, cats, located[keep], products, truth, grows
