@@ -19,8 +19,11 @@ path (:class:`referred.query.QueryEncoder`):
   holding only pixels get: the benchmark's and validation's streams, ``referred embed``).
 
 The gallery is the split's products (unconditioned) plus ``--counts`` distractors; the same on
-the held-out rendering style (``DATA/heldout_style``) when present. Prints R@1 / R@10 and the
-locator's IoU (docs/benchmarks.md, "Zoom")::
+the held-out rendering style (``DATA/heldout_style``) when present. ``--folds K`` takes
+K × ``--limit`` products and measures each fold of ``--limit`` against its own products and the
+same distractors: the figure is the folds' mean (the protocol of one ``--limit``-product test,
+with about 1/√K of its noise), their standard error printed beside it. Prints R@1 / R@10 and
+the locator's IoU (docs/benchmarks.md, "Zoom")::
 
     referred data closeups /tmp/h13/d20 /tmp/zoom/d20
     referred train --data /tmp/zoom/d20 --out /tmp/zoom/cat --model hybrid-lite0 \\
@@ -82,11 +85,36 @@ def boxed_products(data: Path, split: str, limit: int) -> tuple[list, dict]:
     return products, boxes
 
 
+def fold_recall(queries: np.ndarray, products: np.ndarray, extra: np.ndarray, size: int):
+    """Recall of each fold of ``size`` queries against its own products and all of ``extra``:
+    ({"R@1": mean over folds, ...}, {"R@1": standard error of that mean, ...})."""
+    folds = [
+        recall(queries[i : i + size], np.concatenate([products[i : i + size], extra]))
+        for i in range(0, len(queries), size)
+    ]
+    mean = {m: float(np.mean([f[m] for f in folds])) for m in folds[0]}
+    if len(folds) < 2:
+        return mean, {m: float("nan") for m in mean}
+    se = {m: float(np.std([f[m] for f in folds], ddof=1) / np.sqrt(len(folds))) for m in mean}
+    return mean, se
+
+
 def measure(
-    model, data: Path, split: str, limit: int, counts: list[int], train_grow: float = GROW
+    model,
+    data: Path,
+    split: str,
+    limit: int,
+    counts: list[int],
+    train_grow: float = GROW,
+    folds: int = 1,
 ) -> dict:
     zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
-    products, boxes = boxed_products(data, split, limit)
+    products, boxes = boxed_products(data, split, limit * folds)
+    if len(products) < limit * folds:
+        raise SystemExit(
+            f"{data}: {len(products)} {split} products with a boxed scene, "
+            f"{folds} folds of {limit} need {limit * folds}"
+        )
     scenes = [x.complex[0].open() for x in products]
     true = [boxes[(x.complex[0].url, str(x.product_id))] for x in products]
     cats = [x.category for x in products]
@@ -105,17 +133,21 @@ def measure(
     }
     targets = whole.encode([x.simple[0].open() for x in products]).numpy()
     extra = list(open_dataset(data).distractors(split))[: max(counts)]
+    others = np.zeros((0, targets.shape[1]), targets.dtype)
     if extra:
-        targets = np.concatenate([targets, whole.encode([d.image.open() for d in extra]).numpy()])
+        others = whole.encode([d.image.open() for d in extra]).numpy()
     row = {
-        "products": len(products),
+        "products": limit,
+        "folds": folds,
         "locator IoU": float(np.mean(ious)),
         "IoU > 0.5": float(np.mean(np.array(ious) > 0.5)),
         "margin served": zoom.zoom_grow,
     }
     for way, q in queries.items():
         for k in counts:
-            row[f"{way} +{k}"] = recall(q.numpy(), targets[: len(products) + k])
+            row[f"{way} +{k}"], row[f"{way} +{k} se"] = fold_recall(
+                q.numpy(), targets, others[:k], limit
+            )
     return row
 
 
@@ -124,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(p)
     p.add_argument("--counts", default="0", help="distractor counts, comma-separated")
     p.add_argument("--train-grow", type=float, default=GROW, help="the close-ups' training margin")
+    p.add_argument("--folds", type=int, default=1, help="folds of --limit products, averaged")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.folds < 1 or args.limit < 1:
+        p.error("--folds and --limit must be at least 1")
     torch.set_num_threads(1)
     counts = [int(c) for c in args.counts.split(",")]
     model = referred.load_model(args.model)
@@ -135,18 +170,29 @@ def main(argv: list[str] | None = None) -> int:
     for name, data in (("in style", args.data), ("held-out style", args.data / "heldout_style")):
         if not data.is_dir():
             continue
-        row = results[name] = measure(model, data, args.split, args.limit, counts, args.train_grow)
-        print(f"\n{name}: {row['products']} {args.split} products of {data}; locator IoU "
+        row = results[name] = measure(
+            model, data, args.split, args.limit, counts, args.train_grow, args.folds
+        )
+        folds = f" (mean of {args.folds} folds ± its standard error)" if args.folds > 1 else ""
+        print(f"\n{name}: {row['products']} {args.split} products of {data}{folds}; locator IoU "
               f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%), margin "
               f"served {row['margin served']:g}")  # fmt: skip
         print("| query | " + " | ".join(f"R@1 +{k} | R@10 +{k}" for k in counts) + " |")
         print("|---|" + "---:|---:|" * len(counts))
         for way in [w.rsplit(" +", 1)[0] for w in row if w.endswith(f" +{counts[0]}")]:
-            cells = [f"{100 * row[f'{way} +{k}'][m]:.1f}" for k in counts for m in ("R@1", "R@10")]
+            cells = [
+                _cell(row[f"{way} +{k}"][m], row[f"{way} +{k} se"][m], args.folds)
+                for k in counts
+                for m in ("R@1", "R@10")
+            ]
             print(f"| {way} | " + " | ".join(cells) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _cell(value: float, se: float, folds: int) -> str:
+    return f"{100 * value:.1f}" + (f" ± {100 * se:.1f}" if folds > 1 else "")
 
 
 if __name__ == "__main__":

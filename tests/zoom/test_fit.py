@@ -43,6 +43,7 @@ def test_the_locator_travels_with_its_model(fitted, model, tmp_path):
         assert torch.equal(loaded.locator(x, c)[1], head(x, c)[1])
     loaded.save_pretrained(tmp_path / "again")  # save_pretrained keeps it, and its report
     assert load_locator(tmp_path / "again", 32)[1] == 0.3
+    assert load_locator(tmp_path / "again", 32)[0].film  # fitted now: the condition scales
     again = json.loads((tmp_path / "again" / "locator.json").read_text())
     assert again["report"] == json.loads(json.dumps(report.as_dict()))
     with pytest.raises(ValueError, match="fitted on a model of width 32, this one has width 64"):
@@ -114,3 +115,18 @@ def test_each_scene_goes_through_the_model_once_for_all_its_items(data, model, m
     for i in (0, len(pairs) // 2, len(pairs) - 1):  # each pair: its own scene's features
         alone = real(model, encoder.pixels([pairs[i].image.open()], size))
         torch.testing.assert_close(x[i].float(), alone[0].half().float(), atol=2e-3, rtol=1e-2)
+
+
+def test_a_locator_saved_before_film_loads_as_it_was(tmp_path):
+    from referred.zoom.head import Locator
+
+    torch.manual_seed(0)
+    old = Locator(8, 8, 4, hidden=16, film=False)
+    save_locator(tmp_path, old, 0.2)
+    record = json.loads((tmp_path / "locator.json").read_text())
+    del record["head"]["film"]  # what locators fitted before FiLM wrote
+    (tmp_path / "locator.json").write_text(json.dumps(record))
+    head, grow = load_locator(tmp_path, 8)
+    assert not head.film and grow == 0.2
+    feats, tokens = torch.randn(2, 16, 8), torch.randn(2, 8)
+    torch.testing.assert_close(head(feats, tokens), old(feats, tokens))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from referred.zoom.head import Locator, grid_of
+from referred.zoom.head import Locator, generalised_iou, grid_of
 
 G, C, W = 6, 8, 8
 
@@ -41,12 +41,13 @@ def test_shapes_heat_map_and_bad_inputs():
         grid_of(torch.randn(1, 35, C))
 
 
-def test_it_learns_to_find_the_asked_item_not_the_other_one():
+@pytest.mark.parametrize("film", [True, False])
+def test_it_learns_to_find_the_asked_item_not_the_other_one(film):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     signatures = 2 * torch.randn(2, C, generator=gen)
     tokens = torch.randn(2, W, generator=gen)  # the condition tokens of the two categories
-    head = Locator(C, W, G, hidden=32)
+    head = Locator(C, W, G, hidden=32, film=film)
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     for _ in range(300):
         feats, asked, boxes, _ = _scenes(64, gen, signatures)
@@ -65,3 +66,34 @@ def test_it_learns_to_find_the_asked_item_not_the_other_one():
     assert hit(found, boxes) > 0.85
     assert hit(swapped, other) > 0.85  # the condition, not the scene alone, decides
     assert (found[:, 2:] - boxes[:, 2:]).abs().mean() < 0.05
+
+
+def test_generalised_iou_on_hand_computed_boxes():
+    a = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2], [0.25, 0.5, 0.2, 0.2]])
+    b = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.6, 0.5, 0.2, 0.2], [0.75, 0.5, 0.2, 0.2]])
+    # same box: 1; shifted by half its width: overlap 0.02 / union 0.06, the hull is the union;
+    # disjoint: no overlap, the hull (0.7 × 0.2) is 0.06 larger than the union (0.08)
+    want = torch.tensor([1.0, 1 / 3, -0.06 / 0.14])
+    torch.testing.assert_close(generalised_iou(a, b), want)
+    torch.testing.assert_close(generalised_iou(b, a), want)
+
+
+def test_the_overlap_term_pulls_a_disjoint_box_towards_the_true_one():
+    true = torch.tensor([[0.75, 0.5, 0.2, 0.2]])
+    pred = torch.tensor([[0.25, 0.5, 0.2, 0.2]], requires_grad=True)
+    (1 - generalised_iou(pred, true)).sum().backward()
+    assert pred.grad[0, 0] < 0  # descending moves the centre right, to the true box
+
+
+def test_film_starts_as_the_added_condition_and_scales_by_it():
+    torch.manual_seed(0)
+    added, scaled = Locator(C, W, G, hidden=16, film=False), Locator(C, W, G, hidden=16)
+    scaled.load_state_dict(added.state_dict(), strict=False)  # all but gamma, zero at start
+    feats, tokens = torch.randn(3, G * G, C), torch.randn(3, W)
+    torch.testing.assert_close(scaled(feats, tokens), added(feats, tokens))
+    with torch.no_grad():
+        scaled.gamma.bias.fill_(-1.0)  # scale 0: the scene's features no longer reach the cells
+    logits, _ = scaled(feats, tokens)
+    other, _ = scaled(torch.randn(3, G * G, C), tokens)
+    torch.testing.assert_close(logits, other)
+    assert scaled.config()["film"] is True and added.config()["film"] is False

@@ -50,7 +50,8 @@ def load_locator(directory: str | Path, cond_width: int) -> tuple[Locator, float
         record = read_side_record(d, CONFIG, FORMAT)
         if record is None:
             return None
-        head, grow = Locator(**record["head"]), float(record["grow"])
+        # a locator fitted before FiLM has no "film" key: its condition was only added
+        head, grow = Locator(**{"film": False, **record["head"]}), float(record["grow"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{d / CONFIG} is not a locator: {exc}") from None
     check_width(d / CONFIG, head.cond_width, cond_width)
