@@ -130,3 +130,8 @@ def test_a_locator_saved_before_film_loads_as_it_was(tmp_path):
     assert not head.film and grow == 0.2
     feats, tokens = torch.randn(2, 16, 8), torch.randn(2, 8)
     torch.testing.assert_close(head(feats, tokens), old(feats, tokens))
+
+
+def test_a_diverging_fit_is_an_error_not_an_untrained_locator(data, model):
+    with pytest.raises(ValueError, match=r"training diverged at lr inf; fit it again"):
+        fit_locator(model, data, pairs=PAIRS, epochs=2, hidden=16, lr=float("inf"), grows=None)

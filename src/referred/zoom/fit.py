@@ -198,6 +198,11 @@ def fit_locator(
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = head.loss(xs["train"][idx].float(), tokens[cs["train"][idx]], ys["train"][idx])
+            if not torch.isfinite(loss):  # else every later IoU is NaN and nothing is learnt
+                raise ValueError(
+                    f"the locator's loss is {loss.item()} at step {step} of epoch {epoch}: "
+                    f"training diverged at lr {lr:g}; fit it again with a lower lr"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
