@@ -116,17 +116,23 @@ class Locator(nn.Module):
         logits, _ = self.forward(features, cond_tokens)
         return logits.softmax(1).view(-1, self.grid, self.grid)
 
-    def loss(self, features: torch.Tensor, cond_tokens: torch.Tensor, boxes: torch.Tensor):
+    def loss(
+        self,
+        features: torch.Tensor,
+        cond_tokens: torch.Tensor,
+        boxes: torch.Tensor,
+        overlap: float = 2.0,
+    ):
         """Cross-entropy of the true centre's cell + 10 × L1 of the box (``(cx, cy, w, h)``)
-        + 2 × (1 − generalised IoU), mean over the batch."""
+        + ``overlap`` × (1 − generalised IoU), mean over the batch (``overlap=0``: the loss
+        of the locators fitted before the term)."""
         logits, pred = self.forward(features, cond_tokens)
         col = (boxes[:, 0] * self.grid).long().clamp(0, self.grid - 1)
         row = (boxes[:, 1] * self.grid).long().clamp(0, self.grid - 1)
-        return (
-            F.cross_entropy(logits, row * self.grid + col)
-            + 10 * F.l1_loss(pred, boxes)
-            + 2 * (1 - generalised_iou(pred, boxes)).mean()
-        )
+        loss = F.cross_entropy(logits, row * self.grid + col) + 10 * F.l1_loss(pred, boxes)
+        if overlap:
+            loss = loss + overlap * (1 - generalised_iou(pred, boxes)).mean()
+        return loss
 
 
 def generalised_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
