@@ -110,11 +110,12 @@ def measure(
 ) -> dict:
     zoom, whole = QueryEncoder(model), QueryEncoder(model, zoom=False)
     products, boxes = boxed_products(data, split, limit * folds)
-    if len(products) < limit * folds:
+    if folds > 1 and len(products) < limit * folds:
         raise SystemExit(
             f"{data}: {len(products)} {split} products with a boxed scene, "
             f"{folds} folds of {limit} need {limit * folds}"
         )
+    size = limit if folds > 1 else len(products)  # one fold: up to --limit, as many as there are
     scenes = [x.complex[0].open() for x in products]
     true = [boxes[(x.complex[0].url, str(x.product_id))] for x in products]
     cats = [x.category for x in products]
@@ -137,7 +138,7 @@ def measure(
     if extra:
         others = whole.encode([d.image.open() for d in extra]).numpy()
     row = {
-        "products": limit,
+        "products": size,
         "folds": folds,
         "locator IoU": float(np.mean(ious)),
         "IoU > 0.5": float(np.mean(np.array(ious) > 0.5)),
@@ -145,9 +146,10 @@ def measure(
     }
     for way, q in queries.items():
         for k in counts:
-            row[f"{way} +{k}"], row[f"{way} +{k} se"] = fold_recall(
-                q.numpy(), targets, others[:k], limit
-            )
+            mean, se = fold_recall(q.numpy(), targets, others[:k], size)
+            row[f"{way} +{k}"] = mean
+            if folds > 1:
+                row[f"{way} +{k} se"] = se
     return row
 
 
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|" + "---:|---:|" * len(counts))
         for way in [w.rsplit(" +", 1)[0] for w in row if w.endswith(f" +{counts[0]}")]:
             cells = [
-                _cell(row[f"{way} +{k}"][m], row[f"{way} +{k} se"][m], args.folds)
+                _cell(row[f"{way} +{k}"][m], row.get(f"{way} +{k} se", {}).get(m))
                 for k in counts
                 for m in ("R@1", "R@10")
             ]
@@ -191,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cell(value: float, se: float, folds: int) -> str:
-    return f"{100 * value:.1f}" + (f" ± {100 * se:.1f}" if folds > 1 else "")
+def _cell(value: float, se: float | None) -> str:
+    return f"{100 * value:.1f}" + ("" if se is None else f" ± {100 * se:.1f}")
 
 
 if __name__ == "__main__":
