@@ -97,3 +97,16 @@ def test_film_starts_as_the_added_condition_and_scales_by_it():
     other, _ = scaled(torch.randn(3, G * G, C), tokens)
     torch.testing.assert_close(logits, other)
     assert scaled.config()["film"] is True and added.config()["film"] is False
+
+
+def test_the_loss_adds_the_overlap_term_with_its_weight():
+    torch.manual_seed(0)
+    head = Locator(C, W, G, hidden=16)
+    feats, tokens = torch.randn(4, G * G, C), torch.randn(4, W)
+    boxes = torch.tensor([[0.3, 0.4, 0.2, 0.1]] * 4)
+    with torch.no_grad():
+        _, pred = head(feats, tokens)
+        plain, weighted = head.loss(feats, tokens, boxes, 0), head.loss(feats, tokens, boxes, 3)
+    term = (1 - generalised_iou(pred, boxes)).mean()
+    torch.testing.assert_close(weighted - plain, 3 * term)
+    torch.testing.assert_close(head.loss(feats, tokens, boxes), plain + 2 * term)  # default 2
