@@ -4,10 +4,10 @@ Fitting a locator (``referred train --task locator``) spends most of its time on
 trunk's maps of the scenes; comparing heads does not need them again. ``features`` computes
 them once for a model and dataset (each distinct scene once, as the fit does: the pairs of
 each split, their category indices, their true boxes as fractions of the padded square, and
-the model's condition tokens); ``fit`` trains one head on them with the fit's schedule (AdamW,
-cosine, batches of 64, the best validation IoU kept) and prints validation and test IoU after
-each epoch, then the test pairs' IoU, share over 0.5 and share whose predicted centre falls in
-the true box, by category::
+the model's condition tokens); ``fit`` trains one head on them with the fit's own loop
+(:func:`referred.zoom.fit.train_head`: AdamW, cosine, batches of 64, the best validation IoU
+kept) and prints validation IoU after each epoch, then the test pairs' IoU, share over 0.5 and
+share whose predicted centre falls in the true box, by category::
 
     python scripts/bench_locator.py features RUN/best /tmp/s10/d20 /tmp/loc.pt --pairs 20000
     python scripts/bench_locator.py fit /tmp/loc.pt --no-film --overlap 0   # before FiLM + GIoU
@@ -19,7 +19,6 @@ docs/benchmarks.md, "The locator's overlap loss".
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import sys
 import time
@@ -33,7 +32,7 @@ from referred.data import open_dataset
 from referred.data.boxes import read_item_boxes
 from referred.presence.fit import condition_tokens
 from referred.query import QueryEncoder
-from referred.zoom.fit import _encode, _predict, box_ious, box_pairs
+from referred.zoom.fit import _encode, _predict, box_ious, box_pairs, train_head
 from referred.zoom.head import Locator
 
 SPLITS = ("train", "valid", "test")
@@ -61,40 +60,25 @@ def centre_inside(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
 def fit(args: argparse.Namespace) -> None:
     cache = torch.load(args.cache)
     tokens, names = cache["tokens"], cache["names"]
-    x, cats, boxes = (t[: args.pairs] for t in cache["train"])
+    train = tuple(t[: args.pairs] for t in cache["train"])
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    x = train[0]
     grid = math.isqrt(x.shape[1])
     head = Locator(x.shape[-1], tokens.shape[-1], grid, args.hidden, film=args.film)
-    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.05)
-    per_epoch = max(len(x) // 64, 1)
-    total, step, t0 = args.epochs * per_epoch, 0, time.perf_counter()
-    best, best_iou = copy.deepcopy(head.state_dict()), -1.0
-
-    def ious(split: str) -> np.ndarray:
-        xs, cs, ys = cache[split]
-        return box_ious(_predict(head, xs, tokens[cs]), ys)
-
-    for epoch in range(1, args.epochs + 1):
-        head.train()
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for i in range(per_epoch):
-            idx = order[i * 64 : (i + 1) * 64]
-            for group in opt.param_groups:
-                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = head.loss(x[idx].float(), tokens[cats[idx]], boxes[idx], args.overlap)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-        head.eval()
-        valid, test = ious("valid").mean(), ious("test").mean()
-        seconds = time.perf_counter() - t0
-        print(f"epoch {epoch}: validation IoU {valid:.4f}, test {test:.4f} ({seconds:.0f} s)")
-        if valid > best_iou:
-            best, best_iou = copy.deepcopy(head.state_dict()), valid
-    head.load_state_dict(best)
-    head.eval()
+    t0 = time.perf_counter()
+    train_head(
+        head,
+        train,
+        cache["valid"],
+        tokens,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch=64,
+        rng=rng,
+        overlap=args.overlap,
+    )
+    print(f"trained in {time.perf_counter() - t0:.0f} s (the best validation epoch kept)")
     xs, cs, ys = cache["test"]
     pred = _predict(head, xs, tokens[cs])
     iou, inside = box_ious(pred, ys), centre_inside(pred, ys)

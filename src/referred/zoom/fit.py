@@ -185,35 +185,17 @@ def fit_locator(
     head = Locator(
         xs["train"].shape[-1], tokens.shape[-1], grid, hidden, None if size == own else size
     )
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
-    n = len(xs["train"])
-    per_epoch = max(n // batch, 1)
-    total, step = epochs * per_epoch, 0
-    best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), -1.0, 0
-    for epoch in range(1, epochs + 1):
-        head.train()
-        order = torch.from_numpy(rng.permutation(n))
-        for i in range(per_epoch):
-            idx = order[i * batch : (i + 1) * batch]
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = head.loss(xs["train"][idx].float(), tokens[cs["train"][idx]], ys["train"][idx])
-            if not torch.isfinite(loss):  # else every later IoU is NaN and nothing is learnt
-                raise ValueError(
-                    f"the locator's loss is {loss.item()} at step {step} of epoch {epoch}: "
-                    f"training diverged at lr {lr:g}; fit it again with a lower lr"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-        head.eval()
-        v = float(box_ious(_predict(head, xs["valid"], tokens[cs["valid"]]), ys["valid"]).mean())
-        log(f"epoch {epoch}: loss {loss.item():.4f}, validation IoU {v:.4f}")
-        if v > best_iou:
-            best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), v, epoch
-    head.load_state_dict(best)
-    head.eval()
+    best_epoch, best_iou = train_head(
+        head,
+        (xs["train"], cs["train"], ys["train"]),
+        (xs["valid"], cs["valid"], ys["valid"]),
+        tokens,
+        epochs=epochs,
+        lr=lr,
+        batch=batch,
+        rng=rng,
+        log=log,
+    )
     test = box_ious(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
     grow, recalls = GROW if not grows else float(grows[0]), None
     if grows is not None and len(grows) > 1:
@@ -232,6 +214,56 @@ def fit_locator(
         grow_recall=None if recalls is None else {f"{g:g}": r for g, r in recalls.items()},
     )
     return head, report
+
+
+def train_head(
+    head: Locator,
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tokens: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch: int,
+    rng: np.random.Generator,
+    log: Callable[[str], None] = print,
+    overlap: float = 2.0,
+) -> tuple[int, float]:
+    """Train ``head`` on (features, category indices, boxes) with AdamW and a cosine schedule,
+    ``overlap`` the weight of its loss's overlap term; keep the epoch with the best validation
+    IoU (loaded, the head left in eval mode) → (that epoch, its IoU). Raises ValueError when the
+    loss goes non-finite (the lr is named)."""
+    x, cats, boxes = train
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
+    n = len(x)
+    per_epoch = max(n // batch, 1)
+    total, step = epochs * per_epoch, 0
+    best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), -1.0, 0
+    for epoch in range(1, epochs + 1):
+        head.train()
+        order = torch.from_numpy(rng.permutation(n))
+        for i in range(per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = head.loss(x[idx].float(), tokens[cats[idx]], boxes[idx], overlap)
+            if not torch.isfinite(loss):  # else every later IoU is NaN and nothing is learnt
+                raise ValueError(
+                    f"the locator's loss is {loss.item()} at step {step} of epoch {epoch}: "
+                    f"training diverged at lr {lr:g}; fit it again with a lower lr"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        head.eval()
+        v = float(box_ious(_predict(head, valid[0], tokens[valid[1]]), valid[2]).mean())
+        log(f"epoch {epoch}: loss {loss.item():.4f}, validation IoU {v:.4f}")
+        if v > best_iou:
+            best, best_iou, best_epoch = copy.deepcopy(head.state_dict()), v, epoch
+    head.load_state_dict(best)
+    head.eval()
+    return best_epoch, best_iou
 
 
 def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, log):
