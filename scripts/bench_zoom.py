@@ -11,10 +11,10 @@ path (:class:`referred.query.QueryEncoder`):
 * ``true box close-up``: the close-up around the generator's box (a perfect locator), with
   the margin the close-ups were cut with for training (``--train-grow``, default 0.25);
 * ``located close-up (as served)``: the query path as served, the locator's box, the
-  close-up cut from the photo at full resolution with the locator's margin (chosen on the
-  validation split by ``referred train --task locator``);
-* ``located close-up, training margin``: the same box with the training margin (what the
-  query path did before the margin was chosen by recall);
+  close-ups cut from the photo at full resolution with the locator's views (margins, maybe
+  mirrored, chosen on the validation split by ``referred train --task locator``), pooled;
+* ``located close-up, training margin``: the same box, one close-up at the training margin
+  (what the query path did before the close-ups were chosen by recall);
 * ``located close-up from pixels``: the same cut from the preprocessed square (what callers
   holding only pixels get: the benchmark's and validation's streams, ``referred embed``).
 
@@ -142,7 +142,7 @@ def measure(
         "folds": folds,
         "locator IoU": float(np.mean(ious)),
         "IoU > 0.5": float(np.mean(np.array(ious) > 0.5)),
-        "margin served": zoom.zoom_grow,
+        "views served": zoom.zoom_views.label(),
     }
     for way, q in queries.items():
         for k in counts:
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         folds = f" (mean of {args.folds} folds ± its standard error)" if args.folds > 1 else ""
         print(f"\n{name}: {row['products']} {args.split} products of {data}{folds}; locator IoU "
-              f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%), margin "
-              f"served {row['margin served']:g}")  # fmt: skip
+              f"{row['locator IoU']:.3f} (> 0.5 for {100 * row['IoU > 0.5']:.1f}%), close-ups "
+              f"served {row['views served']}")  # fmt: skip
         print("| query | " + " | ".join(f"R@1 +{k} | R@10 +{k}" for k in counts) + " |")
         print("|---|" + "---:|---:|" * len(counts))
         for way in [w.rsplit(" +", 1)[0] for w in row if w.endswith(f" +{counts[0]}")]:

@@ -41,6 +41,7 @@ from referred.imageio import ImageDecodeError, Photo
 from referred.preprocess import preprocess_image
 from referred.slots import ForwardSlots
 from referred.zoom.boxes import GROW
+from referred.zoom.views import Views
 
 Kind = Literal["none", "category", "text"]
 KINDS: tuple[Kind, ...] = ("none", "category", "text")
@@ -199,7 +200,9 @@ class QueryEncoder:
     build a new encoder after changing the model). ``text_encoder``: a callable list[str] →
     (B, cond_dim) to use instead of the model's own sentence encoder. ``zoom``: when the model
     has a locator (:mod:`referred.zoom`), embed each conditioned query as the close-up of the
-    item the locator finds (False: the whole photo, as a model without one does).
+    item the locator finds (False: the whole photo, as a model without one does), as the
+    pooled vector of the close-ups ``zoom_views`` names (:class:`referred.zoom.views.Views`;
+    default: the views saved with the locator).
     """
 
     def __init__(
@@ -210,6 +213,7 @@ class QueryEncoder:
         batch_size: int = 32,
         text_encoder: Any = None,
         zoom: bool = True,
+        zoom_views: Any = None,
     ) -> None:
         from referred.model.fast import FastCondViT, inference_model
 
@@ -225,7 +229,9 @@ class QueryEncoder:
         self._text_encoder = text_encoder
         self._memo: Any = None
         self.locator = getattr(model, "locator", None) if zoom else None
-        self.zoom_grow = getattr(model, "zoom_grow", None) or GROW
+        if zoom_views is not None and not isinstance(zoom_views, Views):
+            raise TypeError(f"zoom_views must be a referred.zoom.views.Views, got {zoom_views!r}")
+        self.zoom_views = zoom_views or getattr(model, "zoom_views", None) or Views((GROW,))
         own = getattr(self.net, "threads", None)  # a fast twin may run on its own thread count
         # forwards at once: as many as the cores hold
         self._slots = ForwardSlots(threads_per_forward=(lambda: own) if own else None)
@@ -303,10 +309,18 @@ class QueryEncoder:
         """One forward of pixels (B, 3, R, R) with B conditions of one kind → (B, D) unit rows,
         float32 on the CPU. A zooming encoder first cuts the close-ups out of the pixels."""
         if self.zooms(conds):
-            from referred.zoom.crop import zoom_pixels
-
-            pixels = zoom_pixels(pixels, self.locate(pixels, conds), self.zoom_grow)
+            views = self.zoom_views.cut_pixels(pixels, self.locate(pixels, conds))
+            return self._pooled(views.flatten(0, 1), conds)
         return self._embed_pixels(pixels, conds)
+
+    def _pooled(self, close: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
+        """Close-ups (V·B, 3, R, R), view-major, of B queries → (B, D): their views pooled
+        (:func:`referred.zoom.views.pool`)."""
+        from referred.zoom.views import pool
+
+        n = self.zoom_views.count
+        emb = self._embed_pixels(close, list(conds) * n)
+        return pool(emb.reshape(n, len(conds), -1))
 
     def _embed_pixels(self, pixels: torch.Tensor, conds: Sequence[Condition]) -> torch.Tensor:
         with self._slots, torch.inference_mode():
@@ -423,14 +437,11 @@ class QueryEncoder:
     def _zoomed(self, images: list[Any], conds: Sequence[Condition]) -> torch.Tensor:
         """Photos → their close-ups' vectors, cut from the photos at full resolution (each
         decoded once: a :class:`~referred.imageio.Photo`, as the caller's own are)."""
-        from referred.zoom.crop import close_up
-
         photos = [x if isinstance(x, Photo) else Photo(self.decoded(x)) for x in images]
         boxes = self.locate(self.scene_pixels(photos), conds)
-        close = [
-            close_up(self.decoded(p), b, self.zoom_grow) for p, b in zip(photos, boxes.tolist())
-        ]
-        return self._embed_pixels(self.pixels(close), conds)
+        cuts = [self.zoom_views.cut(self.decoded(p), b) for p, b in zip(photos, boxes.tolist())]
+        close = [cut[v] for v in range(self.zoom_views.count) for cut in cuts]  # view-major
+        return self._pooled(self.pixels(close), conds)
 
     # the LRVSF-Benchmark interface
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""scripts/bench_zoom.py's folds: each fold against its own products and the same distractors."""
+"""scripts/bench_zoom.py's folds, and bench_zoom_views.py's pooled candidates."""
 
 from __future__ import annotations
 
@@ -34,3 +34,21 @@ def test_each_fold_ranks_its_own_products_and_the_shared_distractors():
     assert abs(se["R@1"] - 0.25) < 1e-9 and se["R@10"] == 0.0  # std (1, ½) / √2
     mean, se = fold_recall(queries, products, extra[:0], 4)  # one fold, no distractor
     assert mean["R@1"] == 0.75 and np.isnan(se["R@1"])  # query 1 now sees product 2
+
+
+def test_the_views_benchmark_pools_the_close_ups_a_candidate_names():
+    from bench_zoom_views import pooled
+
+    from referred.zoom.views import Views
+
+    v = {
+        ("located", 0.1, False): np.array([[2.0, 0.0]], np.float32),
+        ("located", 0.1, True): np.array([[0.0, 1.0]], np.float32),
+        ("located", 0.25, False): np.array([[0.0, -3.0]], np.float32),
+        ("located", 0.25, True): np.array([[1.0, 0.0]], np.float32),
+    }
+    assert np.allclose(pooled(v, "located", Views((0.1,))), [[1.0, 0.0]])
+    assert np.allclose(pooled(v, "located", Views((0.1,), flip=True)), [[2**-0.5, 2**-0.5]])
+    assert np.allclose(pooled(v, "located", Views((0.1, 0.25))), [[2**-0.5, -(2**-0.5)]])
+    # all four: (1 + 0 + 0 + 1, 0 + 1 - 1 + 0) / 4 → (1, 0)
+    assert np.allclose(pooled(v, "located", Views((0.1, 0.25), flip=True)), [[1.0, 0.0]])

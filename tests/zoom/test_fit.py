@@ -10,6 +10,7 @@ import torch
 import referred
 from referred.zoom import load_locator, save_locator
 from referred.zoom.fit import fit_locator
+from referred.zoom.views import Views
 
 PAIRS = {"train": 120, "valid": 30, "test": 30}
 
@@ -35,14 +36,15 @@ def test_fit_reports_measured_figures(fitted):
 def test_the_locator_travels_with_its_model(fitted, model, tmp_path):
     head, report, _ = fitted
     model.save_pretrained(tmp_path / "m")
-    save_locator(tmp_path / "m", head, 0.3, report.as_dict())
+    views = Views((0.1, 0.3), flip=True)
+    save_locator(tmp_path / "m", head, views, report.as_dict())
     loaded = referred.load_model(tmp_path / "m")
-    assert loaded.zoom_grow == 0.3
+    assert loaded.zoom_views == views
     x, c = torch.randn(2, 16, 32), torch.randn(2, 32)
     with torch.no_grad():
         assert torch.equal(loaded.locator(x, c)[1], head(x, c)[1])
     loaded.save_pretrained(tmp_path / "again")  # save_pretrained keeps it, and its report
-    assert load_locator(tmp_path / "again", 32)[1] == 0.3
+    assert load_locator(tmp_path / "again", 32)[1] == views
     assert load_locator(tmp_path / "again", 32)[0].film  # fitted now: the condition scales
     again = json.loads((tmp_path / "again" / "locator.json").read_text())
     assert again["report"] == json.loads(json.dumps(report.as_dict()))
@@ -117,17 +119,17 @@ def test_each_scene_goes_through_the_model_once_for_all_its_items(data, model, m
         torch.testing.assert_close(x[i].float(), alone[0].half().float(), atol=2e-3, rtol=1e-2)
 
 
-def test_a_locator_saved_before_film_loads_as_it_was(tmp_path):
+def test_a_locator_saved_before_film_and_views_loads_as_it_was(tmp_path):
     from referred.zoom.head import Locator
 
     torch.manual_seed(0)
     old = Locator(8, 8, 4, hidden=16, film=False)
     save_locator(tmp_path, old, 0.2)
     record = json.loads((tmp_path / "locator.json").read_text())
-    del record["head"]["film"]  # what locators fitted before FiLM wrote
+    del record["head"]["film"], record["views"]  # what locators fitted before FiLM wrote
     (tmp_path / "locator.json").write_text(json.dumps(record))
-    head, grow = load_locator(tmp_path, 8)
-    assert not head.film and grow == 0.2
+    head, views = load_locator(tmp_path, 8)
+    assert not head.film and views == Views((0.2,))  # one close-up at its margin
     feats, tokens = torch.randn(2, 16, 8), torch.randn(2, 8)
     torch.testing.assert_close(head(feats, tokens), old(feats, tokens))
 

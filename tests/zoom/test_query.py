@@ -122,3 +122,23 @@ def test_shop_the_look_cuts_each_close_up_from_the_photo(zooming, photo, monkeyp
     expected = torch.cat([enc.encode([photo], "Bags"), enc.encode([photo], "Feet")])
     # the photo's own close-ups, not ones cut from its preprocessed square
     assert np.allclose(seen[0], expected.numpy(), atol=1e-5)
+
+
+def test_several_views_are_pooled_from_the_photo_and_from_the_pixels(zooming, photo):
+    from referred.zoom.views import Views, pool
+
+    views = Views((0.1, 0.3), flip=True)
+    enc, whole = QueryEncoder(zooming, zoom_views=views), QueryEncoder(zooming, zoom=False)
+    expected = pool(torch.stack([whole.encode([c], "Bags") for c in views.cut(photo, BOX)]))
+    got = enc.encode([photo, photo], "Bags")
+    assert torch.allclose(got, expected.expand(2, -1), atol=1e-6)
+    assert torch.allclose(got.norm(dim=-1), torch.ones(2))
+    single = QueryEncoder(zooming).encode([photo], "Bags")  # the model's own: one close-up
+    assert not torch.allclose(got[:1], single, atol=1e-4)
+    pixels = enc.pixels([photo])
+    conds = enc.conditions("Bags", 1)
+    cut = views.cut_pixels(pixels, torch.tensor([BOX]))
+    expected = pool(torch.stack([whole.forward(c, conds) for c in cut]))
+    assert torch.allclose(enc.forward(pixels, conds), expected, atol=1e-6)
+    with pytest.raises(TypeError, match="zoom_views must be"):
+        QueryEncoder(zooming, zoom_views=0.25)

@@ -216,7 +216,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--grow",
         type=non_negative_float,
         help="the close-up's margin around a located box, as a share of its longer side "
-        "(default: the one of 0.05-0.3 whose close-ups retrieve best on the validation split)",
+        "(default: the close-ups that retrieve best on the validation split: one margin of "
+        "0.05-0.3 or two, plain or also mirrored, up to --max-views)",
+    )
+    zoom.add_argument(
+        "--max-views",
+        type=_positive_int,
+        help="the most close-ups a query may be embedded as, their vectors averaged (default "
+        "4: two margins, each also mirrored; 1: one close-up, the fastest query)",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="require OUT/last and continue it")
@@ -263,7 +270,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(given)} only apply to --task cir (a Combiner's training)")
     locator_only = [
         flag
-        for attr, flag in (("scene_size", "--scene-size"), ("pairs", "--pairs"), ("grow", "--grow"))
+        for attr, flag in (
+            ("scene_size", "--scene-size"),
+            ("pairs", "--pairs"),
+            ("grow", "--grow"),
+            ("max_views", "--max-views"),
+        )
         if getattr(args, attr, None) is not None
     ]
     if locator_only and args.task != "locator":

@@ -114,11 +114,16 @@ def run_floor(args: argparse.Namespace) -> int:
 def run_locator(args: argparse.Namespace) -> int:
     """0 when the locator was fitted and saved beside the model in --out."""
     import referred
-    from referred.zoom.calibrate import GROWS
+    from referred.zoom.calibrate import GROWS, MAX_VIEWS
     from referred.zoom.fit import fit_locator
     from referred.zoom.io import save_locator
+    from referred.zoom.views import Views
 
-    out = _check_frozen_task(args, TAKES + ", --scene-size, --pairs, --grow")
+    out = _check_frozen_task(args, TAKES + ", --scene-size, --pairs, --grow, --max-views")
+    if getattr(args, "grow", None) is not None and getattr(args, "max_views", None) is not None:
+        from referred.cli import UserError
+
+        raise UserError("--grow fixes one close-up (no search); --max-views bounds the search")
     model = referred.load_model(args.model)
     settings = {
         "scene_size": getattr(args, "scene_size", None),
@@ -128,6 +133,7 @@ def run_locator(args: argparse.Namespace) -> int:
         "batch": args.batch_size or 64,
         "seed": args.seed,
         "grows": GROWS if getattr(args, "grow", None) is None else (args.grow,),
+        "max_views": getattr(args, "max_views", None) or MAX_VIEWS,
     }
     head, report = fit_locator(
         model, args.data, log=lambda line: print(line, flush=True), **settings
@@ -139,10 +145,12 @@ def run_locator(args: argparse.Namespace) -> int:
         "data": str(args.data),
         **settings,
     }
-    save_locator(out, head, report.grow, {**report.as_dict(), "made_with": made_with})
+    views = Views.from_record(report.views)
+    save_locator(out, head, views, {**report.as_dict(), "made_with": made_with})
     print(json.dumps(report.as_dict(), indent=1))
     print(
         f"locator saved in {out} (locator.safetensors, locator.json): conditioned queries "
-        "are now embedded as close-ups of the item it finds"
+        "are now embedded as close-ups of the item it finds "
+        f"({views.label()}: {views.count} close-up{'s' if views.count > 1 else ''} a query)"
     )
     return 0

@@ -374,7 +374,7 @@ def save_pretrained(
     if locator is not None:  # and its locator (referred.zoom.io)
         from referred.zoom.io import save_locator
 
-        save_locator(d, locator, model.zoom_grow)
+        save_locator(d, locator, model.zoom_views)
 
 
 def config_from_saved(config: dict[str, Any], source: str) -> ModelConfig:

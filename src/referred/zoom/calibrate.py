@@ -1,32 +1,42 @@
-"""The close-up's margin chosen by recall: which window around a located box retrieves best.
+"""The close-ups a query is embedded as, chosen by recall around located boxes.
 
 A CondViT trained on close-ups of exact boxes loses much more recall when the window around a
 box is too large (other items enter it, the asked one shrinks) than when it is a little too
 small: on the tenth session's hybrid-lite0, true boxes 1.3 × too large gave R@1 41.4% and
 0.8 × 57.6%, against 59.0% exact (docs/benchmarks.md, "What the locator's errors cost"). A
-locator's boxes err both ways, so the margin that retrieves best around *located* boxes may
-be smaller than the one the close-ups were cut with. :func:`calibrate_grow` measures, for
-each candidate margin, R@1 of the located close-ups of validation pairs against the
-validation products' photos, and keeps the best (the training margin unless another gains a
-point); :func:`referred.zoom.fit.fit_locator` calls it and the locator saves the margin.
+locator's boxes err both ways, so one margin around *located* boxes trades one error for the
+other, and the mean of the close-ups at two margins (each maybe mirrored) retrieves better
+than either (:mod:`referred.zoom.views`). :func:`calibrate_views` measures R@1 of each
+candidate (one margin or two, plain or mirrored) on the located close-ups of validation
+pairs against the validation products' photos and keeps the best (one close-up at the
+training margin unless another gains a point); :func:`referred.zoom.fit.fit_locator` calls
+it and the locator saves the views.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import ImageOps
 
 from referred.zoom.boxes import GROW
 from referred.zoom.crop import close_up
+from referred.zoom.views import Views, candidates
 
 #: Margins tried (share of the box's longer side on every side; close-up side 1.1–1.6 ×).
 GROWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-#: R@1 another margin must gain over the training one to replace it: 5 of 500 validation
-#: pairs. A model trained on exact close-ups chose 0.1 over 0.25 by 0.2 points on validation
-#: and lost 1.2 on test; the jittered one gained 2.8 on validation and 2.8 on test with 0.2.
+#: Close-ups per query calibration may choose (each one more forward of the CondViT).
+MAX_VIEWS = 4
+#: What is kept unless another candidate gains :data:`MIN_GAIN`: one close-up at the
+#: training margin.
+DEFAULT = Views((GROW,))
+#: R@1 another candidate must gain over the default to replace it: 5 of 500 validation
+#: pairs. A model trained on exact close-ups chose margin 0.1 over 0.25 by 0.2 points on
+#: validation and lost 1.2 on test; the jittered one gained 2.8 on validation and 2.8 on test
+#: with 0.2.
 MIN_GAIN = 0.01
 
 
@@ -41,18 +51,24 @@ def recall_at_1(queries: np.ndarray, targets: np.ndarray, truth: np.ndarray) -> 
     return recall_at_k(ranks_from_scores(queries @ targets.T, np.asarray(truth)), 1)
 
 
-def best_grow(
-    recalls: dict[float, float], prefer: float = GROW, min_gain: float = MIN_GAIN
-) -> float:
-    """The margin of highest recall, unless ``prefer`` (the training margin) was measured and
-    is within ``min_gain`` of it: a few hundred validation pairs rank margins closer than
-    that by chance. Among equals, the one closest to ``prefer`` (then the smaller)."""
+def best_views(
+    recalls: Mapping[Views, float], prefer: Views = DEFAULT, min_gain: float = MIN_GAIN
+) -> Views:
+    """The views of highest recall, unless ``prefer`` (one close-up at the training margin)
+    was measured and is within ``min_gain`` of it: a few hundred validation pairs rank views
+    closer than that by chance. Among equals, the fewest close-ups, then the margins closest
+    to ``prefer``'s (then the smaller)."""
     if not recalls:
-        raise ValueError("no margin was measured")
+        raise ValueError("no views were measured")
     top = max(recalls.values())
     if prefer in recalls and top - recalls[prefer] < min_gain:
         return prefer
-    return min((g for g, r in recalls.items() if r == top), key=lambda g: (abs(g - prefer), g))
+    anchor = prefer.grows[0]
+
+    def order(v: Views) -> tuple:
+        return v.count, sum(abs(g - anchor) for g in v.grows), v.grows
+
+    return min((v for v, r in recalls.items() if r == top), key=order)
 
 
 def model_encoder(model: Any, batch: int = 64) -> Callable[..., np.ndarray]:
@@ -73,7 +89,7 @@ def model_encoder(model: Any, batch: int = 64) -> Callable[..., np.ndarray]:
     return encode
 
 
-def calibrate_grow(
+def calibrate_views(
     encode: Callable[..., np.ndarray],
     scenes: Sequence[Any],
     categories: Sequence[str],
@@ -81,19 +97,35 @@ def calibrate_grow(
     products: Sequence[Any],
     truth: Sequence[int],
     grows: Sequence[float] = GROWS,
-) -> tuple[float, dict[float, float]]:
-    """(the best margin, R@1 for each of ``grows``) of the close-ups around ``boxes`` (P, 4),
-    the located ``(cx, cy, w, h)`` of each decoded scene in ``scenes``, embedded by
-    ``encode(images, categories)`` (:func:`model_encoder`), against the product photos
-    ``products`` embedded by ``encode(products, None)`` (pair ``p``'s product is
-    ``products[truth[p]]``)."""
+    max_views: int = MAX_VIEWS,
+) -> tuple[Views, dict[Views, float]]:
+    """(the best views, R@1 of each of :func:`referred.zoom.views.candidates` of ``grows``
+    with at most ``max_views`` close-ups) around ``boxes`` (P, 4), the located ``(cx, cy, w,
+    h)`` of each decoded scene in ``scenes``, embedded by ``encode(images, categories)``
+    (:func:`model_encoder`) and pooled as the query path pools them, against the product
+    photos ``products`` embedded by ``encode(products, None)`` (pair ``p``'s product is
+    ``products[truth[p]]``). Each margin's close-ups (and their mirrors) are embedded once."""
     if not (len(scenes) == len(categories) == len(boxes) == len(truth)) or not len(scenes):
         raise ValueError("scenes, categories, boxes and truth must be as many, and not none")
     if not grows or min(grows) < 0:
         raise ValueError(f"grows must be non-negative margins, got {list(grows)}")
+    tried = candidates(grows, max_views)
+    flips = any(v.flip for v in tried)
     targets, truth = encode(products, None), np.asarray(truth)
-    recalls = {}
-    for grow in grows:
+    vectors: dict[tuple[float, bool], np.ndarray] = {}
+    for grow in sorted({g for v in tried for g in v.grows}):
         cut = [close_up(s, b, grow) for s, b in zip(scenes, boxes.tolist())]
-        recalls[float(grow)] = recall_at_1(encode(cut, categories), targets, truth)
-    return best_grow(recalls), recalls
+        vectors[grow, False] = _unit(encode(cut, categories))
+        if flips:
+            vectors[grow, True] = _unit(encode([ImageOps.mirror(c) for c in cut], categories))
+    recalls = {}
+    for views in tried:
+        parts = [
+            vectors[g, f] for g in views.grows for f in ((False, True) if views.flip else (False,))
+        ]
+        recalls[views] = recall_at_1(np.mean(parts, axis=0), targets, truth)
+    return best_views(recalls), recalls
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -5,8 +5,9 @@ record, or a dataset's ``item_boxes.csv``); LRVS-F itself has no boxes: a locato
 boxes from elsewhere (a detector, annotations). Training: the frozen features of each distinct
 scene once (shared by the items worn in it), the head by AdamW on :meth:`Locator.loss` with a
 cosine schedule, the epoch with the best validation IoU kept; then IoU on the test split, and
-the close-up's margin that retrieves best around the located boxes of the validation pairs
-(:func:`referred.zoom.calibrate.calibrate_grow`).
+the close-ups (margins, mirrored or not: :class:`referred.zoom.views.Views`) that retrieve best
+around the located boxes of the validation pairs
+(:func:`referred.zoom.calibrate.calibrate_views`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,15 +25,17 @@ import torch
 
 from referred.data.boxes import read_item_boxes
 from referred.presence.fit import condition_tokens
-from referred.zoom.boxes import GROW, from_square, iou, to_square
-from referred.zoom.calibrate import GROWS, calibrate_grow, model_encoder
+from referred.zoom.boxes import from_square, iou, to_square
+from referred.zoom.calibrate import DEFAULT, GROWS, MAX_VIEWS, calibrate_views, model_encoder
 from referred.zoom.head import Locator, grid_of
+from referred.zoom.views import Views
 
 
 @dataclass
 class LocatorReport:
     """What fitting measured: pairs per split, mean IoU and the share with IoU > 0.5, and the
-    close-up's margin chosen (``grow``) with the validation R@1 of each margin tried."""
+    close-ups chosen (``views``: :meth:`referred.zoom.views.Views.record`) with the
+    validation R@1 of each candidate tried (``view_recall``, by :meth:`Views.label`)."""
 
     pairs: dict[str, int]
     epochs_run: int
@@ -42,8 +45,8 @@ class LocatorReport:
     test_iou_over_half: float
     seconds: float
     boxes_from: str
-    grow: float = GROW
-    grow_recall: dict[str, float] | None = None
+    views: dict[str, Any] = field(default_factory=DEFAULT.record)
+    view_recall: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +141,7 @@ def fit_locator(
     seed: int = 0,
     scene_size: int | None = None,
     grows: Sequence[float] | None = GROWS,
+    max_views: int = MAX_VIEWS,
     log: Callable[[str], None] = print,
 ) -> tuple[Locator, LocatorReport]:
     """Fit and measure a locator for ``model`` on dataset ``data``.
@@ -146,9 +150,10 @@ def fit_locator(
     ``test``); defaults 5,000 / 500 / 500. ``scene_size``: the resolution the locator reads
     scenes at (default: the model's input resolution; a model embedding close-ups at a low
     resolution may find items better at a higher one). ``grows``: the close-up margins tried
-    around the located validation boxes, the best by R@1 kept in the report (``None``: no
-    search, :data:`GROW`; a single one: that one). Raises ValueError when the dataset has no
-    boxes or a split has no pair with a box."""
+    around the located validation boxes, alone and in pairs, plain and mirrored, with at most
+    ``max_views`` close-ups per query; the best by R@1 kept in the report (``None``: no search,
+    one close-up at the training margin; a single one: one close-up at that one). Raises
+    ValueError when the dataset has no boxes or a split has no pair with a box."""
     from referred.data import open_dataset
     from referred.query import QueryEncoder
 
@@ -197,10 +202,10 @@ def fit_locator(
         log=log,
     )
     test = box_ious(_predict(head, xs["test"], tokens[cs["test"]]), ys["test"])
-    grow, recalls = GROW if not grows else float(grows[0]), None
+    views, recalls = DEFAULT if not grows else Views((float(grows[0]),)), None
     if grows is not None and len(grows) > 1:
         located = _predict(head, xs["valid"], tokens[cs["valid"]])
-        grow, recalls = _calibrate(model, found_pairs["valid"], located, grows, log)
+        views, recalls = _calibrate(model, found_pairs["valid"], located, grows, max_views, log)
     report = LocatorReport(
         pairs={s: len(x) for s, x in xs.items()},
         epochs_run=epochs,
@@ -210,8 +215,8 @@ def fit_locator(
         test_iou_over_half=float((test > 0.5).mean()),
         seconds=time.perf_counter() - t_start,
         boxes_from=boxes_from,
-        grow=float(grow),
-        grow_recall=None if recalls is None else {f"{g:g}": r for g, r in recalls.items()},
+        views=views.record(),
+        view_recall=None if recalls is None else {v.label(): r for v, r in recalls.items()},
     )
     return head, report
 
@@ -266,13 +271,13 @@ def train_head(
     return best_epoch, best_iou
 
 
-def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, log):
-    """:func:`calibrate_grow` on validation pairs whose product has a photo (each product's
+def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, max_views, log):
+    """:func:`calibrate_views` on validation pairs whose product has a photo (each product's
     first photo in the gallery)."""
     keep = [i for i, pair in enumerate(pairs) if pair.product.simple]
     if not keep:
-        log("no validation product has a photo: the close-up's margin stays the default")
-        return GROW, None
+        log("no validation product has a photo: the close-ups stay the default")
+        return DEFAULT, None
     rows: dict[str, int] = {}
     products, truth = [], []
     for i in keep:
@@ -287,9 +292,9 @@ def _calibrate(model, pairs: list[BoxPair], located: torch.Tensor, grows, log):
             opened[scene_key(pairs[i])] = pairs[i].image.open()
     scenes = [opened[scene_key(pairs[i])] for i in keep]
     cats = [pairs[i].category for i in keep]
-    grow, recalls = calibrate_grow(
-        model_encoder(model), scenes, cats, located[keep], products, truth, grows
+    views, recalls = calibrate_views(
+        model_encoder(model), scenes, cats, located[keep], products, truth, grows, max_views
     )
-    shown = ", ".join(f"{g:g}: {100 * r:.1f}%" for g, r in recalls.items())
-    log(f"close-up margin by validation R@1 ({len(keep)} pairs): {shown}; kept {grow:g}")
-    return grow, recalls
+    shown = ", ".join(f"{v.label()}: {100 * r:.1f}%" for v, r in recalls.items())
+    log(f"close-ups by validation R@1 ({len(keep)} pairs): {shown}; kept {views.label()}")
+    return views, recalls
