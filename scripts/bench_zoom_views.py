@@ -62,11 +62,7 @@ def embed_views(model, data: Path, split: str, n: int, grows, distractors: int) 
 
 
 def pooled(vectors: dict, kind: str, views: Views) -> np.ndarray:
-    parts = [
-        torch.from_numpy(vectors[kind, g, f])
-        for g in views.grows
-        for f in ((False, True) if views.flip else (False,))
-    ]
+    parts = [torch.from_numpy(vectors[kind, g, m]) for g, m in views.parts()]
     return pool(torch.stack(parts)).numpy()
 
 

@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import ImageOps
 
 from referred.zoom.boxes import GROW
-from referred.zoom.crop import close_up
-from referred.zoom.views import Views, candidates
+from referred.zoom.views import Views, candidates, pool
 
 #: Margins tried (share of the box's longer side on every side; close-up side 1.1–1.6 ×).
 GROWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -110,22 +108,15 @@ def calibrate_views(
     if not grows or min(grows) < 0:
         raise ValueError(f"grows must be non-negative margins, got {list(grows)}")
     tried = candidates(grows, max_views)
-    flips = any(v.flip for v in tried)
     targets, truth = encode(products, None), np.asarray(truth)
-    vectors: dict[tuple[float, bool], np.ndarray] = {}
+    vectors: dict[tuple[float, bool], torch.Tensor] = {}
     for grow in sorted({g for v in tried for g in v.grows}):
-        cut = [close_up(s, b, grow) for s, b in zip(scenes, boxes.tolist())]
-        vectors[grow, False] = _unit(encode(cut, categories))
-        if flips:
-            vectors[grow, True] = _unit(encode([ImageOps.mirror(c) for c in cut], categories))
+        each = Views((grow,), flip=any(v.flip for v in tried))  # the margin, maybe mirrored
+        cuts = [each.cut(s, b) for s, b in zip(scenes, boxes.tolist())]
+        for i, part in enumerate(each.parts()):
+            vectors[part] = torch.from_numpy(encode([c[i] for c in cuts], categories))
     recalls = {}
     for views in tried:
-        parts = [
-            vectors[g, f] for g in views.grows for f in ((False, True) if views.flip else (False,))
-        ]
-        recalls[views] = recall_at_1(np.mean(parts, axis=0), targets, truth)
+        pooled = pool(torch.stack([vectors[part] for part in views.parts()])).numpy()
+        recalls[views] = recall_at_1(pooled, targets, truth)
     return best_views(recalls), recalls
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

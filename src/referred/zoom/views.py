@@ -72,27 +72,22 @@ class Views:
             raise ValueError(f"views' grows must be a list of margins, got {grows!r}")
         return cls(tuple(grows), record.get("flip", False))
 
+    def parts(self) -> list[tuple[float, bool]]:
+        """``(margin, mirrored)`` of each close-up, in the order every view list follows:
+        each margin, then its mirror when ``flip``."""
+        return [(g, m) for g in self.grows for m in ((False, True) if self.flip else (False,))]
+
     def cut(self, image: Image.Image, frac: Sequence[float]) -> list[Image.Image]:
         """The close-ups of ``image`` around box ``frac`` (``(cx, cy, w, h)`` fractions of its
-        padded square), in :meth:`count` order: each margin, then its mirror when ``flip``."""
-        out = []
-        for grow in self.grows:
-            view = close_up(image, frac, grow)
-            out.append(view)
-            if self.flip:
-                out.append(ImageOps.mirror(view))
-        return out
+        padded square), in :meth:`parts` order."""
+        plain = {g: close_up(image, frac, g) for g in self.grows}
+        return [ImageOps.mirror(plain[g]) if m else plain[g] for g, m in self.parts()]
 
     def cut_pixels(self, pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Preprocessed squares (B, 3, R, R) → their close-ups (count, B, 3, R, R), the order
-        of :meth:`cut` (:func:`referred.zoom.crop.zoom_pixels`)."""
-        out = []
-        for grow in self.grows:
-            view = zoom_pixels(pixels, boxes, grow)
-            out.append(view)
-            if self.flip:
-                out.append(view.flip(-1))
-        return torch.stack(out)
+        """Preprocessed squares (B, 3, R, R) → their close-ups (count, B, 3, R, R), in
+        :meth:`parts` order (:func:`referred.zoom.crop.zoom_pixels`)."""
+        plain = {g: zoom_pixels(pixels, boxes, g) for g in self.grows}
+        return torch.stack([plain[g].flip(-1) if m else plain[g] for g, m in self.parts()])
 
 
 def pool(vectors: torch.Tensor) -> torch.Tensor:
